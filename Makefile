@@ -1,0 +1,56 @@
+# VetSync: `make run` for the demo, `make test` for the suite. Needs only a Python >= 3.12.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# A Python >= 3.12 that actually runs: python3.13/python3.12/python3 on PATH (pyenv shims
+# may exist but fail), then pyenv's own installs.
+PYTHON ?= $(shell for c in python3.13 python3.12 python3 $$(ls -d $$(pyenv root 2>/dev/null)/versions/3.1[23]*/bin/python3 2>/dev/null | sort -rV); do \
+	  if $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; then echo $$c; break; fi; done)
+
+.PHONY: help venv run test test-fast lint bench migrate demo emulator clean
+
+help:
+	@echo "make run    - install, migrate, seed demo data, start web + worker + beat + PIMS emulator"
+	@echo "make test   - run the whole test suite (browser tests included)"
+	@echo "make lint   - ruff and mypy"
+	@echo "make bench  - run the benchmarks under bench/"
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@if [ -z "$(PYTHON)" ]; then echo "No Python >= 3.12 found (tried python3.13, python3.12, python3, pyenv versions)." >&2; exit 1; fi
+	@echo "Using $(PYTHON) ($$($(PYTHON) --version))"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+migrate: venv
+	DEBUG=1 $(PY) manage.py migrate --noinput
+
+demo: migrate
+	DEBUG=1 $(PY) manage.py seed_demo
+
+run: demo
+	@DEBUG=1 PY=$(PY) scripts/run.sh
+
+test: venv
+	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+test-fast: venv
+	$(PY) -m pytest -n 2 --dist loadfile -m "not browser" $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	DEBUG=1 $(VENV)/bin/mypy .
+
+bench: venv
+	@for f in bench/bench_*.py; do echo "== $$f"; DEBUG=1 $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf var staticfiles .pytest_cache .mypy_cache .ruff_cache

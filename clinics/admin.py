@@ -1,0 +1,235 @@
+"""The onboarding team's panel: clinics, integrations, memberships, vets. Credentials are
+write-only: a form field takes new ones; nothing ever renders the stored values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Model, QuerySet
+from django.forms.models import model_to_dict
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
+
+from clinics import services
+from clinics.audit import audit_log
+from clinics.models import AuditEvent, Clinic, Integration, Membership, Vet
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Every save and delete in the admin leaves an AuditEvent with what changed."""
+
+    def save_model(self, request: HttpRequest, obj: Model, form: forms.ModelForm, change: bool) -> None:
+        fields = list(form.changed_data)
+        before = (
+            {k: v for k, v in model_to_dict(type(obj).objects.get(pk=obj.pk)).items() if k in fields}
+            if change
+            else None
+        )
+        super().save_model(request, obj, form, change)
+        audit_log(
+            action=f"admin.{obj._meta.model_name}.{'changed' if change else 'created'}",
+            request=request,
+            obj=obj,
+            before=before,
+            after={k: v for k, v in model_to_dict(obj).items() if k in fields},
+        )
+
+    def delete_model(self, request: HttpRequest, obj: Model) -> None:
+        audit_log(
+            action=f"admin.{obj._meta.model_name}.deleted",
+            request=request,
+            obj=obj,
+            before=model_to_dict(obj),
+        )
+        super().delete_model(request, obj)
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+class VetInline(admin.TabularInline):
+    model = Vet
+    extra = 0
+    fields = ["first_name", "last_name", "licence_number", "pims_user_id", "user", "is_active"]
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Clinic)
+class ClinicAdmin(AuditedAdmin):
+    list_display = ["name", "slug", "city", "state", "is_active", "home_delivery_enabled",
+                    "writeback_enabled", "integration_status", "last_sync"]
+    list_filter = ["is_active", "home_delivery_enabled", "writeback_enabled",
+                   "integration__connector", "integration__status"]
+    search_fields = ["name", "slug", "city", "postcode", "email", "phone"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [MembershipInline, VetInline]
+    list_select_related = ["integration"]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "timezone", "is_active"]}),
+        ("Contact", {"fields": ["address_line1", "address_line2", "city", "state", "postcode",
+                                "country", "phone", "email"]}),
+        ("Services", {"fields": ["home_delivery_enabled", "writeback_enabled"]}),
+    ]
+
+    @admin.display(description="integration")
+    def integration_status(self, obj: Clinic) -> str:
+        integration = getattr(obj, "integration", None)
+        if integration is None:
+            return "—"
+        return f"{integration.get_connector_display()}: {integration.get_status_display()}"
+
+    @admin.display(description="last sync")
+    def last_sync(self, obj: Clinic) -> str:
+        integration = getattr(obj, "integration", None)
+        if integration is None or integration.last_successful_sync_at is None:
+            return "never"
+        return timezone.localtime(integration.last_successful_sync_at).strftime("%Y-%m-%d %H:%M")
+
+
+class IntegrationForm(forms.ModelForm):
+    new_credentials = forms.CharField(
+        label="Replace credentials",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5, "autocomplete": "off"}),
+        help_text="Write-only. One key=value per line (for ezyVet: partner_id, client_id, "
+        "client_secret, site_uid, scope). Stored encrypted; never shown again. Leave empty "
+        "to keep what is stored.",
+    )
+
+    class Meta:
+        model = Integration
+        fields = ["clinic", "connector", "status", "base_url", "sync_interval", "expected_interval"]
+
+    def clean_new_credentials(self) -> dict[str, str] | None:
+        text = self.cleaned_data.get("new_credentials", "")
+        if not text.strip():
+            return None
+        values: dict[str, str] = {}
+        for number, raw in enumerate(text.splitlines(), start=1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            key, sep, value = line.partition("=")
+            if not sep:
+                key, sep, value = line.partition(":")
+            if not sep or not key.strip():
+                raise forms.ValidationError(f"Line {number} is not key=value.")
+            values[key.strip().lower()] = value.strip()
+        return values
+
+
+@admin.register(Integration)
+class IntegrationAdmin(AuditedAdmin):
+    form = IntegrationForm
+    list_display = ["clinic", "connector", "status", "credentials_stored", "agent_token",
+                    "last_successful_sync_at", "no_data"]
+    list_filter = ["connector", "status"]
+    search_fields = ["clinic__name", "clinic__slug"]
+    list_select_related = ["clinic"]
+    readonly_fields = ["credentials_stored", "agent_token", "last_successful_sync_at", "last_error"]
+    actions = ["issue_agent_token", "revoke_agent_token", "pause", "resume"]
+
+    def get_fields(self, request: HttpRequest, obj: Integration | None = None) -> list[str]:
+        return [*IntegrationForm.Meta.fields, "new_credentials", *self.readonly_fields]
+
+    @admin.display(description="credentials")
+    def credentials_stored(self, obj: Integration) -> str:
+        if not obj.has_credentials:
+            return "none stored"
+        stamp = obj.credentials_updated_at
+        return f"stored, encrypted (updated {stamp:%Y-%m-%d %H:%M})" if stamp else "stored, encrypted"
+
+    @admin.display(description="agent token")
+    def agent_token(self, obj: Integration) -> str:
+        if not obj.is_agent:
+            return "not used (cloud PIMS)"
+        if not obj.has_agent_token:
+            return "none issued"
+        return f"…{obj.agent_token_hint}, issued {obj.agent_token_issued_at:%Y-%m-%d %H:%M}"
+
+    @admin.display(description="no data since", boolean=True)
+    def no_data(self, obj: Integration) -> bool:
+        return obj.is_overdue()
+
+    def save_model(self, request: HttpRequest, obj: Integration, form: forms.ModelForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        new_credentials = form.cleaned_data.get("new_credentials")
+        if new_credentials:
+            services.integration_set_credentials(
+                integration=obj, values=new_credentials, request=request
+            )
+
+    @admin.action(description="Issue a new agent token (shown once)")
+    def issue_agent_token(self, request: HttpRequest, queryset: QuerySet[Integration]) -> HttpResponse | None:
+        issued: list[dict[str, Any]] = []
+        for integration in queryset.select_related("clinic"):
+            if not integration.is_agent:
+                self.message_user(request, f"{integration.clinic}: ezyVet uses API credentials, not an agent token.", messages.WARNING)
+                continue
+            token = services.integration_issue_agent_token(integration=integration, request=request)
+            issued.append({"integration": integration, "token": token})
+        if not issued:
+            return None
+        return TemplateResponse(
+            request,
+            "admin/clinics/agent_tokens_issued.html",
+            {**self.admin_site.each_context(request), "issued": issued, "title": "Agent tokens issued"},
+        )
+
+    @admin.action(description="Revoke the agent token")
+    def revoke_agent_token(self, request: HttpRequest, queryset: QuerySet[Integration]) -> None:
+        for integration in queryset.select_related("clinic"):
+            services.integration_revoke_agent_token(integration=integration, request=request)
+        self.message_user(request, f"Revoked {queryset.count()} token(s); those agents now get 401.")
+
+    @admin.action(description="Pause syncing")
+    def pause(self, request: HttpRequest, queryset: QuerySet[Integration]) -> None:
+        for integration in queryset.select_related("clinic"):
+            services.integration_set_status(integration=integration, status=Integration.Status.PAUSED, request=request)
+        self.message_user(request, f"Paused {queryset.count()} integration(s).")
+
+    @admin.action(description="Resume syncing (mark live)")
+    def resume(self, request: HttpRequest, queryset: QuerySet[Integration]) -> None:
+        for integration in queryset.select_related("clinic"):
+            services.integration_set_status(integration=integration, status=Integration.Status.LIVE, request=request)
+        self.message_user(request, f"Resumed {queryset.count()} integration(s).")
+
+
+@admin.register(Membership)
+class MembershipAdmin(AuditedAdmin):
+    list_display = ["user", "clinic", "role", "created_at"]
+    list_filter = ["role", "clinic"]
+    search_fields = ["user__username", "user__email", "clinic__name"]
+    autocomplete_fields = ["user", "clinic"]
+
+
+@admin.register(Vet)
+class VetAdmin(AuditedAdmin):
+    list_display = ["__str__", "clinic", "licence_number", "pims_user_id", "user", "is_active"]
+    list_filter = ["is_active", "clinic"]
+    search_fields = ["first_name", "last_name", "licence_number", "pims_user_id"]
+    autocomplete_fields = ["clinic", "user"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "actor_label", "clinic", "action", "object_repr", "ip_address"]
+    list_filter = ["action", "clinic"]
+    search_fields = ["actor_label", "action", "object_repr", "object_id"]
+    date_hierarchy = "created_at"
+    list_select_related = ["clinic"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
+        return False

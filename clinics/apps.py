@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+class ClinicsConfig(AppConfig):
+    name = "clinics"
+    verbose_name = "Clinics and integrations"
+
+    def ready(self) -> None:
+        post_migrate.connect(ensure_team_groups, dispatch_uid="clinics.ensure_team_groups")
+
+
+# The teams that work across clinics, and the model permissions each needs in /admin/.
+TEAM_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "Onboarding team": {
+        "clinics": ("clinic", "integration", "membership", "vet"),
+        "auth": ("user",),
+        "view:clinics": ("auditevent",),
+        "view:records": ("client", "patient"),
+    },
+    "Pet Owner Care": {
+        "view:records": ("client", "patient"),
+    },
+}
+
+
+def ensure_team_groups(sender: AppConfig, **kwargs: Any) -> None:
+    """Create the team groups and grant their permissions; runs after every migrate, idempotent.
+
+    Permissions only exist after post_migrate, so a data migration cannot grant them.
+    """
+    from django.contrib.auth.models import Group, Permission
+
+    using = kwargs.get("using", "default")
+    for group_name, grants in TEAM_PERMISSIONS.items():
+        group, _ = Group.objects.using(using).get_or_create(name=group_name)
+        wanted = []
+        for scope, models in grants.items():
+            view_only, _, app_label = scope.rpartition(":")
+            actions = ("view",) if view_only else ("add", "change", "delete", "view")
+            codenames = [f"{action}_{model}" for model in models for action in actions]
+            wanted += list(
+                Permission.objects.using(using).filter(
+                    content_type__app_label=app_label, codename__in=codenames
+                )
+            )
+        group.permissions.add(*wanted)

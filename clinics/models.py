@@ -1,0 +1,285 @@
+"""Tenants: clinics, their PIMS integration, staff membership and roles, vets, and the audit log."""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from clinics import credentials
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+
+def validate_timezone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"“{value}” is not a known time zone (e.g. America/Chicago).")
+
+
+class ClinicQuerySet(models.QuerySet["Clinic"]):
+    def for_user(self, user: AbstractBaseUser | AnonymousUser) -> ClinicQuerySet:
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(memberships__user=user).distinct()
+
+
+class Clinic(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(
+        max_length=60, unique=True, help_text="Used in the clinic's addresses: /c/<slug>/."
+    )
+    timezone = models.CharField(
+        max_length=64,
+        default="America/Chicago",
+        validators=[validate_timezone],
+        help_text="The clinic's local time zone, used for dates shown to staff and sent to the PIMS.",
+    )
+    address_line1 = models.CharField("address line 1", max_length=200, blank=True)
+    address_line2 = models.CharField("address line 2", max_length=200, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    state = models.CharField(max_length=50, blank=True)
+    postcode = models.CharField(max_length=20, blank=True)
+    country = models.CharField(max_length=2, default="US")
+    phone = models.CharField(max_length=40, blank=True)
+    email = models.EmailField(
+        blank=True, help_text="Primary contact's address, for onboarding and alert emails."
+    )
+    is_active = models.BooleanField("active", default=True)
+    home_delivery_enabled = models.BooleanField(
+        "home delivery",
+        default=True,
+        help_text="Home delivery may be used before the PIMS integration is complete.",
+    )
+    writeback_enabled = models.BooleanField(
+        "WriteBack",
+        default=False,
+        help_text="Write eligible orders back into the clinic's PIMS.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ClinicQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("clinic-dashboard", kwargs={"clinic_slug": self.slug})
+
+
+class Connector(models.TextChoices):
+    EZYVET = "ezyvet", "ezyVet (cloud API)"
+    SYNCVET = "syncvet", "SyncVet agent"
+    VETDATA = "vetdata", "VetData agent"
+    DATAPOINT = "datapoint", "IDEXX DataPoint (Cornerstone)"
+    VETSUCCESS = "vetsuccess", "SyncVet through VetSuccess"
+
+
+AGENT_CONNECTORS = frozenset(
+    {Connector.SYNCVET, Connector.VETDATA, Connector.DATAPOINT, Connector.VETSUCCESS}
+)
+
+
+class IntegrationQuerySet(models.QuerySet["Integration"]):
+    def overdue(self, now: timezone.datetime | None = None) -> IntegrationQuerySet:
+        """Live integrations whose last successful sync is older than their expected interval."""
+        now = now or timezone.now()
+        return self.filter(status=Integration.Status.LIVE).filter(
+            Q(last_successful_sync_at__isnull=True)
+            | Q(last_successful_sync_at__lt=now - models.F("expected_interval"))
+        )
+
+
+class Integration(models.Model):
+    class Status(models.TextChoices):
+        ONBOARDING = "onboarding", "Onboarding"
+        LIVE = "live", "Live"
+        PAUSED = "paused", "Paused"
+        FAILING = "failing", "Failing"
+
+    clinic = models.OneToOneField(Clinic, on_delete=models.CASCADE, related_name="integration")
+    connector = models.CharField(max_length=20, choices=Connector.choices)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ONBOARDING)
+    base_url = models.URLField(
+        blank=True,
+        help_text="ezyVet only: the API's base address (the demo points it at the emulator).",
+    )
+    credentials_ciphertext = models.TextField(blank=True, editable=False)
+    credentials_updated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    agent_token_hash = models.CharField(max_length=64, blank=True, editable=False, db_index=True)
+    agent_token_hint = models.CharField(
+        max_length=12, blank=True, editable=False, help_text="The token's last characters."
+    )
+    agent_token_issued_at = models.DateTimeField(null=True, blank=True, editable=False)
+    sync_interval = models.DurationField(
+        default=timedelta(hours=1),
+        help_text="How often VetSync pulls from a cloud PIMS (ezyVet).",
+    )
+    expected_interval = models.DurationField(
+        default=timedelta(hours=3),
+        help_text="How long without data before the clinic is flagged as “no data since …”.",
+    )
+    last_successful_sync_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = IntegrationQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(sync_interval__gte=timedelta(minutes=5)),
+                name="integration_sync_interval_min_5_minutes",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.clinic} — {self.get_connector_display()}"
+
+    @property
+    def is_agent(self) -> bool:
+        return self.connector in AGENT_CONNECTORS
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.credentials_ciphertext)
+
+    @property
+    def has_agent_token(self) -> bool:
+        return bool(self.agent_token_hash)
+
+    def credentials(self) -> dict[str, str]:
+        """The decrypted credentials, for connector code only; never render them."""
+        return credentials.unseal(self.credentials_ciphertext)
+
+    def is_overdue(self, now: timezone.datetime | None = None) -> bool:
+        if self.status != self.Status.LIVE:
+            return False
+        if self.last_successful_sync_at is None:
+            return True
+        return self.last_successful_sync_at < (now or timezone.now()) - self.expected_interval
+
+
+class Role(models.TextChoices):
+    STAFF = "staff", "Staff"
+    VET = "vet", "Veterinarian"
+    ADMIN = "admin", "Clinic admin"
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.STAFF)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "clinic"], name="membership_unique_user_clinic")
+        ]
+        ordering = ["clinic__name"]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.clinic} ({self.get_role_display()})"
+
+    @property
+    def can_approve(self) -> bool:
+        """Only a vet approves or declines prescriptions and Rx requests."""
+        return self.role == Role.VET
+
+    @property
+    def is_clinic_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+
+class Vet(models.Model):
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="vets")
+    first_name = models.CharField(max_length=100)
+    last_name = models.CharField(max_length=100)
+    licence_number = models.CharField(max_length=50, blank=True)
+    pims_user_id = models.CharField(
+        "PIMS user id",
+        max_length=50,
+        blank=True,
+        help_text="The vet's own user id in the PIMS, sent as the prescriber. Never a shared "
+        "integration user.",
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="vet_profiles",
+        help_text="The vet's VetSync login, if they have one.",
+    )
+    is_active = models.BooleanField("active", default=True)
+
+    class Meta:
+        ordering = ["last_name", "first_name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["clinic", "pims_user_id"],
+                condition=~Q(pims_user_id=""),
+                name="vet_unique_pims_user_per_clinic",
+            ),
+            models.UniqueConstraint(
+                fields=["clinic", "user"],
+                condition=Q(user__isnull=False),
+                name="vet_unique_login_per_clinic",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Dr {self.first_name} {self.last_name}"
+
+
+class AuditEvent(models.Model):
+    """One row per human or system action: who, where, what, before/after, from which address.
+
+    It lives in the lowest app layer so that every app (clinics included) can write it.
+    """
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="audit_events",
+    )
+    actor_label = models.CharField(
+        max_length=150, help_text="The user's name at the time, or the system part that acted."
+    )
+    clinic = models.ForeignKey(
+        Clinic, on_delete=models.SET_NULL, null=True, blank=True, related_name="audit_events"
+    )
+    action = models.CharField(max_length=80, db_index=True)
+    object_type = models.CharField(max_length=80, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    object_repr = models.CharField(max_length=200, blank=True)
+    before = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    after = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["object_type", "object_id", "created_at"]),
+            models.Index(fields=["clinic", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label}: {self.action}"

@@ -1,0 +1,3 @@
+"""Products, prescriptions, Rx requests, orders and the WriteBack outbox (built with that issue)."""
+
+from __future__ import annotations

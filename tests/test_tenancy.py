@@ -1,0 +1,83 @@
+"""Tenant isolation over every clinic URL, found by walking the URL resolver.
+
+A new URL under /c/<clinic_slug>/ is covered without anyone editing this file; a new kind of
+object id in a URL fails loudly until OBJECT_IDS learns how to make one for clinic A.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.test import Client as HttpClient
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from tests.conftest import ClinicWorld, World, login
+
+# kwarg name in a URL -> how to make an object of that kind in the given clinic.
+OBJECT_IDS: dict[str, Callable[[ClinicWorld], Any]] = {}
+
+
+def clinic_urls() -> Iterator[tuple[str, set[str]]]:
+    def walk(patterns: list[Any], namespaces: list[str], converters: set[str]) -> Iterator[tuple[str, set[str]]]:
+        for entry in patterns:
+            names = set(getattr(entry.pattern, "converters", {}) or {}) | converters
+            if isinstance(entry, URLResolver):
+                ns = [*namespaces, entry.namespace] if entry.namespace else namespaces
+                yield from walk(entry.url_patterns, ns, names)
+            elif isinstance(entry, URLPattern) and "clinic_slug" in names:
+                assert entry.name, f"clinic URL {entry.pattern} needs a name"
+                yield ":".join([*namespaces, entry.name]), names
+
+    yield from walk(get_resolver().url_patterns, [], set())
+
+
+def reverse_for(world: World, name: str, kwargs_names: set[str]) -> str:
+    kwargs: dict[str, Any] = {"clinic_slug": world.a.clinic.slug}
+    for kwarg in kwargs_names - {"clinic_slug"}:
+        assert kwarg in OBJECT_IDS, f"tests/test_tenancy.py: teach OBJECT_IDS to make a {kwarg!r}"
+        kwargs[kwarg] = OBJECT_IDS[kwarg](world.a)
+    return reverse(name, kwargs=kwargs)
+
+
+def test_the_walk_finds_the_clinic_pages(world: World) -> None:
+    names = {name for name, _ in clinic_urls()}
+    assert {"clinic-dashboard", "records:client-list"} <= names
+
+
+def test_member_of_another_clinic_gets_404_on_every_clinic_url(world: World) -> None:
+    outsider = login(world.b.staff)
+    checked = 0
+    for name, kwargs_names in clinic_urls():
+        url = reverse_for(world, name, kwargs_names)
+        get, post = outsider.get(url), outsider.post(url)
+        statuses = {get.status_code, post.status_code}
+        assert statuses <= {404, 405}, f"{url}: GET {get.status_code}, POST {post.status_code}"
+        assert 404 in statuses, url
+        checked += 1
+    assert checked >= 2
+
+
+def test_anonymous_user_is_sent_to_login_from_every_clinic_url(world: World) -> None:
+    anonymous = HttpClient()
+    for name, kwargs_names in clinic_urls():
+        url = reverse_for(world, name, kwargs_names)
+        response = anonymous.get(url)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith(reverse(settings.LOGIN_URL)), url
+
+
+def test_member_sees_their_own_clinic_pages(world: World) -> None:
+    member = login(world.a.staff)
+    for name, kwargs_names in clinic_urls():
+        url = reverse_for(world, name, kwargs_names)
+        response = member.get(url)
+        assert response.status_code in {200, 405}, f"{url}: {response.status_code}"
+
+
+@pytest.mark.parametrize("who", ["care", "onboarding"])
+def test_team_members_without_membership_cannot_open_clinic_pages(world: World, who: str) -> None:
+    response = login(getattr(world, who)).get(reverse("clinic-dashboard", args=[world.a.clinic.slug]))
+    assert response.status_code == 404

@@ -1,0 +1,91 @@
+"""Normalised PIMS records: the one shape every connector produces and the sync engine takes.
+
+Connectors (ezyVet pulls, agent batches) turn their wire formats into these; the engine in
+``records/sync.py`` never sees a vendor's format. Pure data: no Django, no I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+
+
+class Source(StrEnum):
+    EZYVET = "ezyvet"
+    SYNCVET = "syncvet"
+    VETDATA = "vetdata"
+    DATAPOINT = "datapoint"
+    VETSUCCESS = "vetsuccess"
+
+
+class WeightUnit(StrEnum):
+    KG = "kg"
+    LB = "lb"
+
+
+@dataclass(frozen=True, slots=True)
+class PimsAddress:
+    line1: str = ""
+    line2: str = ""
+    city: str = ""
+    state: str = ""
+    postcode: str = ""
+    country: str = ""
+
+    def is_empty(self) -> bool:
+        return not any((self.line1, self.line2, self.city, self.state, self.postcode))
+
+
+@dataclass(frozen=True, slots=True)
+class PimsPatient:
+    pims_id: str
+    name: str
+    species: str = ""
+    breed: str = ""
+    sex: str = ""
+    birth_date: dt.date | None = None
+    weight: Decimal | None = None
+    weight_unit: WeightUnit = WeightUnit.KG
+    deceased: bool = False
+    deceased_on: dt.date | None = None
+    microchip: str = ""
+    active: bool = True
+    modified_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PimsClient:
+    pims_id: str
+    first_name: str
+    last_name: str
+    email: str = ""
+    phone: str = ""
+    address: PimsAddress = field(default_factory=PimsAddress)
+    active: bool = True
+    modified_at: dt.datetime | None = None
+    patients: tuple[PimsPatient, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedRecord:
+    """A record that failed validation: kept with its reason so staff can see and retry it."""
+
+    kind: str  # "client" | "patient"
+    pims_id: str  # may be "" when the id itself was missing
+    reason: str
+    raw: dict[str, object]
+    client_pims_id: str = ""  # the owner, for a patient
+
+
+@dataclass(frozen=True, slots=True)
+class PimsBatch:
+    """One unit of work from a PIMS: an agent's batch or one page-set of an ezyVet pull."""
+
+    source: Source
+    batch_id: str
+    sent_at: dt.datetime | None
+    full: bool
+    clients: tuple[PimsClient, ...]
+    quarantined: tuple[QuarantinedRecord, ...] = ()

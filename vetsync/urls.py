@@ -1,0 +1,19 @@
+"""URL map. Every clinic page lives under /c/<clinic-slug>/ and resolves the clinic through
+``clinics.access.clinic_for_user``."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+
+from vetsync import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/", admin.site.urls),
+    path("care/", include("records.urls_care")),
+    path("c/<slug:clinic_slug>/", views.clinic_dashboard, name="clinic-dashboard"),
+    path("c/<slug:clinic_slug>/", include("records.urls")),
+]

@@ -1,0 +1,76 @@
+"""Pages that span apps: the landing redirect, the clinic dashboard, and the health check."""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from clinics.access import clinic_for_user, is_onboarding, is_pet_owner_care
+from clinics.models import Clinic, Integration
+from clinics.tasks import WORKER_HEARTBEAT_KEY
+from records.services import clinic_record_counts
+from vetsync.celery import app as celery_app
+
+logger = logging.getLogger(__name__)
+
+
+@login_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """Send each user where their work is: their clinic, a clinic chooser, /care/ or /admin/."""
+    clinics = list(Clinic.objects.for_user(request.user).order_by("name"))
+    if len(clinics) == 1:
+        return redirect(clinics[0])
+    if not clinics and is_pet_owner_care(request.user):
+        return redirect("care:search")
+    if not clinics and is_onboarding(request.user):
+        return redirect("admin:index")
+    return TemplateResponse(request, "clinic_choose.html", {"clinics": clinics})
+
+
+@login_required
+@require_GET
+def clinic_dashboard(request: HttpRequest, clinic_slug: str) -> HttpResponse:
+    clinic = clinic_for_user(request, clinic_slug)
+    integration = Integration.objects.filter(clinic=clinic).first()
+    return TemplateResponse(
+        request,
+        "clinic_dashboard.html",
+        {
+            "clinic": clinic,
+            "integration": integration,
+            "counts": clinic_record_counts(clinic=clinic),
+            "worker_heartbeat": cache.get(WORKER_HEARTBEAT_KEY),
+        },
+    )
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> HttpResponse:
+    """200 only when the database and the Celery broker both answer."""
+    checks: dict[str, str] = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:
+        logger.warning("healthz: database check failed: %s", exc)
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+        checks["broker"] = "ok"
+    except Exception as exc:
+        logger.warning("healthz: broker check failed: %s", exc)
+        checks["broker"] = f"error: {type(exc).__name__}"
+    healthy = all(value == "ok" for value in checks.values())
+    return JsonResponse({"status": "ok" if healthy else "error", **checks}, status=200 if healthy else 503)
