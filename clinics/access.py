@@ -6,7 +6,7 @@ that would confirm it exists.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from django.db import models
 from django.http import Http404, HttpRequest
@@ -18,8 +18,6 @@ if TYPE_CHECKING:
 
 ONBOARDING_GROUP = "Onboarding team"
 CARE_GROUP = "Pet Owner Care"
-
-M = TypeVar("M", bound=models.Model)
 
 
 def in_group(user: AbstractBaseUser | AnonymousUser, name: str) -> bool:
@@ -64,7 +62,9 @@ def clinic_for_user(request: HttpRequest, clinic_slug: str) -> Clinic:
     return membership.clinic
 
 
-def get_for_clinic(queryset: models.QuerySet[M], clinic: Clinic, **lookup: object) -> M:
+def get_for_clinic[M: models.Model](
+    queryset: models.QuerySet[M], clinic: Clinic, **lookup: object
+) -> M:
     """One object of this clinic, or 404 (another clinic's object is indistinguishable)."""
     try:
         return queryset.get(clinic=clinic, **lookup)

@@ -21,10 +21,16 @@ from clinics.models import AuditEvent, Clinic, Integration, Membership, Vet
 class AuditedAdmin(admin.ModelAdmin):
     """Every save and delete in the admin leaves an AuditEvent with what changed."""
 
-    def save_model(self, request: HttpRequest, obj: Model, form: forms.ModelForm, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: Model, form: forms.ModelForm, change: bool
+    ) -> None:
         fields = list(form.changed_data)
         before = (
-            {k: v for k, v in model_to_dict(type(obj).objects.get(pk=obj.pk)).items() if k in fields}
+            {
+                k: v
+                for k, v in model_to_dict(type(obj).objects.get(pk=obj.pk)).items()
+                if k in fields
+            }
             if change
             else None
         )
@@ -62,18 +68,45 @@ class VetInline(admin.TabularInline):
 
 @admin.register(Clinic)
 class ClinicAdmin(AuditedAdmin):
-    list_display = ["name", "slug", "city", "state", "is_active", "home_delivery_enabled",
-                    "writeback_enabled", "integration_status", "last_sync"]
-    list_filter = ["is_active", "home_delivery_enabled", "writeback_enabled",
-                   "integration__connector", "integration__status"]
+    list_display = [
+        "name",
+        "slug",
+        "city",
+        "state",
+        "is_active",
+        "home_delivery_enabled",
+        "writeback_enabled",
+        "integration_status",
+        "last_sync",
+    ]
+    list_filter = [
+        "is_active",
+        "home_delivery_enabled",
+        "writeback_enabled",
+        "integration__connector",
+        "integration__status",
+    ]
     search_fields = ["name", "slug", "city", "postcode", "email", "phone"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline, VetInline]
     list_select_related = ["integration"]
     fieldsets = [
         (None, {"fields": ["name", "slug", "timezone", "is_active"]}),
-        ("Contact", {"fields": ["address_line1", "address_line2", "city", "state", "postcode",
-                                "country", "phone", "email"]}),
+        (
+            "Contact",
+            {
+                "fields": [
+                    "address_line1",
+                    "address_line2",
+                    "city",
+                    "state",
+                    "postcode",
+                    "country",
+                    "phone",
+                    "email",
+                ]
+            },
+        ),
         ("Services", {"fields": ["home_delivery_enabled", "writeback_enabled"]}),
     ]
 
@@ -127,8 +160,15 @@ class IntegrationForm(forms.ModelForm):
 @admin.register(Integration)
 class IntegrationAdmin(AuditedAdmin):
     form = IntegrationForm
-    list_display = ["clinic", "connector", "status", "credentials_stored", "agent_token",
-                    "last_successful_sync_at", "no_data"]
+    list_display = [
+        "clinic",
+        "connector",
+        "status",
+        "credentials_stored",
+        "agent_token",
+        "last_successful_sync_at",
+        "no_data",
+    ]
     list_filter = ["connector", "status"]
     search_fields = ["clinic__name", "clinic__slug"]
     list_select_related = ["clinic"]
@@ -143,7 +183,9 @@ class IntegrationAdmin(AuditedAdmin):
         if not obj.has_credentials:
             return "none stored"
         stamp = obj.credentials_updated_at
-        return f"stored, encrypted (updated {stamp:%Y-%m-%d %H:%M})" if stamp else "stored, encrypted"
+        return (
+            f"stored, encrypted (updated {stamp:%Y-%m-%d %H:%M})" if stamp else "stored, encrypted"
+        )
 
     @admin.display(description="agent token")
     def agent_token(self, obj: Integration) -> str:
@@ -157,7 +199,9 @@ class IntegrationAdmin(AuditedAdmin):
     def no_data(self, obj: Integration) -> bool:
         return obj.is_overdue()
 
-    def save_model(self, request: HttpRequest, obj: Integration, form: forms.ModelForm, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: Integration, form: forms.ModelForm, change: bool
+    ) -> None:
         super().save_model(request, obj, form, change)
         new_credentials = form.cleaned_data.get("new_credentials")
         if new_credentials:
@@ -166,11 +210,17 @@ class IntegrationAdmin(AuditedAdmin):
             )
 
     @admin.action(description="Issue a new agent token (shown once)")
-    def issue_agent_token(self, request: HttpRequest, queryset: QuerySet[Integration]) -> HttpResponse | None:
+    def issue_agent_token(
+        self, request: HttpRequest, queryset: QuerySet[Integration]
+    ) -> HttpResponse | None:
         issued: list[dict[str, Any]] = []
         for integration in queryset.select_related("clinic"):
             if not integration.is_agent:
-                self.message_user(request, f"{integration.clinic}: ezyVet uses API credentials, not an agent token.", messages.WARNING)
+                self.message_user(
+                    request,
+                    f"{integration.clinic}: ezyVet uses API credentials, not an agent token.",
+                    messages.WARNING,
+                )
                 continue
             token = services.integration_issue_agent_token(integration=integration, request=request)
             issued.append({"integration": integration, "token": token})
@@ -179,25 +229,35 @@ class IntegrationAdmin(AuditedAdmin):
         return TemplateResponse(
             request,
             "admin/clinics/agent_tokens_issued.html",
-            {**self.admin_site.each_context(request), "issued": issued, "title": "Agent tokens issued"},
+            {
+                **self.admin_site.each_context(request),
+                "issued": issued,
+                "title": "Agent tokens issued",
+            },
         )
 
     @admin.action(description="Revoke the agent token")
     def revoke_agent_token(self, request: HttpRequest, queryset: QuerySet[Integration]) -> None:
         for integration in queryset.select_related("clinic"):
             services.integration_revoke_agent_token(integration=integration, request=request)
-        self.message_user(request, f"Revoked {queryset.count()} token(s); those agents now get 401.")
+        self.message_user(
+            request, f"Revoked {queryset.count()} token(s); those agents now get 401."
+        )
 
     @admin.action(description="Pause syncing")
     def pause(self, request: HttpRequest, queryset: QuerySet[Integration]) -> None:
         for integration in queryset.select_related("clinic"):
-            services.integration_set_status(integration=integration, status=Integration.Status.PAUSED, request=request)
+            services.integration_set_status(
+                integration=integration, status=Integration.Status.PAUSED, request=request
+            )
         self.message_user(request, f"Paused {queryset.count()} integration(s).")
 
     @admin.action(description="Resume syncing (mark live)")
     def resume(self, request: HttpRequest, queryset: QuerySet[Integration]) -> None:
         for integration in queryset.select_related("clinic"):
-            services.integration_set_status(integration=integration, status=Integration.Status.LIVE, request=request)
+            services.integration_set_status(
+                integration=integration, status=Integration.Status.LIVE, request=request
+            )
         self.message_user(request, f"Resumed {queryset.count()} integration(s).")
 
 

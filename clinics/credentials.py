@@ -16,7 +16,7 @@ import secrets
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
-AGENT_TOKEN_PREFIX = "vsa_"
+AGENT_TOKEN_PREFIX = "vsa_"  # noqa: S105 - a public prefix, not a secret
 
 
 class CredentialsUnreadable(Exception):

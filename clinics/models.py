@@ -41,7 +41,7 @@ class Clinic(models.Model):
         max_length=64,
         default="America/Chicago",
         validators=[validate_timezone],
-        help_text="The clinic's local time zone, used for dates shown to staff and sent to the PIMS.",
+        help_text="The clinic's local time zone, for dates shown to staff and sent to the PIMS.",
     )
     address_line1 = models.CharField("address line 1", max_length=200, blank=True)
     address_line2 = models.CharField("address line 2", max_length=200, blank=True)

@@ -10,8 +10,17 @@ from records.models import Client, Patient
 class PatientInline(admin.TabularInline):
     model = Patient
     extra = 0
-    fields = ["name", "species", "breed", "sex", "birth_date", "weight", "weight_unit",
-              "is_deceased", "is_active"]
+    fields = [
+        "name",
+        "species",
+        "breed",
+        "sex",
+        "birth_date",
+        "weight",
+        "weight_unit",
+        "is_deceased",
+        "is_active",
+    ]
     readonly_fields = fields
     can_delete = False
     show_change_link = True
@@ -19,8 +28,16 @@ class PatientInline(admin.TabularInline):
 
 @admin.register(Client)
 class ClientAdmin(admin.ModelAdmin):
-    list_display = ["last_name", "first_name", "clinic", "email", "phone", "postcode",
-                    "customer_ref", "is_active"]
+    list_display = [
+        "last_name",
+        "first_name",
+        "clinic",
+        "email",
+        "phone",
+        "postcode",
+        "customer_ref",
+        "is_active",
+    ]
     list_filter = ["clinic", "is_active"]
     search_fields = ["first_name", "last_name", "email", "phone", "postcode", "customer_ref"]
     list_select_related = ["clinic"]
@@ -30,8 +47,16 @@ class ClientAdmin(admin.ModelAdmin):
 
 @admin.register(Patient)
 class PatientAdmin(admin.ModelAdmin):
-    list_display = ["name", "client", "clinic", "species", "breed", "weight", "weight_unit",
-                    "is_deceased"]
+    list_display = [
+        "name",
+        "client",
+        "clinic",
+        "species",
+        "breed",
+        "weight",
+        "weight_unit",
+        "is_deceased",
+    ]
     list_filter = ["clinic", "species", "is_deceased"]
     search_fields = ["name", "client__last_name", "microchip"]
     list_select_related = ["client", "clinic"]

@@ -101,7 +101,8 @@ class Patient(models.Model):
         ordering = ["name", "id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(weight__isnull=True) | Q(weight__gte=0), name="patient_weight_not_negative"
+                condition=Q(weight__isnull=True) | Q(weight__gte=0),
+                name="patient_weight_not_negative",
             ),
             models.CheckConstraint(
                 condition=Q(deceased_on__isnull=True) | Q(is_deceased=True),

@@ -43,8 +43,9 @@ def _clinic_world(slug: str, name: str) -> ClinicWorld:
     MembershipFactory(user=staff, clinic=clinic, role=Role.STAFF)
     vet_user = UserFactory(username=f"{slug}-vet")
     MembershipFactory(user=vet_user, clinic=clinic, role=Role.VET)
-    vet = VetFactory(clinic=clinic, user=vet_user,
-                     first_name=vet_user.first_name, last_name=vet_user.last_name)
+    vet = VetFactory(
+        clinic=clinic, user=vet_user, first_name=vet_user.first_name, last_name=vet_user.last_name
+    )
     return ClinicWorld(clinic=clinic, staff=staff, vet_user=vet_user, vet=vet)
 
 

@@ -7,7 +7,9 @@ import tempfile
 
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdefghij")
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-os.environ.setdefault("VETSYNC_VAR_DIR", os.path.join(tempfile.gettempdir(), f"vetsync-test-{_worker}"))
+os.environ.setdefault(
+    "VETSYNC_VAR_DIR", os.path.join(tempfile.gettempdir(), f"vetsync-test-{_worker}")
+)
 
 from vetsync.settings import *  # noqa: E402,F403
 
@@ -28,4 +30,4 @@ CELERY_TASK_DEFAULT_QUEUE = f"vetsync-test-{_worker}"
 if not REDIS_URL:  # noqa: F405
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 else:
-    CACHES["default"]["KEY_PREFIX"] = f"vetsync-test-{_worker}"  # noqa: F405
+    CACHES["default"]["KEY_PREFIX"] = f"vetsync-test-{_worker}"

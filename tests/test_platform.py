@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -51,12 +52,21 @@ def test_a_task_sent_through_the_broker_is_run_by_a_real_worker() -> None:
 
 
 def test_check_deploy_is_clean_with_production_variables() -> None:
-    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "DJANGO_SETTINGS_MODULE"}}
-    env.update(SECRET_KEY="x" * 60 + "production-grade-secret-value", ALLOWED_HOSTS="vetsync.example", EMAIL_HOST="smtp.vetsync.example",
-               DJANGO_SETTINGS_MODULE="vetsync.settings")
+    unwanted = {"DEBUG", "DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env = {k: v for k, v in os.environ.items() if k not in unwanted}
+    env.update(
+        SECRET_KEY="x" * 60 + "production-grade-secret-value",
+        ALLOWED_HOSTS="vetsync.example",
+        EMAIL_HOST="smtp.vetsync.example",
+        DJANGO_SETTINGS_MODULE="vetsync.settings",
+    )
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
@@ -65,16 +75,22 @@ def test_check_deploy_is_clean_with_production_variables() -> None:
 def test_settings_refuse_to_start_without_a_secret_key_unless_debug() -> None:
     env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY"}}
     env["DJANGO_SETTINGS_MODULE"] = "vetsync.settings"
-    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0
     assert "Set SECRET_KEY" in result.stderr
 
 
 def test_seed_demo_is_safe_to_run_twice(db) -> None:
-    call_command("seed_demo", clients=20, stdout=open(os.devnull, "w"))
+    call_command("seed_demo", clients=20, stdout=io.StringIO())
     counts = (Clinic.objects.count(), Client.objects.count(), Membership.objects.count())
-    call_command("seed_demo", clients=20, stdout=open(os.devnull, "w"))
+    call_command("seed_demo", clients=20, stdout=io.StringIO())
     assert (Clinic.objects.count(), Client.objects.count(), Membership.objects.count()) == counts
     assert counts[0] == 2 and counts[1] == 40
     assert Client.objects.exclude(customer_ref="").exists()

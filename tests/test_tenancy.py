@@ -21,7 +21,9 @@ OBJECT_IDS: dict[str, Callable[[ClinicWorld], Any]] = {}
 
 
 def clinic_urls() -> Iterator[tuple[str, set[str]]]:
-    def walk(patterns: list[Any], namespaces: list[str], converters: set[str]) -> Iterator[tuple[str, set[str]]]:
+    def walk(
+        patterns: list[Any], namespaces: list[str], converters: set[str]
+    ) -> Iterator[tuple[str, set[str]]]:
         for entry in patterns:
             names = set(getattr(entry.pattern, "converters", {}) or {}) | converters
             if isinstance(entry, URLResolver):
@@ -79,5 +81,7 @@ def test_member_sees_their_own_clinic_pages(world: World) -> None:
 
 @pytest.mark.parametrize("who", ["care", "onboarding"])
 def test_team_members_without_membership_cannot_open_clinic_pages(world: World, who: str) -> None:
-    response = login(getattr(world, who)).get(reverse("clinic-dashboard", args=[world.a.clinic.slug]))
+    response = login(getattr(world, who)).get(
+        reverse("clinic-dashboard", args=[world.a.clinic.slug])
+    )
     assert response.status_code == 404

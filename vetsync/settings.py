@@ -27,7 +27,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VETSYNC_VAR_DIR", BASE_DIR / "var"))
 
 DEBUG = env_bool("DEBUG", default=False)
-_DEV_SECRET_KEY = "dev-only-insecure-key-never-used-without-DEBUG-0123456789abcdef"
+_DEV_SECRET_KEY = "dev-only-insecure-key-never-used-without-DEBUG-0123456789abcdef"  # noqa: S105
 SECRET_KEY = os.environ.get("SECRET_KEY") or (_DEV_SECRET_KEY if DEBUG else "")
 if not SECRET_KEY:
     from django.core.exceptions import ImproperlyConfigured

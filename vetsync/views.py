@@ -73,4 +73,6 @@ def healthz(request: HttpRequest) -> HttpResponse:
         logger.warning("healthz: broker check failed: %s", exc)
         checks["broker"] = f"error: {type(exc).__name__}"
     healthy = all(value == "ok" for value in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "error", **checks}, status=200 if healthy else 503)
+    return JsonResponse(
+        {"status": "ok" if healthy else "error", **checks}, status=200 if healthy else 503
+    )

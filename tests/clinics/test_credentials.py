@@ -35,12 +35,18 @@ def test_admin_takes_new_credentials_and_never_shows_them_back(world: World) -> 
     integration = world.a.clinic.integration
     admin = login(world.onboarding)
     url = reverse("admin:clinics_integration_change", args=[integration.pk])
-    response = admin.post(url, {
-        "clinic": world.a.clinic.pk, "connector": "ezyvet", "status": "live",
-        "base_url": "http://127.0.0.1:8765", "sync_interval": "01:00:00",
-        "expected_interval": "03:00:00",
-        "new_credentials": f"partner_id=p1\nclient_id=c1\nclient_secret={SECRET}\n",
-    })
+    response = admin.post(
+        url,
+        {
+            "clinic": world.a.clinic.pk,
+            "connector": "ezyvet",
+            "status": "live",
+            "base_url": "http://127.0.0.1:8765",
+            "sync_interval": "01:00:00",
+            "expected_interval": "03:00:00",
+            "new_credentials": f"partner_id=p1\nclient_id=c1\nclient_secret={SECRET}\n",
+        },
+    )
     assert response.status_code == 302, response.content
     integration.refresh_from_db()
     assert integration.credentials()["client_secret"] == SECRET
@@ -58,9 +64,14 @@ def test_malformed_credentials_text_is_refused_with_the_line(world: World) -> No
     integration = world.a.clinic.integration
     response = login(world.onboarding).post(
         reverse("admin:clinics_integration_change", args=[integration.pk]),
-        {"clinic": world.a.clinic.pk, "connector": "ezyvet", "status": "live",
-         "sync_interval": "01:00:00", "expected_interval": "03:00:00",
-         "new_credentials": "client_id=c1\nthis line has no separator"},
+        {
+            "clinic": world.a.clinic.pk,
+            "connector": "ezyvet",
+            "status": "live",
+            "sync_interval": "01:00:00",
+            "expected_interval": "03:00:00",
+            "new_credentials": "client_id=c1\nthis line has no separator",
+        },
     )
     assert response.status_code == 200
     assert "Line 2 is not key=value." in response.text
@@ -69,14 +80,21 @@ def test_malformed_credentials_text_is_refused_with_the_line(world: World) -> No
 def test_agent_token_is_stored_hashed_shown_once_and_revocable(world: World) -> None:
     integration = world.a.clinic.integration
     admin = login(world.onboarding)
-    response = admin.post(reverse("admin:clinics_integration_changelist"), {
-        "action": "issue_agent_token", "_selected_action": [integration.pk],
-    })
+    response = admin.post(
+        reverse("admin:clinics_integration_changelist"),
+        {
+            "action": "issue_agent_token",
+            "_selected_action": [integration.pk],
+        },
+    )
     token = response.context["issued"][0]["token"]
     assert token in response.text
     integration.refresh_from_db()
     assert integration.agent_token_hash == hash_agent_token(token)
-    assert token not in admin.get(reverse("admin:clinics_integration_change", args=[integration.pk])).text
+    assert (
+        token
+        not in admin.get(reverse("admin:clinics_integration_change", args=[integration.pk])).text
+    )
     assert services.integration_for_agent_token(token) == integration
 
     services.integration_revoke_agent_token(integration=integration)
