@@ -127,3 +127,16 @@ def integration_set_status(
             after={"status": status},
         )
     return integration
+
+
+def integration_record_sync(*, clinic_id: int, ok: bool, error: str = "") -> None:
+    """Note the outcome of a sync on the clinic's integration (the "no data since" flag).
+
+    A success moves ``last_successful_sync_at`` forward and clears the error; a failure keeps
+    the last success and records why.
+    """
+    integrations = Integration.objects.filter(clinic_id=clinic_id)
+    if ok:
+        integrations.update(last_successful_sync_at=timezone.now(), last_error="")
+    else:
+        integrations.update(last_error=error[:2000])

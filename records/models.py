@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
 
 from clinics.models import Clinic
+from records.matching import normalize_phone
 
 
 class ClientQuerySet(models.QuerySet["Client"]):
     def for_clinic(self, clinic: Clinic) -> ClientQuerySet:
         return self.filter(clinic=clinic)
+
+    def current(self) -> ClientQuerySet:
+        """Clients that have not been merged into another one."""
+        return self.filter(merged_into__isnull=True)
 
 
 class Client(models.Model):
@@ -34,6 +45,28 @@ class Client(models.Model):
         blank=True,
         help_text="The home-delivery store's id for this customer, when they have one.",
     )
+    phone_normalized = models.CharField(
+        max_length=20, blank=True, editable=False, help_text="The phone in E.164, for matching."
+    )
+    pims_id = models.CharField(
+        "PIMS id", max_length=64, blank=True, help_text="This client's id in the clinic's PIMS."
+    )
+    pims_seen = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        encoder=DjangoJSONEncoder,
+        help_text="The values last seen in the PIMS, to tell what changed there.",
+    )
+    pims_modified_at = models.DateTimeField(null=True, blank=True, editable=False)
+    merged_into = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="absorbed",
+        help_text="Set when this PIMS record was merged into a home-delivery customer.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -46,12 +79,31 @@ class Client(models.Model):
                 fields=["clinic", "customer_ref"],
                 condition=~Q(customer_ref=""),
                 name="client_unique_customer_ref_per_clinic",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["clinic", "pims_id"],
+                condition=~Q(pims_id=""),
+                name="client_unique_pims_id_per_clinic",
+            ),
         ]
-        indexes = [models.Index(fields=["clinic", "last_name", "first_name", "id"])]
+        indexes = [
+            models.Index(fields=["clinic", "last_name", "first_name", "id"]),
+            models.Index(fields=["clinic", "email"], name="client_clinic_email"),
+            models.Index(fields=["clinic", "phone_normalized"], name="client_clinic_phone"),
+        ]
 
     def __str__(self) -> str:
         return self.full_name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The normalised phone follows the phone wherever it is saved one by one; bulk writers
+        # (the sync engine, imports) set it themselves.
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or "phone" in update_fields:
+            self.phone_normalized = normalize_phone(self.phone, self.country or "US")
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "phone_normalized"}
+        super().save(*args, **kwargs)
 
     @property
     def full_name(self) -> str:
@@ -92,6 +144,13 @@ class Patient(models.Model):
     deceased_on = models.DateField(null=True, blank=True)
     microchip = models.CharField(max_length=30, blank=True)
     is_active = models.BooleanField("active", default=True)
+    pims_id = models.CharField(
+        "PIMS id", max_length=64, blank=True, help_text="This pet's id in the clinic's PIMS."
+    )
+    pims_seen = models.JSONField(
+        default=dict, blank=True, editable=False, encoder=DjangoJSONEncoder
+    )
+    pims_modified_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -108,8 +167,324 @@ class Patient(models.Model):
                 condition=Q(deceased_on__isnull=True) | Q(is_deceased=True),
                 name="patient_deceased_date_only_if_deceased",
             ),
+            models.UniqueConstraint(
+                fields=["clinic", "pims_id"],
+                condition=~Q(pims_id=""),
+                name="patient_unique_pims_id_per_clinic",
+            ),
         ]
         indexes = [models.Index(fields=["clinic", "name"])]
 
     def __str__(self) -> str:
         return self.name
+
+
+class WeightRecord(models.Model):
+    """One weighing of a pet: the history behind ``Patient.weight``."""
+
+    class Source(models.TextChoices):
+        PIMS = "pims", "PIMS"
+        STAFF = "staff", "Clinic staff"
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="weights")
+    weight = models.DecimalField(max_digits=7, decimal_places=2)
+    unit = models.CharField(max_length=2, choices=WeightUnit.choices, default=WeightUnit.KG)
+    recorded_at = models.DateTimeField(default=timezone.now)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.PIMS)
+    run = models.ForeignKey(
+        "SyncRun", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["patient", "recorded_at", "id"]
+        indexes = [models.Index(fields=["patient", "recorded_at"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(weight__gte=0), name="weight_record_not_negative")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.weight} {self.unit}"
+
+
+class SyncRunQuerySet(models.QuerySet["SyncRun"]):
+    def for_clinic(self, clinic: Clinic) -> SyncRunQuerySet:
+        return self.filter(clinic=clinic)
+
+
+class SyncRun(models.Model):
+    """One batch from a PIMS (an agent's post, a file, an ezyVet pull) and what it did."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Finished"
+        FAILED = "failed", "Failed"
+
+    class Trigger(models.TextChoices):
+        AGENT = "agent", "Agent upload"
+        COMMAND = "command", "File (ingest_batch)"
+        PULL = "pull", "ezyVet pull"
+        RETRY = "retry", "Retry of quarantined records"
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="sync_runs")
+    source = models.CharField(max_length=20)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices)
+    batch_id = models.CharField(max_length=100)
+    full = models.BooleanField(default=False, help_text="A full extract (first copy).")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    total = models.PositiveIntegerField(default=0, help_text="Client entries in the batch.")
+    position = models.PositiveIntegerField(
+        default=0, help_text="Client entries applied so far; a resumed run starts here."
+    )
+    counts = models.JSONField(default=dict, blank=True)
+    match_plan = models.JSONField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Merge verdicts computed once at the start, so a resumed run decides the same.",
+    )
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+
+    objects = SyncRunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["clinic", "batch_id"], name="sync_run_unique_batch")
+        ]
+        indexes = [models.Index(fields=["clinic", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} ({self.batch_id})"
+
+    def get_absolute_url(self) -> str:
+        return reverse(
+            "records:run-detail", kwargs={"clinic_slug": self.clinic.slug, "run_id": self.pk}
+        )
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {self.Status.SUCCEEDED, self.Status.FAILED}
+
+    @property
+    def percent(self) -> int:
+        if not self.total:
+            return 100 if self.is_finished else 0
+        return int(100 * self.position / self.total)
+
+
+class SyncRunPayload(models.Model):
+    """The batch as received, kept until the run has applied it (so a run can resume)."""
+
+    run = models.OneToOneField(SyncRun, on_delete=models.CASCADE, related_name="payload")
+    body = models.TextField()
+
+    def __str__(self) -> str:
+        return f"Batch of run {self.run_id}"
+
+
+class Outcome(models.TextChoices):
+    CREATED = "created", "Created"
+    UPDATED = "updated", "Updated"
+    MERGED = "merged", "Merged"
+    POSSIBLE_MATCH = "possible_match", "Possible match"
+    MANUAL_UPDATE = "manual_update", "Held for review"
+    UNCHANGED = "unchanged", "Unchanged"
+    QUARANTINED = "quarantined", "Quarantined"
+
+
+class SyncRecordOutcome(models.Model):
+    """What one run did to one PIMS record (the rows of ``sync_report``)."""
+
+    class Kind(models.TextChoices):
+        CLIENT = "client", "Client"
+        PATIENT = "patient", "Patient"
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="outcomes")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    pims_id = models.CharField(max_length=64, blank=True)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    client = models.ForeignKey(
+        Client, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    patient = models.ForeignKey(
+        Patient, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    customer_ref = models.CharField(max_length=64, blank=True)
+    detail = models.TextField(blank=True)
+    raw = models.JSONField(
+        null=True, blank=True, help_text="The client entry as received, for a quarantined record."
+    )
+    retried_in = models.ForeignKey(
+        SyncRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="retries_of"
+    )
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["run", "outcome"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.pims_id}: {self.outcome}"
+
+
+class SyncLock(models.Model):
+    """One sync at a time per clinic. A lease, so a crashed worker does not hold it forever."""
+
+    clinic = models.OneToOneField(Clinic, on_delete=models.CASCADE, related_name="+")
+    run = models.ForeignKey(SyncRun, on_delete=models.SET_NULL, null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Sync lock of clinic {self.clinic_id} (run {self.run_id or 'none'})"
+
+
+class ManualUpdateQuerySet(models.QuerySet["ManualUpdate"]):
+    def for_clinic(self, clinic: Clinic) -> ManualUpdateQuerySet:
+        return self.filter(clinic=clinic)
+
+    def pending(self) -> ManualUpdateQuerySet:
+        return self.filter(status=ManualUpdate.Status.PENDING)
+
+
+class ManualUpdate(models.Model):
+    """A change from the PIMS held for staff, or a possible match to confirm or reject."""
+
+    class Kind(models.TextChoices):
+        CLIENT_NAME = "client_name", "Client name"
+        CLIENT_ADDRESS = "client_address", "Client address"
+        PET_NAME = "pet_name", "Pet name"
+        POSSIBLE_MATCH = "possible_match", "Possible match"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACCEPTED = "accepted", "Accepted"
+        DISMISSED = "dismissed", "Dismissed"
+        MERGED = "merged", "Merged"
+        REJECTED = "rejected", "Kept separate"
+        SUPERSEDED = "superseded", "No longer needed"
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="manual_updates")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    client = models.ForeignKey(
+        Client,
+        on_delete=models.CASCADE,
+        related_name="manual_updates",
+        help_text="The pharmacy's client (for a possible match: the home-delivery customer).",
+    )
+    patient = models.ForeignKey(
+        Patient, on_delete=models.CASCADE, null=True, blank=True, related_name="manual_updates"
+    )
+    candidate = models.ForeignKey(
+        Client,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="match_suggestions",
+        help_text="Possible match only: the client copied from the PIMS.",
+    )
+    current = models.JSONField(
+        default=dict, encoder=DjangoJSONEncoder, help_text="The pharmacy's value when raised."
+    )
+    proposed = models.JSONField(
+        default=dict, encoder=DjangoJSONEncoder, help_text="The PIMS's value."
+    )
+    detail = models.CharField(max_length=300, blank=True)
+    run = models.ForeignKey(
+        SyncRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="manual_updates"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    resolution_note = models.CharField(max_length=500, blank=True)
+
+    objects = ManualUpdateQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["clinic", "status", "kind"])]
+        constraints = [
+            # One pending update per thing: a newer PIMS value replaces the proposal in place.
+            models.UniqueConstraint(
+                fields=["client", "kind"],
+                condition=Q(status="pending", patient__isnull=True, candidate__isnull=True),
+                name="manual_update_one_pending_per_client_kind",
+            ),
+            models.UniqueConstraint(
+                fields=["patient", "kind"],
+                condition=Q(status="pending", patient__isnull=False),
+                name="manual_update_one_pending_per_patient_kind",
+            ),
+            models.UniqueConstraint(
+                fields=["client", "candidate"],
+                condition=Q(status="pending", candidate__isnull=False),
+                name="manual_update_one_pending_per_match",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.client}"
+
+
+class MatchRejection(models.Model):
+    """Staff said this customer and this PIMS client are different people: never suggest again."""
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="+")
+    pims_id = models.CharField(max_length=64)
+    rejected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "pims_id"], name="match_rejection_unique_pair"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer} is not PIMS client {self.pims_id}"
+
+
+class ClientMerge(models.Model):
+    """The story of one merge: which PIMS record joined which customer, how, and what was there.
+
+    ``snapshot`` keeps the customer (and, for a confirmed possible match, the PIMS copy) as they
+    were, so a wrong merge can be undone exactly.
+    """
+
+    class Method(models.TextChoices):
+        RULE = "rule", "Automatically (strong evidence)"
+        STAFF = "staff", "Confirmed by staff"
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="merges")
+    pims_id = models.CharField(max_length=64)
+    method = models.CharField(max_length=10, choices=Method.choices)
+    rule = models.CharField(max_length=200, blank=True, help_text="The evidence that matched.")
+    run = models.ForeignKey(
+        SyncRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="merges"
+    )
+    merged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    snapshot = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.pims_id} → {self.customer}"

@@ -1,0 +1,1128 @@
+"""The sync engine: one place where PIMS records are applied by the field policy.
+
+Every door (the agent API, ``ingest_batch``, ezyVet pulls, retries) creates a ``SyncRun`` with
+the batch stored beside it and then calls ``sync_run_process``. The run is applied in chunks;
+each chunk is one transaction that also moves the run's position, so a worker killed mid-batch
+leaves no record half-applied and the next attempt resumes where the last commit ended. A
+lease-based lock keeps one sync at a time per clinic. The field policy (DESIGN.md):
+
+- new clients and pets are copied whole;
+- client email, pet weight (with history) and deceased status are applied automatically;
+- client name, client address and pet name are held as manual updates for staff;
+- phone, birth date, breed, species, sex (and the rest) are kept as "PIMS differs" only.
+
+Nothing here ever writes to a PIMS.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from clinics.audit import audit_log
+from clinics.models import AuditEvent, Clinic
+from clinics.services import integration_record_sync
+from records import hooks
+from records.matching import (
+    CustomerPool,
+    Match,
+    Person,
+    Verdict,
+    normalize_phone,
+    normalize_text,
+    plan_matches,
+)
+from records.models import (
+    Client,
+    ClientMerge,
+    ManualUpdate,
+    MatchRejection,
+    Outcome,
+    Patient,
+    SyncLock,
+    SyncRecordOutcome,
+    SyncRun,
+    SyncRunPayload,
+    WeightRecord,
+)
+from vetsync.pims import agent
+from vetsync.pims.records import PimsClient, PimsPatient, QuarantinedRecord
+
+CHUNK_SIZE = 500
+LOCK_LEASE = dt.timedelta(minutes=2)
+SYNC_ACTOR = "sync"
+
+CLIENT_ADDRESS_FIELDS = ("line1", "line2", "city", "state", "postcode", "country")
+# PIMS address keys → the pharmacy's Client fields.
+ADDRESS_TO_CLIENT = {
+    "line1": "address_line1",
+    "line2": "address_line2",
+    "city": "city",
+    "state": "state",
+    "postcode": "postcode",
+    "country": "country",
+}
+CLIENT_UPDATE_FIELDS = [
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "phone_normalized",
+    "address_line1",
+    "address_line2",
+    "city",
+    "state",
+    "postcode",
+    "country",
+    "pims_id",
+    "pims_seen",
+    "pims_modified_at",
+    "updated_at",
+]
+PATIENT_UPDATE_FIELDS = [
+    "species",
+    "breed",
+    "sex",
+    "birth_date",
+    "weight",
+    "weight_unit",
+    "is_deceased",
+    "deceased_on",
+    "microchip",
+    "pims_id",
+    "pims_seen",
+    "pims_modified_at",
+    "updated_at",
+]
+
+ProgressCallback = Callable[[int, int], None]
+
+
+class SyncBusy(Exception):
+    """Another run holds this clinic's sync lock."""
+
+
+# --- creating runs -------------------------------------------------------------------------
+
+
+def sync_run_create(
+    *,
+    clinic: Clinic,
+    body: str | bytes,
+    trigger: str,
+    requested_by: Any = None,
+) -> tuple[SyncRun, bool]:
+    """Store a batch as a queued run. A ``batch_id`` seen before returns that run (no-op).
+
+    Raises ``agent.BatchError`` when the batch cannot be read at all.
+    """
+    text = body.decode("utf-8") if isinstance(body, bytes) else body
+    try:
+        payload = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise agent.BatchError(f"The batch is not valid JSON: {exc}.") from exc
+    header = agent.parse_header(payload)
+    existing = SyncRun.objects.filter(clinic=clinic, batch_id=header.batch_id).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            run = SyncRun.objects.create(
+                clinic=clinic,
+                source=header.source.value,
+                trigger=trigger,
+                batch_id=header.batch_id,
+                full=header.full,
+                sent_at=header.sent_at,
+                total=header.client_count,
+                requested_by=requested_by if getattr(requested_by, "pk", None) else None,
+            )
+            SyncRunPayload.objects.create(run=run, body=text)
+    except IntegrityError:
+        # The same batch arrived twice at once: the other request created it.
+        return SyncRun.objects.get(clinic=clinic, batch_id=header.batch_id), False
+    return run, True
+
+
+def sync_run_retry_quarantined(
+    *, run: SyncRun, actor: Any, outcome_ids: Sequence[int] | None = None
+) -> SyncRun | None:
+    """Put a run's quarantined records (all, or the chosen ones) through the engine again.
+
+    The whole client entry is re-applied: the engine is idempotent, so what was already
+    applied stays unchanged. Returns the new run, or None when nothing was left to retry.
+    """
+    outcomes = run.outcomes.filter(outcome=Outcome.QUARANTINED, retried_in__isnull=True)
+    if outcome_ids is not None:
+        outcomes = outcomes.filter(pk__in=outcome_ids)
+    entries: dict[str, Any] = {}
+    chosen = list(outcomes)
+    for outcome in chosen:
+        raw = outcome.raw or {}
+        key = json.dumps(raw, sort_keys=True, default=str)
+        entries.setdefault(key, raw)
+    if not chosen:
+        return None
+    now = timezone.now()
+    body = json.dumps(
+        {
+            "source": run.source,
+            "batch_id": f"retry-{run.pk}-{now:%Y%m%dT%H%M%S.%f}",
+            "sent_at": now.isoformat(),
+            "full": False,
+            "clients": list(entries.values()),
+        }
+    )
+    with transaction.atomic():
+        retry, _ = sync_run_create(
+            clinic=run.clinic, body=body, trigger=SyncRun.Trigger.RETRY, requested_by=actor
+        )
+        SyncRecordOutcome.objects.filter(pk__in=[o.pk for o in chosen]).update(retried_in=retry)
+        audit_log(
+            action="sync.quarantine_retried",
+            actor=actor,
+            clinic=run.clinic,
+            obj=run,
+            after={"retry_run": retry.pk, "records": len(chosen)},
+        )
+    return retry
+
+
+# --- the lock ------------------------------------------------------------------------------
+
+
+def _lock_acquire(run: SyncRun) -> bool:
+    SyncLock.objects.get_or_create(clinic_id=run.clinic_id)
+    now = timezone.now()
+    claimed = (
+        SyncLock.objects.filter(clinic_id=run.clinic_id)
+        .filter(Q(run__isnull=True) | Q(expires_at__lt=now) | Q(run=run))
+        .update(run=run, expires_at=now + LOCK_LEASE)
+    )
+    return claimed == 1
+
+
+def _lock_renew(run: SyncRun) -> None:
+    SyncLock.objects.filter(clinic_id=run.clinic_id, run=run).update(
+        expires_at=timezone.now() + LOCK_LEASE
+    )
+
+
+def _lock_release(run: SyncRun) -> None:
+    SyncLock.objects.filter(clinic_id=run.clinic_id, run=run).update(run=None, expires_at=None)
+
+
+def sync_lock_holder(clinic: Clinic) -> SyncRun | None:
+    """The run holding the clinic's lock right now, if any."""
+    lock = SyncLock.objects.filter(
+        clinic=clinic, run__isnull=False, expires_at__gte=timezone.now()
+    ).select_related("run")
+    found = lock.first()
+    return found.run if found else None
+
+
+# --- processing ----------------------------------------------------------------------------
+
+
+Entry = tuple[PimsClient | None, list[QuarantinedRecord]]
+
+
+def sync_run_process(
+    *,
+    run_id: int,
+    chunk_size: int = CHUNK_SIZE,
+    on_progress: ProgressCallback | None = None,
+) -> SyncRun:
+    """Apply a queued (or interrupted) run, chunk by chunk. Safe to call twice.
+
+    Raises ``SyncBusy`` when another run of the clinic holds the lock.
+    """
+    run = SyncRun.objects.select_related("clinic").get(pk=run_id)
+    if run.is_finished:
+        return run
+    if not _lock_acquire(run):
+        raise SyncBusy(f"Another sync of {run.clinic} is running.")
+    try:
+        payload_row = SyncRunPayload.objects.filter(run=run).first()
+        if payload_row is None:
+            raise RuntimeError("The batch of this run is no longer stored.")
+        raw_clients = json.loads(payload_row.body).get("clients", [])
+        entries = _parse_entries(raw_clients)
+        if run.status != SyncRun.Status.RUNNING or run.started_at is None:
+            run.status = SyncRun.Status.RUNNING
+            run.started_at = run.started_at or timezone.now()
+            run.error = ""
+            run.save(update_fields=["status", "started_at", "error"])
+        if run.match_plan is None:
+            run.match_plan = _plan(run, entries)
+            run.save(update_fields=["match_plan"])
+        engine = _Engine(run=run)
+        while run.position < len(entries):
+            end = min(run.position + chunk_size, len(entries))
+            with transaction.atomic():
+                counts = engine.apply(entries[run.position : end])
+                merged = Counter(run.counts)
+                merged.update(counts)
+                run.counts = dict(merged)
+                run.position = end
+                run.save(update_fields=["counts", "position"])
+                _lock_renew(run)
+            if on_progress is not None:
+                on_progress(run.position, run.total)
+        with transaction.atomic():
+            run.status = SyncRun.Status.SUCCEEDED
+            run.finished_at = timezone.now()
+            run.save(update_fields=["status", "finished_at"])
+            SyncRunPayload.objects.filter(run=run).delete()
+            integration_record_sync(clinic_id=run.clinic_id, ok=True)
+    except Exception as exc:
+        # The chunk in flight rolled back; everything before it stays applied and the run
+        # resumes from its position when retried.
+        run.status = SyncRun.Status.FAILED
+        run.error = f"{type(exc).__name__}: {exc}"
+        run.save(update_fields=["status", "error"])
+        integration_record_sync(clinic_id=run.clinic_id, ok=False, error=run.error)
+        _lock_release(run)
+        raise
+    _lock_release(run)
+    return run
+
+
+def sync_run_resume(*, run: SyncRun) -> SyncRun:
+    """Make a failed run eligible to run again from where it stopped."""
+    if run.status == SyncRun.Status.FAILED and SyncRunPayload.objects.filter(run=run).exists():
+        run.status = SyncRun.Status.QUEUED
+        run.save(update_fields=["status"])
+    return run
+
+
+def sync_runs_due() -> list[int]:
+    """Runs waiting or abandoned by a dead worker (lease expired): the sweep restarts them."""
+    now = timezone.now()
+    stale_clinics = SyncLock.objects.filter(run__isnull=False, expires_at__lt=now).values(
+        "clinic_id"
+    )
+    return list(
+        SyncRun.objects.filter(
+            Q(status=SyncRun.Status.QUEUED)
+            | Q(status=SyncRun.Status.RUNNING, clinic_id__in=stale_clinics)
+        )
+        .order_by("created_at", "id")
+        .values_list("pk", flat=True)
+    )
+
+
+def _parse_entries(raw_clients: list[Any]) -> list[Entry]:
+    """Validate every entry; a pims_id seen earlier in the batch is quarantined as a repeat."""
+    entries: list[Entry] = []
+    seen_clients: set[str] = set()
+    seen_patients: set[str] = set()
+    for raw in raw_clients:
+        client, quarantined = agent.parse_client_entry(raw)
+        if client is not None:
+            if client.pims_id in seen_clients:
+                reason = f"Client {client.pims_id} appears more than once in this batch."
+                quarantined = [QuarantinedRecord("client", client.pims_id, reason, dict(raw))]
+                client = None
+            else:
+                seen_clients.add(client.pims_id)
+                kept = []
+                for patient in client.patients:
+                    if patient.pims_id in seen_patients:
+                        quarantined.append(
+                            QuarantinedRecord(
+                                "patient",
+                                patient.pims_id,
+                                f"Patient {patient.pims_id} appears under two clients in "
+                                "this batch.",
+                                dict(raw),
+                                client.pims_id,
+                            )
+                        )
+                    else:
+                        seen_patients.add(patient.pims_id)
+                        kept.append(patient)
+                if len(kept) != len(client.patients):
+                    client = _replace_patients(client, tuple(kept))
+        entries.append((client, quarantined))
+    return entries
+
+
+def _replace_patients(client: PimsClient, patients: tuple[PimsPatient, ...]) -> PimsClient:
+    return replace(client, patients=patients)
+
+
+def _plan(run: SyncRun, entries: list[Entry]) -> dict[str, list[Any]]:
+    """Merge verdicts for the batch's clients that VetSync has never seen."""
+    clinic = run.clinic
+    customers = Client.objects.filter(clinic=clinic, pims_id="", merged_into__isnull=True).exclude(
+        customer_ref=""
+    )
+    rows = list(
+        customers.values_list(
+            "pk", "first_name", "last_name", "email", "phone", "address_line1", "postcode"
+        )
+    )
+    if not rows:
+        return {}
+    pet_names: dict[int, list[str]] = {}
+    for client_id, name in Patient.objects.filter(client__in=customers, pims_id="").values_list(
+        "client_id", "name"
+    ):
+        pet_names.setdefault(client_id, []).append(name)
+    region = clinic.country or "US"
+    pool = CustomerPool(
+        rejected={
+            (str(customer_id), pims_id)
+            for customer_id, pims_id in MatchRejection.objects.filter(clinic=clinic).values_list(
+                "customer_id", "pims_id"
+            )
+        }
+    )
+    for pk, first, last, email, phone, line1, postcode in rows:
+        pool.add(
+            Person.build(
+                key=str(pk),
+                first_name=first,
+                last_name=last,
+                email=email,
+                phone=phone,
+                line1=line1,
+                postcode=postcode,
+                pet_names=pet_names.get(pk, ()),
+                region=region,
+            )
+        )
+    linked = set(
+        Client.objects.filter(clinic=clinic).exclude(pims_id="").values_list("pims_id", flat=True)
+    )
+    people = [
+        _person(client, region)
+        for client, _ in entries
+        if client is not None and client.pims_id not in linked
+    ]
+    plan = plan_matches(pool, people)
+    return {
+        pims_id: [m.verdict.value, m.customer_key, m.rule, m.score] for pims_id, m in plan.items()
+    }
+
+
+def _person(client: PimsClient, region: str) -> Person:
+    return Person.build(
+        key=client.pims_id,
+        first_name=client.first_name,
+        last_name=client.last_name,
+        email=client.email,
+        phone=client.phone,
+        line1=client.address.line1,
+        postcode=client.address.postcode,
+        pet_names=[p.name for p in client.patients],
+        region=region,
+    )
+
+
+# --- the field policy ----------------------------------------------------------------------
+
+
+def client_seen(client: PimsClient) -> dict[str, Any]:
+    """The PIMS's values for a client, as kept in ``Client.pims_seen``."""
+    return {
+        "first_name": client.first_name,
+        "last_name": client.last_name,
+        "email": client.email,
+        "phone": client.phone,
+        **{key: getattr(client.address, key) for key in CLIENT_ADDRESS_FIELDS},
+        "active": client.active,
+    }
+
+
+def patient_seen(patient: PimsPatient) -> dict[str, Any]:
+    """The PIMS's values for a pet, as kept in ``Patient.pims_seen``."""
+    return {
+        "name": patient.name,
+        "species": patient.species,
+        "breed": patient.breed,
+        "sex": patient.sex,
+        "birth_date": patient.birth_date.isoformat() if patient.birth_date else None,
+        "weight": str(patient.weight) if patient.weight is not None else None,
+        "weight_unit": patient.weight_unit.value,
+        "deceased": patient.deceased,
+        "deceased_on": patient.deceased_on.isoformat() if patient.deceased_on else None,
+        "microchip": patient.microchip,
+        "active": patient.active,
+    }
+
+
+def _changed(old: dict[str, Any], new: dict[str, Any], keys: Sequence[str]) -> bool:
+    return any(old.get(key) != new.get(key) for key in keys)
+
+
+@dataclass
+class _Held:
+    """A manual update the chunk wants pending: created, or refreshed in place."""
+
+    kind: str
+    client: Client
+    patient: Patient | None
+    current: dict[str, Any]
+    proposed: dict[str, Any]
+
+
+@dataclass
+class _Chunk:
+    """Everything one chunk writes, flushed with bulk operations in one transaction."""
+
+    new_clients: list[Client] = field(default_factory=list)
+    changed_clients: dict[int, Client] = field(default_factory=dict)
+    new_patients: list[Patient] = field(default_factory=list)
+    changed_patients: dict[int, Patient] = field(default_factory=dict)
+    weights: list[WeightRecord] = field(default_factory=list)
+    held: list[_Held] = field(default_factory=list)
+    settled: list[tuple[Client, Patient | None, str]] = field(default_factory=list)
+    matches: list[ManualUpdate] = field(default_factory=list)
+    merges: list[ClientMerge] = field(default_factory=list)
+    outcomes: list[SyncRecordOutcome] = field(default_factory=list)
+    audits: list[AuditEvent] = field(default_factory=list)
+    deceased: list[Patient] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+class _Engine:
+    def __init__(self, *, run: SyncRun) -> None:
+        self.run = run
+        self.clinic = run.clinic
+        self.region = self.clinic.country or "US"
+        self.plan = {
+            pims_id: Match(Verdict(v), key, rule, score)
+            for pims_id, (v, key, rule, score) in (run.match_plan or {}).items()
+        }
+
+    def apply(self, entries: Sequence[Entry]) -> Counter[str]:
+        chunk = _Chunk()
+        self.now = timezone.now()
+        clients = [client for client, _ in entries if client is not None]
+        existing = {
+            c.pims_id: c
+            for c in Client.objects.filter(
+                clinic=self.clinic, pims_id__in=[c.pims_id for c in clients]
+            )
+        }
+        patient_ids = [p.pims_id for c in clients for p in c.patients]
+        existing_patients = {
+            p.pims_id: p
+            for p in Patient.objects.filter(clinic=self.clinic, pims_id__in=patient_ids)
+        }
+        customer_ids = [
+            int(self.plan[c.pims_id].customer_key)
+            for c in clients
+            if c.pims_id in self.plan and c.pims_id not in existing
+        ]
+        customers = {
+            c.pk: c
+            for c in Client.objects.filter(
+                clinic=self.clinic, pk__in=customer_ids, pims_id="", merged_into__isnull=True
+            )
+        }
+        customer_pets: dict[int, list[Patient]] = {}
+        for pet in Patient.objects.filter(client_id__in=list(customers), pims_id=""):
+            customer_pets.setdefault(pet.client_id, []).append(pet)
+
+        for client, quarantined in entries:
+            for record in quarantined:
+                self._quarantine(chunk, record)
+            if client is None:
+                continue
+            current = existing.get(client.pims_id)
+            if current is not None:
+                self._update_client(chunk, current, client, existing_patients)
+                continue
+            match = self.plan.get(client.pims_id)
+            customer = customers.get(int(match.customer_key)) if match else None
+            if match and customer and match.verdict == Verdict.MERGE:
+                self._merge(
+                    chunk,
+                    customer,
+                    client,
+                    match,
+                    customer_pets.get(customer.pk, []),
+                    existing_patients,
+                )
+            else:
+                created = self._create_client(chunk, client, existing_patients)
+                # A customer merged earlier in this chunk is no longer anyone's candidate.
+                if match and customer and not customer.pims_id:
+                    chunk.matches.append(
+                        ManualUpdate(
+                            clinic=self.clinic,
+                            kind=ManualUpdate.Kind.POSSIBLE_MATCH,
+                            client=customer,
+                            candidate=created,
+                            detail=match.rule,
+                            proposed={"rule": match.rule, "score": round(match.score)},
+                            run=self.run,
+                            created_at=self.now,
+                            updated_at=self.now,
+                        )
+                    )
+                    self._outcome(
+                        chunk,
+                        "client",
+                        client.pims_id,
+                        Outcome.POSSIBLE_MATCH,
+                        client=created,
+                        customer_ref=customer.customer_ref,
+                        detail=f"Possible match with customer {customer.customer_ref} "
+                        f"({customer.full_name}): {match.rule}.",
+                        replace_last=True,
+                    )
+        self._flush(chunk)
+        return chunk.counts
+
+    # --- outcomes --------------------------------------------------------------------------
+
+    def _outcome(
+        self,
+        chunk: _Chunk,
+        kind: str,
+        pims_id: str,
+        outcome: str,
+        *,
+        client: Client | None = None,
+        patient: Patient | None = None,
+        customer_ref: str = "",
+        detail: str = "",
+        raw: dict[str, Any] | None = None,
+        replace_last: bool = False,
+    ) -> None:
+        row = SyncRecordOutcome(
+            run=self.run,
+            kind=kind,
+            pims_id=pims_id,
+            outcome=outcome,
+            client=client,
+            patient=patient,
+            customer_ref=customer_ref or (client.customer_ref if client else ""),
+            detail=detail[:2000],
+            raw=raw,
+        )
+        if replace_last:
+            # The client's own row (written when it was created) becomes the possible match.
+            for index in range(len(chunk.outcomes) - 1, -1, -1):
+                previous = chunk.outcomes[index]
+                if previous.kind == "client" and previous.pims_id == pims_id:
+                    chunk.counts[previous.outcome] -= 1
+                    chunk.outcomes[index] = row
+                    chunk.counts[outcome] += 1
+                    return
+        chunk.outcomes.append(row)
+        chunk.counts[outcome] += 1
+
+    def _quarantine(self, chunk: _Chunk, record: QuarantinedRecord) -> None:
+        self._outcome(
+            chunk,
+            record.kind,
+            record.pims_id,
+            Outcome.QUARANTINED,
+            detail=record.reason,
+            raw=json.loads(json.dumps(record.raw, default=str)),
+        )
+
+    def _audit(
+        self,
+        chunk: _Chunk,
+        action: str,
+        obj: Client | Patient,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+    ) -> None:
+        chunk.audits.append(
+            AuditEvent(
+                created_at=self.now,
+                actor_label=SYNC_ACTOR,
+                clinic=self.clinic,
+                action=action,
+                object_type=obj._meta.label_lower,
+                object_id=str(obj.pk) if obj.pk else "",
+                object_repr=str(obj)[:200],
+                before=before,
+                after={**(after or {}), "run": self.run.pk},
+            )
+        )
+
+    # --- new records -----------------------------------------------------------------------
+
+    def _create_client(
+        self, chunk: _Chunk, pims: PimsClient, existing_patients: dict[str, Patient]
+    ) -> Client:
+        client = Client(
+            clinic=self.clinic,
+            first_name=pims.first_name,
+            last_name=pims.last_name,
+            email=pims.email,
+            phone=pims.phone,
+            phone_normalized=normalize_phone(pims.phone, self.region),
+            address_line1=pims.address.line1,
+            address_line2=pims.address.line2,
+            city=pims.address.city,
+            state=pims.address.state,
+            postcode=pims.address.postcode,
+            country=pims.address.country or self.clinic.country,
+            is_active=pims.active,
+            pims_id=pims.pims_id,
+            pims_seen=client_seen(pims),
+            pims_modified_at=pims.modified_at,
+        )
+        chunk.new_clients.append(client)
+        self._outcome(chunk, "client", pims.pims_id, Outcome.CREATED, client=client)
+        for patient in pims.patients:
+            self._patient_for(chunk, client, patient, existing_patients)
+        return client
+
+    def _create_patient(self, chunk: _Chunk, client: Client, pims: PimsPatient) -> Patient:
+        patient = Patient(
+            clinic=self.clinic,
+            client=client,
+            name=pims.name,
+            species=pims.species,
+            breed=pims.breed,
+            sex=pims.sex,
+            birth_date=pims.birth_date,
+            weight=pims.weight,
+            weight_unit=pims.weight_unit.value,
+            is_deceased=pims.deceased,
+            deceased_on=pims.deceased_on if pims.deceased else None,
+            microchip=pims.microchip,
+            is_active=pims.active,
+            pims_id=pims.pims_id,
+            pims_seen=patient_seen(pims),
+            pims_modified_at=pims.modified_at,
+        )
+        chunk.new_patients.append(patient)
+        if pims.weight is not None:
+            chunk.weights.append(self._weighing(patient, pims))
+        self._outcome(
+            chunk, "patient", pims.pims_id, Outcome.CREATED, client=client, patient=patient
+        )
+        return patient
+
+    def _weighing(self, patient: Patient, pims: PimsPatient) -> WeightRecord:
+        assert pims.weight is not None
+        return WeightRecord(
+            patient=patient,
+            weight=pims.weight,
+            unit=pims.weight_unit.value,
+            recorded_at=pims.modified_at or self.now,
+            source=WeightRecord.Source.PIMS,
+            run=self.run,
+        )
+
+    def _patient_for(
+        self,
+        chunk: _Chunk,
+        client: Client,
+        pims: PimsPatient,
+        existing_patients: dict[str, Patient],
+    ) -> None:
+        current = existing_patients.get(pims.pims_id)
+        if current is None:
+            self._create_patient(chunk, client, pims)
+        elif client.pk is None or current.client_id != client.pk:
+            self._outcome(
+                chunk,
+                "patient",
+                pims.pims_id,
+                Outcome.QUARANTINED,
+                client=client if client.pk else None,
+                patient=current,
+                detail=f"In VetSync this pet belongs to another client (id {current.client_id}); "
+                "a change of owner is not applied automatically.",
+            )
+        else:
+            self._update_patient(chunk, client, current, pims)
+
+    # --- merging ---------------------------------------------------------------------------
+
+    def _merge(
+        self,
+        chunk: _Chunk,
+        customer: Client,
+        pims: PimsClient,
+        match: Match,
+        pets: list[Patient],
+        existing_patients: dict[str, Patient],
+    ) -> None:
+        snapshot: dict[str, Any] = {
+            "customer": client_snapshot(customer),
+            "pets": [patient_snapshot(p) for p in pets],
+            "created_patients": [],
+        }
+        before = {"pims_id": ""}
+        customer.pims_id = pims.pims_id
+        customer.pims_seen = client_seen(pims)
+        customer.pims_modified_at = pims.modified_at
+        # The customer's own contact details stay; the PIMS fills only what is empty.
+        if not customer.email and pims.email:
+            customer.email = pims.email
+        if not customer.phone and pims.phone:
+            customer.phone = pims.phone
+            customer.phone_normalized = normalize_phone(pims.phone, self.region)
+        if not customer.address_line1 and not pims.address.is_empty():
+            for key, attr in ADDRESS_TO_CLIENT.items():
+                setattr(customer, attr, getattr(pims.address, key) or getattr(customer, attr))
+        customer.updated_at = self.now
+        chunk.changed_clients[customer.pk] = customer
+        chunk.merges.append(
+            ClientMerge(
+                clinic=self.clinic,
+                customer=customer,
+                pims_id=pims.pims_id,
+                method=ClientMerge.Method.RULE,
+                rule=match.rule,
+                run=self.run,
+                snapshot=snapshot,
+                created_at=self.now,
+            )
+        )
+        self._audit(
+            chunk,
+            "sync.client_merged",
+            customer,
+            before,
+            {"pims_id": pims.pims_id, "rule": match.rule},
+        )
+        self._outcome(
+            chunk,
+            "client",
+            pims.pims_id,
+            Outcome.MERGED,
+            client=customer,
+            detail=f"Merged into customer {customer.customer_ref} ({customer.full_name}): "
+            f"{match.rule}.",
+        )
+        by_name = {normalize_text(p.name): p for p in pets}
+        for patient in pims.patients:
+            known = patient.pims_id in existing_patients
+            pet = None if known else by_name.pop(normalize_text(patient.name), None)
+            if pet is None:
+                if not known:
+                    snapshot["created_patients"].append(patient.pims_id)
+                self._patient_for(chunk, customer, patient, existing_patients)
+                continue
+            pet.pims_id = patient.pims_id
+            pet.pims_seen = patient_seen(patient)
+            pet.pims_modified_at = patient.modified_at
+            for attr in ("species", "breed", "sex", "microchip"):
+                if not getattr(pet, attr):
+                    setattr(pet, attr, getattr(patient, attr))
+            if pet.birth_date is None:
+                pet.birth_date = patient.birth_date
+            self._apply_weight(chunk, pet, patient)
+            self._apply_deceased(chunk, pet, patient)
+            pet.updated_at = self.now
+            chunk.changed_patients[pet.pk] = pet
+            self._outcome(
+                chunk,
+                "patient",
+                patient.pims_id,
+                Outcome.MERGED,
+                client=customer,
+                patient=pet,
+                detail=f"Linked to the customer's pet {pet.name}.",
+            )
+
+    # --- changes to known records ----------------------------------------------------------
+
+    def _is_stale(self, known: dt.datetime | None, incoming: dt.datetime | None) -> bool:
+        return known is not None and incoming is not None and incoming < known
+
+    def _update_client(
+        self,
+        chunk: _Chunk,
+        client: Client,
+        pims: PimsClient,
+        existing_patients: dict[str, Patient],
+    ) -> None:
+        if self._is_stale(client.pims_modified_at, pims.modified_at):
+            self._outcome(
+                chunk,
+                "client",
+                pims.pims_id,
+                Outcome.UNCHANGED,
+                client=client,
+                detail="Older than the PIMS values already applied; ignored.",
+            )
+        else:
+            self._client_policy(chunk, client, pims)
+        for patient in pims.patients:
+            self._patient_for(chunk, client, patient, existing_patients)
+
+    def _client_policy(self, chunk: _Chunk, client: Client, pims: PimsClient) -> None:
+        old = client.pims_seen or {}
+        new = client_seen(pims)
+        applied: dict[str, tuple[Any, Any]] = {}
+        held: list[str] = []
+        differs: list[str] = []
+        # An email removed in the PIMS is not applied: the pharmacy still needs one to write to.
+        if old.get("email") != new["email"] and new["email"] and client.email != new["email"]:
+            applied["email"] = (client.email, new["email"])
+            client.email = new["email"]
+        if _changed(old, new, ("first_name", "last_name")):
+            self._hold(
+                chunk,
+                ManualUpdate.Kind.CLIENT_NAME,
+                client,
+                None,
+                current={"first_name": client.first_name, "last_name": client.last_name},
+                proposed={"first_name": new["first_name"], "last_name": new["last_name"]},
+            )
+            held.append("name")
+        if _changed(old, new, CLIENT_ADDRESS_FIELDS):
+            self._hold(
+                chunk,
+                ManualUpdate.Kind.CLIENT_ADDRESS,
+                client,
+                None,
+                current={key: getattr(client, attr) for key, attr in ADDRESS_TO_CLIENT.items()},
+                proposed={key: new[key] for key in CLIENT_ADDRESS_FIELDS},
+            )
+            held.append("address")
+        for key in ("phone", "active"):
+            if old.get(key) != new[key]:
+                differs.append(key)
+        if old == new and client.pims_modified_at == pims.modified_at:
+            self._outcome(chunk, "client", pims.pims_id, Outcome.UNCHANGED, client=client)
+            return
+        client.pims_seen = new
+        client.pims_modified_at = pims.modified_at
+        client.updated_at = self.now
+        chunk.changed_clients[client.pk] = client
+        if applied:
+            self._audit(
+                chunk,
+                "sync.client_updated",
+                client,
+                {k: v[0] for k, v in applied.items()},
+                {k: v[1] for k, v in applied.items()},
+            )
+        self._outcome(
+            chunk,
+            "client",
+            pims.pims_id,
+            Outcome.MANUAL_UPDATE if held else Outcome.UPDATED if applied else Outcome.UNCHANGED,
+            client=client,
+            detail=_describe(applied, held, differs),
+        )
+
+    def _update_patient(
+        self, chunk: _Chunk, client: Client, patient: Patient, pims: PimsPatient
+    ) -> None:
+        if self._is_stale(patient.pims_modified_at, pims.modified_at):
+            self._outcome(
+                chunk,
+                "patient",
+                pims.pims_id,
+                Outcome.UNCHANGED,
+                client=client,
+                patient=patient,
+                detail="Older than the PIMS values already applied; ignored.",
+            )
+            return
+        old = patient.pims_seen or {}
+        new = patient_seen(pims)
+        before = {
+            "weight": str(patient.weight) if patient.weight is not None else None,
+            "weight_unit": patient.weight_unit,
+            "is_deceased": patient.is_deceased,
+            "deceased_on": patient.deceased_on,
+        }
+        applied: dict[str, tuple[Any, Any]] = {}
+        held: list[str] = []
+        if _changed(old, new, ("weight", "weight_unit")) and self._apply_weight(
+            chunk, patient, pims
+        ):
+            applied["weight"] = (before["weight"], new["weight"])
+        if _changed(old, new, ("deceased", "deceased_on")) and self._apply_deceased(
+            chunk, patient, pims
+        ):
+            applied["deceased"] = (before["is_deceased"], pims.deceased)
+        if old.get("name") != new["name"]:
+            self._hold(
+                chunk,
+                ManualUpdate.Kind.PET_NAME,
+                client,
+                patient,
+                current={"name": patient.name},
+                proposed={"name": new["name"]},
+            )
+            held.append("name")
+        differs = [
+            key
+            for key in ("species", "breed", "sex", "birth_date", "microchip", "active")
+            if old.get(key) != new[key]
+        ]
+        if old == new and patient.pims_modified_at == pims.modified_at:
+            self._outcome(
+                chunk, "patient", pims.pims_id, Outcome.UNCHANGED, client=client, patient=patient
+            )
+            return
+        patient.pims_seen = new
+        patient.pims_modified_at = pims.modified_at
+        patient.updated_at = self.now
+        chunk.changed_patients[patient.pk] = patient
+        if applied:
+            self._audit(
+                chunk,
+                "sync.patient_updated",
+                patient,
+                {k: v[0] for k, v in applied.items()},
+                {k: v[1] for k, v in applied.items()},
+            )
+        self._outcome(
+            chunk,
+            "patient",
+            pims.pims_id,
+            Outcome.MANUAL_UPDATE if held else Outcome.UPDATED if applied else Outcome.UNCHANGED,
+            client=client,
+            patient=patient,
+            detail=_describe(applied, held, differs),
+        )
+
+    def _apply_weight(self, chunk: _Chunk, patient: Patient, pims: PimsPatient) -> bool:
+        if pims.weight is None:
+            return False
+        if patient.weight == pims.weight and patient.weight_unit == pims.weight_unit.value:
+            return False
+        patient.weight = pims.weight
+        patient.weight_unit = pims.weight_unit.value
+        chunk.weights.append(self._weighing(patient, pims))
+        return True
+
+    def _apply_deceased(self, chunk: _Chunk, patient: Patient, pims: PimsPatient) -> bool:
+        deceased_on = pims.deceased_on if pims.deceased else None
+        if patient.is_deceased == pims.deceased and patient.deceased_on == deceased_on:
+            return False
+        newly = pims.deceased and not patient.is_deceased
+        patient.is_deceased = pims.deceased
+        patient.deceased_on = deceased_on
+        if newly:
+            chunk.deceased.append(patient)
+        return True
+
+    def _hold(
+        self,
+        chunk: _Chunk,
+        kind: str,
+        client: Client,
+        patient: Patient | None,
+        *,
+        current: dict[str, Any],
+        proposed: dict[str, Any],
+    ) -> None:
+        if current == proposed:
+            # The pharmacy already has the PIMS's value: nothing to confirm any more.
+            chunk.settled.append((client, patient, kind))
+        else:
+            chunk.held.append(_Held(kind, client, patient, current, proposed))
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def _flush(self, chunk: _Chunk) -> None:
+        Client.objects.bulk_create(chunk.new_clients, batch_size=1000)
+        if chunk.changed_clients:
+            Client.objects.bulk_update(
+                list(chunk.changed_clients.values()), CLIENT_UPDATE_FIELDS, batch_size=500
+            )
+        Patient.objects.bulk_create(chunk.new_patients, batch_size=1000)
+        if chunk.changed_patients:
+            Patient.objects.bulk_update(
+                list(chunk.changed_patients.values()), PATIENT_UPDATE_FIELDS, batch_size=500
+            )
+        WeightRecord.objects.bulk_create(chunk.weights, batch_size=1000)
+        self._flush_manual_updates(chunk)
+        ManualUpdate.objects.bulk_create(chunk.matches, batch_size=500)
+        ClientMerge.objects.bulk_create(chunk.merges, batch_size=500)
+        SyncRecordOutcome.objects.bulk_create(chunk.outcomes, batch_size=1000)
+        AuditEvent.objects.bulk_create(chunk.audits, batch_size=1000)
+        hooks.patients_became_deceased(chunk.deceased)
+
+    def _flush_manual_updates(self, chunk: _Chunk) -> None:
+        if not chunk.held and not chunk.settled:
+            return
+        client_ids = {h.client.pk for h in chunk.held} | {c.pk for c, _, _ in chunk.settled}
+        pending: dict[tuple[int, int | None, str], ManualUpdate] = {
+            (mu.client_id, mu.patient_id, mu.kind): mu
+            for mu in ManualUpdate.objects.filter(
+                clinic=self.clinic,
+                client_id__in=client_ids,
+                status=ManualUpdate.Status.PENDING,
+                candidate__isnull=True,
+            )
+        }
+        for client, patient, kind in chunk.settled:
+            found = pending.pop((client.pk, patient.pk if patient else None, kind), None)
+            if found is not None:
+                found.status = ManualUpdate.Status.SUPERSEDED
+                found.resolved_at = self.now
+                found.resolution_note = "The PIMS now matches the pharmacy's value."
+                found.save(update_fields=["status", "resolved_at", "resolution_note"])
+        creates = []
+        for held in chunk.held:
+            key = (held.client.pk, held.patient.pk if held.patient else None, held.kind)
+            found = pending.get(key)
+            if found is not None:
+                found.proposed = held.proposed
+                found.current = held.current
+                found.run = self.run
+                found.updated_at = self.now
+                found.save(update_fields=["proposed", "current", "run", "updated_at"])
+                continue
+            creates.append(
+                ManualUpdate(
+                    clinic=self.clinic,
+                    kind=held.kind,
+                    client=held.client,
+                    patient=held.patient,
+                    current=held.current,
+                    proposed=held.proposed,
+                    run=self.run,
+                    created_at=self.now,
+                    updated_at=self.now,
+                )
+            )
+        ManualUpdate.objects.bulk_create(creates, batch_size=500)
+
+
+def _describe(applied: dict[str, Any], held: list[str], differs: list[str]) -> str:
+    parts = []
+    if applied:
+        parts.append("applied: " + ", ".join(sorted(applied)))
+    if held:
+        parts.append("held for review: " + ", ".join(held))
+    if differs:
+        parts.append("PIMS differs (not applied): " + ", ".join(differs))
+    return "; ".join(parts)
+
+
+def client_snapshot(client: Client) -> dict[str, Any]:
+    """Every stored field of a client, to restore it exactly (unmerge)."""
+    return {
+        f.attname: getattr(client, f.attname)
+        for f in Client._meta.concrete_fields
+        if f.attname not in {"created_at", "updated_at"}
+    }
+
+
+def patient_snapshot(patient: Patient) -> dict[str, Any]:
+    return {
+        f.attname: getattr(patient, f.attname)
+        for f in Patient._meta.concrete_fields
+        if f.attname not in {"created_at", "updated_at"}
+    }

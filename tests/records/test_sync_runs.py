@@ -1,0 +1,184 @@
+"""Runs: idempotent, resumable, one at a time, and a bad record never stops the rest."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from records.models import Client, Outcome, Patient, SyncLock, SyncRun
+from records.sync import SyncBusy, sync_run_create, sync_run_process, sync_runs_due
+from tests.conftest import World
+from tests.records.batches import batch, ingest, owner, pet
+
+
+def state(clinic) -> list[tuple]:
+    """What staff would see of a clinic's records, independent of database ids."""
+    clients = sorted(
+        (c.pims_id, c.first_name, c.last_name, c.email, c.address_line1, c.customer_ref)
+        for c in Client.objects.filter(clinic=clinic)
+    )
+    patients = sorted(
+        (p.pims_id, p.client.pims_id, p.name, str(p.weight), p.is_deceased, p.weights.count())
+        for p in Patient.objects.filter(clinic=clinic)
+    )
+    return [clients, patients]
+
+
+def many(n: int, **fields) -> list[dict]:
+    return [
+        owner(
+            f"C-{i}",
+            first_name=f"Name{i}",
+            email=f"c{i}@example.org",
+            patients=[pet(f"P-{i}", name=f"Pet{i}")],
+            **fields,
+        )
+        for i in range(n)
+    ]
+
+
+def test_the_same_batch_twice_changes_nothing_the_second_time(world: World) -> None:
+    body = batch(*many(3), batch_id="agent-0001")
+    first = ingest(world.a.clinic, body)
+    before = state(world.a.clinic)
+
+    again, created = sync_run_create(clinic=world.a.clinic, body=body, trigger="agent")
+
+    assert not created and again.pk == first.pk
+    assert sync_run_process(run_id=again.pk).counts == first.counts
+    assert state(world.a.clinic) == before
+    assert SyncRun.objects.count() == 1
+
+
+def test_the_same_records_in_a_new_batch_are_all_unchanged(world: World) -> None:
+    ingest(world.a.clinic, batch(*many(3)))
+    run = ingest(world.a.clinic, batch(*many(3)))
+    assert run.counts == {"unchanged": 6}
+
+
+def test_a_bad_record_is_quarantined_and_the_rest_applied(world: World) -> None:
+    bad = [
+        owner("", first_name="NoId"),
+        owner("C-date", patients=[pet("P-date", birth_date="02/04/2019")]),
+        owner("C-weight", patients=[pet("P-weight", weight=-3)]),
+        owner("C-long", last_name="x" * 101),
+        owner("C-type", patients=[pet("P-type", weight="heavy")]),
+        owner("C-flag", active="yes"),
+    ]
+    run = ingest(world.a.clinic, batch(*many(2), *bad))
+
+    assert run.status == "succeeded"
+    reasons = dict(
+        run.outcomes.filter(outcome=Outcome.QUARANTINED).values_list("pims_id", "detail")
+    )
+    assert reasons[""] == "pims_id is missing."
+    assert "birth_date is not a date" in reasons["P-date"]
+    assert "weight cannot be negative" in reasons["P-weight"]
+    assert "last_name is longer than 100 characters" in reasons["C-long"]
+    assert "weight must be a number" in reasons["P-type"]
+    assert "active must be true or false" in reasons["C-flag"]
+    # The good parts are in: two whole clients, and the owners of the bad pets.
+    assert set(Client.objects.values_list("pims_id", flat=True)) == {
+        "C-0",
+        "C-1",
+        "C-date",
+        "C-weight",
+        "C-type",
+    }
+    # Six bad records, and the pets of the three bad owners go with them.
+    assert run.counts["quarantined"] == 9
+
+
+def test_quarantined_records_can_be_retried_once_fixed_upstream(world: World) -> None:
+    from records.sync import sync_run_retry_quarantined
+
+    run = ingest(world.a.clinic, batch(owner("C-9", patients=[pet("P-9", weight=-1)])))
+    retry = sync_run_retry_quarantined(run=run, actor=world.a.staff)
+    assert retry is not None
+    done = sync_run_process(run_id=retry.pk)
+
+    # Still bad, still quarantined, and visible on the new run; nothing retried twice.
+    assert done.counts == {"unchanged": 1, "quarantined": 1}
+    assert sync_run_retry_quarantined(run=run, actor=world.a.staff) is None
+
+
+class Killed(BaseException):
+    """Stands in for a worker killed between two statements (SIGKILL runs no handler)."""
+
+
+def test_a_killed_run_resumes_to_the_same_state_as_an_uninterrupted_one(world: World) -> None:
+    clients = many(12)
+    body_a = batch(*clients, batch_id="same")
+    body_b = batch(*clients, batch_id="same")
+    ingest(world.b.clinic, body_b, chunk_size=5)
+
+    run, _ = sync_run_create(clinic=world.a.clinic, body=body_a, trigger="agent")
+    calls = 0
+
+    def die_on_second_chunk(position: int, total: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        sync_run_process(run_id=run.pk, chunk_size=5, on_progress=die_on_second_chunk)
+    run.refresh_from_db()
+    assert (run.status, run.position) == ("running", 10)
+
+    # The dead worker's lease runs out; the sweep finds the run and finishes it.
+    assert run.pk not in sync_runs_due()
+    SyncLock.objects.filter(clinic=world.a.clinic).update(
+        expires_at=timezone.now() - dt.timedelta(seconds=1)
+    )
+    assert run.pk in sync_runs_due()
+    finished = sync_run_process(run_id=run.pk, chunk_size=5)
+
+    assert finished.status == "succeeded"
+    assert state(world.a.clinic) == state(world.b.clinic)
+    assert finished.counts == {"created": 24}
+    assert finished.outcomes.count() == 24
+
+
+def test_a_crash_mid_chunk_applies_nothing_of_that_chunk(world: World, monkeypatch) -> None:
+    from records import sync
+
+    run, _ = sync_run_create(clinic=world.a.clinic, body=batch(*many(8)), trigger="agent")
+    real = sync.SyncRecordOutcome.objects.bulk_create
+    calls = {"n": 0}
+
+    def fail_second(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("database went away")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sync.SyncRecordOutcome.objects, "bulk_create", fail_second)
+    with pytest.raises(RuntimeError):
+        sync_run_process(run_id=run.pk, chunk_size=4)
+    run.refresh_from_db()
+
+    assert (run.status, run.position) == ("failed", 4)
+    assert "database went away" in run.error
+    assert Client.objects.count() == 4  # the failed chunk left no client behind
+    monkeypatch.undo()
+    from records.sync import sync_run_resume
+
+    sync_run_resume(run=run)
+    assert sync_run_process(run_id=run.pk, chunk_size=4).status == "succeeded"
+    assert Client.objects.count() == 8
+
+
+def test_one_sync_at_a_time_per_clinic(world: World) -> None:
+    first, _ = sync_run_create(clinic=world.a.clinic, body=batch(*many(1)), trigger="agent")
+    second, _ = sync_run_create(clinic=world.a.clinic, body=batch(*many(1)), trigger="agent")
+    SyncLock.objects.create(
+        clinic=world.a.clinic, run=first, expires_at=timezone.now() + dt.timedelta(minutes=1)
+    )
+
+    with pytest.raises(SyncBusy):
+        sync_run_process(run_id=second.pk)
+    # Another clinic is not held up.
+    assert ingest(world.b.clinic, batch(*many(1))).status == "succeeded"

@@ -1,0 +1,341 @@
+"""The agent batch format (v1, see PIMS.md): validation into normalised records.
+
+On-premise agents (SyncVet, VetData, IDEXX DataPoint, VetSuccess) post these batches; the
+same file feeds ``manage.py ingest_batch`` and, serialised back with ``client_to_entry``, the
+ezyVet pulls. A record that fails validation becomes a ``QuarantinedRecord`` with a reason a
+person can act on; the rest of the batch goes on. Pure: no Django, no I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from vetsync.pims.records import (
+    PimsAddress,
+    PimsClient,
+    PimsPatient,
+    QuarantinedRecord,
+    Source,
+    WeightUnit,
+)
+
+# Longest value VetSync stores per field; a longer one is quarantined, never truncated.
+MAX_LENGTHS = {
+    "pims_id": 64,
+    "first_name": 100,
+    "last_name": 100,
+    "email": 254,
+    "phone": 40,
+    "line1": 200,
+    "line2": 200,
+    "city": 100,
+    "state": 50,
+    "postcode": 20,
+    "country": 2,
+    "name": 100,
+    "species": 60,
+    "breed": 100,
+    "sex": 40,
+    "microchip": 30,
+}
+MAX_WEIGHT = Decimal("99999.99")
+
+
+class BatchError(ValueError):
+    """The batch as a whole cannot be read (not a record-level problem)."""
+
+
+class RecordError(ValueError):
+    """One record is invalid; the message is the quarantine reason shown to staff."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchHeader:
+    source: Source
+    batch_id: str
+    sent_at: dt.datetime | None
+    full: bool
+    client_count: int
+
+
+def parse_header(payload: object) -> BatchHeader:
+    """Check the envelope of a batch; raise ``BatchError`` with every problem found."""
+    if not isinstance(payload, Mapping):
+        raise BatchError("The batch must be a JSON object.")
+    problems = []
+    source = payload.get("source")
+    if source not in {s.value for s in Source}:
+        problems.append(
+            f"source must be one of {', '.join(s.value for s in Source)} (got {source!r})."
+        )
+    batch_id = payload.get("batch_id")
+    if not isinstance(batch_id, str) or not batch_id.strip():
+        problems.append("batch_id is required and must be a non-empty string.")
+    elif len(batch_id) > 100:
+        problems.append("batch_id must be at most 100 characters.")
+    clients = payload.get("clients")
+    if not isinstance(clients, list):
+        problems.append("clients must be a list.")
+    full = payload.get("full", False)
+    if not isinstance(full, bool):
+        problems.append("full must be true or false.")
+    sent_at = None
+    try:
+        sent_at = _datetime(payload.get("sent_at"), "sent_at")
+    except RecordError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise BatchError(" ".join(problems))
+    assert isinstance(clients, list)
+    assert isinstance(batch_id, str)
+    return BatchHeader(
+        source=Source(source),
+        batch_id=batch_id.strip(),
+        sent_at=sent_at,
+        full=bool(full),
+        client_count=len(clients),
+    )
+
+
+def parse_client_entry(
+    raw: object,
+) -> tuple[PimsClient | None, list[QuarantinedRecord]]:
+    """One client entry with its patients.
+
+    A bad client quarantines the client and its patients (their owner is unknown); a bad
+    patient quarantines only that patient.
+    """
+    if not isinstance(raw, Mapping):
+        return None, [QuarantinedRecord("client", "", "The client entry is not an object.", {})]
+    raw_dict = dict(raw)
+    client_pims_id = raw_dict.get("pims_id")
+    client_pims_id = client_pims_id.strip() if isinstance(client_pims_id, str) else ""
+    try:
+        client = _client(raw_dict)
+    except RecordError as exc:
+        quarantined = [QuarantinedRecord("client", client_pims_id, str(exc), raw_dict)]
+        patients = raw_dict.get("patients")
+        for patient in patients if isinstance(patients, list) else []:
+            pid = patient.get("pims_id", "") if isinstance(patient, Mapping) else ""
+            quarantined.append(
+                QuarantinedRecord(
+                    "patient",
+                    pid if isinstance(pid, str) else "",
+                    f"Owner {client_pims_id or '(no id)'} was quarantined: {exc}",
+                    raw_dict,
+                    client_pims_id,
+                )
+            )
+        return None, quarantined
+
+    raw_patients = raw_dict.get("patients", [])
+    if raw_patients is None:
+        raw_patients = []
+    if not isinstance(raw_patients, list):
+        return client, [
+            QuarantinedRecord("patient", "", "patients must be a list.", raw_dict, client.pims_id)
+        ]
+    patients: list[PimsPatient] = []
+    quarantined = []
+    seen: set[str] = set()
+    for raw_patient in raw_patients:
+        try:
+            patient = _patient(raw_patient)
+            if patient.pims_id in seen:
+                raise RecordError(f"Patient {patient.pims_id} appears twice for this client.")
+            seen.add(patient.pims_id)
+            patients.append(patient)
+        except RecordError as exc:
+            pid = raw_patient.get("pims_id", "") if isinstance(raw_patient, Mapping) else ""
+            quarantined.append(
+                QuarantinedRecord(
+                    "patient",
+                    pid if isinstance(pid, str) else "",
+                    str(exc),
+                    raw_dict,
+                    client.pims_id,
+                )
+            )
+    return _with_patients(client, tuple(patients)), quarantined
+
+
+def client_to_entry(client: PimsClient) -> dict[str, Any]:
+    """A normalised client back in the batch format (ezyVet pulls are stored as batches)."""
+    return {
+        "pims_id": client.pims_id,
+        "first_name": client.first_name,
+        "last_name": client.last_name,
+        "email": client.email,
+        "phone": client.phone,
+        "address": {
+            "line1": client.address.line1,
+            "line2": client.address.line2,
+            "city": client.address.city,
+            "state": client.address.state,
+            "postcode": client.address.postcode,
+            "country": client.address.country,
+        },
+        "active": client.active,
+        "modified_at": _iso(client.modified_at),
+        "patients": [
+            {
+                "pims_id": p.pims_id,
+                "name": p.name,
+                "species": p.species,
+                "breed": p.breed,
+                "sex": p.sex,
+                "birth_date": p.birth_date.isoformat() if p.birth_date else None,
+                "weight": float(p.weight) if p.weight is not None else None,
+                "weight_unit": p.weight_unit.value,
+                "deceased": p.deceased,
+                "deceased_on": p.deceased_on.isoformat() if p.deceased_on else None,
+                "microchip": p.microchip,
+                "active": p.active,
+                "modified_at": _iso(p.modified_at),
+            }
+            for p in client.patients
+        ],
+    }
+
+
+# --- field parsers -------------------------------------------------------------------------
+
+
+def _with_patients(client: PimsClient, patients: tuple[PimsPatient, ...]) -> PimsClient:
+    return PimsClient(
+        pims_id=client.pims_id,
+        first_name=client.first_name,
+        last_name=client.last_name,
+        email=client.email,
+        phone=client.phone,
+        address=client.address,
+        active=client.active,
+        modified_at=client.modified_at,
+        patients=patients,
+    )
+
+
+def _client(raw: Mapping[str, Any]) -> PimsClient:
+    address = raw.get("address") or {}
+    if not isinstance(address, Mapping):
+        raise RecordError("address must be an object.")
+    return PimsClient(
+        pims_id=_text(raw, "pims_id", required=True),
+        first_name=_text(raw, "first_name", required=True),
+        last_name=_text(raw, "last_name", required=True),
+        email=_text(raw, "email").lower(),
+        phone=_text(raw, "phone"),
+        address=PimsAddress(
+            line1=_text(address, "line1"),
+            line2=_text(address, "line2"),
+            city=_text(address, "city"),
+            state=_text(address, "state"),
+            postcode=_text(address, "postcode"),
+            country=_text(address, "country").upper(),
+        ),
+        active=_bool(raw, "active", default=True),
+        modified_at=_datetime(raw.get("modified_at"), "modified_at"),
+    )
+
+
+def _patient(raw: object) -> PimsPatient:
+    if not isinstance(raw, Mapping):
+        raise RecordError("The patient entry is not an object.")
+    unit = raw.get("weight_unit") or "kg"
+    if unit not in {u.value for u in WeightUnit}:
+        raise RecordError(f"weight_unit must be kg or lb (got {unit!r}).")
+    weight = _weight(raw.get("weight"))
+    deceased = _bool(raw, "deceased", default=False)
+    deceased_on = _date(raw.get("deceased_on"), "deceased_on")
+    if deceased_on is not None and not deceased:
+        raise RecordError("deceased_on is set but deceased is false.")
+    return PimsPatient(
+        pims_id=_text(raw, "pims_id", required=True),
+        name=_text(raw, "name", required=True),
+        species=_text(raw, "species"),
+        breed=_text(raw, "breed"),
+        sex=_text(raw, "sex"),
+        birth_date=_date(raw.get("birth_date"), "birth_date"),
+        weight=weight,
+        weight_unit=WeightUnit(unit),
+        deceased=deceased,
+        deceased_on=deceased_on,
+        microchip=_text(raw, "microchip"),
+        active=_bool(raw, "active", default=True),
+        modified_at=_datetime(raw.get("modified_at"), "modified_at"),
+    )
+
+
+def _text(raw: Mapping[str, Any], key: str, *, required: bool = False) -> str:
+    value = raw.get(key)
+    if value is None:
+        value = ""
+    if isinstance(value, int | float) and not isinstance(value, bool) and key == "pims_id":
+        value = str(value)  # agents sometimes send numeric ids; they are still ids
+    if not isinstance(value, str):
+        raise RecordError(f"{key} must be text (got {type(value).__name__}).")
+    value = " ".join(value.split())
+    if required and not value:
+        raise RecordError(f"{key} is missing.")
+    limit = MAX_LENGTHS.get(key)
+    if limit is not None and len(value) > limit:
+        raise RecordError(f"{key} is longer than {limit} characters ({len(value)}).")
+    return value
+
+
+def _bool(raw: Mapping[str, Any], key: str, *, default: bool) -> bool:
+    value = raw.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise RecordError(f"{key} must be true or false (got {value!r}).")
+    return value
+
+
+def _weight(value: object) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise RecordError(f"weight must be a number (got {value!r}).")
+    try:
+        weight = Decimal(str(value)).quantize(Decimal("0.01"))
+    except InvalidOperation as exc:
+        raise RecordError(f"weight must be a number (got {value!r}).") from exc
+    if not weight.is_finite() or weight < 0:
+        raise RecordError(f"weight cannot be negative (got {value!r}).")
+    if weight > MAX_WEIGHT:
+        raise RecordError(f"weight is implausibly large (got {value!r}).")
+    return weight
+
+
+def _date(value: object, key: str) -> dt.date | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise RecordError(f"{key} must be a date like 2019-04-02 (got {value!r}).")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise RecordError(f"{key} is not a date like 2019-04-02 (got {value!r}).") from exc
+
+
+def _datetime(value: object, key: str) -> dt.datetime | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise RecordError(f"{key} must be a timestamp like 2026-11-23T18:04:00Z (got {value!r}).")
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise RecordError(
+            f"{key} is not a timestamp like 2026-11-23T18:04:00Z (got {value!r})."
+        ) from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
