@@ -274,6 +274,11 @@ class SyncRun(models.Model):
         return self.status in {self.Status.SUCCEEDED, self.Status.FAILED}
 
     @property
+    def review_count(self) -> int:
+        """Records held for staff: manual updates and possible matches."""
+        return int(self.counts.get("manual_update", 0)) + int(self.counts.get("possible_match", 0))
+
+    @property
     def percent(self) -> int:
         if not self.total:
             return 100 if self.is_finished else 0
@@ -343,6 +348,19 @@ class SyncLock(models.Model):
 
     def __str__(self) -> str:
         return f"Sync lock of clinic {self.clinic_id} (run {self.run_id or 'none'})"
+
+
+FIELD_LABELS = {
+    "first_name": "First name",
+    "last_name": "Last name",
+    "line1": "Address line 1",
+    "line2": "Address line 2",
+    "city": "City",
+    "state": "State",
+    "postcode": "Postcode",
+    "country": "Country",
+    "name": "Pet name",
+}
 
 
 class ManualUpdateQuerySet(models.QuerySet["ManualUpdate"]):
@@ -434,6 +452,18 @@ class ManualUpdate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} for {self.client}"
+
+    def rows(self) -> list[tuple[str, str, Any, Any]]:
+        """(key, label, pharmacy's value, PIMS's value) for each field of the update."""
+        return [
+            (
+                key,
+                FIELD_LABELS.get(key, key.replace("_", " ").capitalize()),
+                self.current.get(key, ""),
+                value,
+            )
+            for key, value in self.proposed.items()
+        ]
 
 
 class MatchRejection(models.Model):

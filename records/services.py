@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import Count, Q
 from django.http import HttpRequest
@@ -11,7 +15,7 @@ from django.utils import timezone
 
 from clinics.audit import audit_log
 from clinics.models import Clinic
-from records.matching import normalize_text
+from records.matching import normalize_phone, normalize_text
 from records.models import Client, ClientMerge, ManualUpdate, MatchRejection, Patient
 from records.sync import ADDRESS_TO_CLIENT, client_snapshot, patient_snapshot
 
@@ -286,3 +290,150 @@ def manual_update_counts(*, clinic: Clinic) -> dict[str, int]:
     counts.update(dict(rows))
     counts["total"] = sum(counts.values())
     return counts
+
+
+# --- home-delivery customers ---------------------------------------------------------------
+
+CUSTOMER_COLUMNS = (
+    "customer_ref",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "line1",
+    "line2",
+    "city",
+    "state",
+    "postcode",
+    "pet_names",
+)
+_CUSTOMER_FIELDS = {
+    "first_name": "first_name",
+    "last_name": "last_name",
+    "email": "email",
+    "phone": "phone",
+    "line1": "address_line1",
+    "line2": "address_line2",
+    "city": "city",
+    "state": "state",
+    "postcode": "postcode",
+}
+
+
+@dataclass
+class CustomerImport:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    pets_created: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _customer_row(row: dict[str, str]) -> dict[str, Any]:
+    values = {key: " ".join((row.get(key) or "").split()) for key in CUSTOMER_COLUMNS}
+    if not values["customer_ref"]:
+        raise ValueError("customer_ref is required.")
+    if not values["first_name"] and not values["last_name"]:
+        raise ValueError("a first or last name is required.")
+    values["email"] = values["email"].lower()
+    if values["email"]:
+        try:
+            validate_email(values["email"])
+        except ValidationError as exc:
+            raise ValueError(f"{values['email']!r} is not an email address.") from exc
+    limits = {f.name: f.max_length for f in Client._meta.concrete_fields if f.max_length}
+    limits["customer_ref"] = 64
+    for key, attr in (*_CUSTOMER_FIELDS.items(), ("customer_ref", "customer_ref")):
+        if limits.get(attr) and len(values[key]) > limits[attr]:
+            raise ValueError(f"{key} is longer than {limits[attr]} characters.")
+    values["pets"] = [name.strip() for name in values.pop("pet_names").split(";") if name.strip()]
+    return values
+
+
+def customers_import(
+    *, clinic: Clinic, rows: Iterable[dict[str, str]], actor_label: str = "import"
+) -> CustomerImport:
+    """Load the store's existing home-delivery customers of a clinic (PIMS.md CSV).
+
+    A row with a known ``customer_ref`` refreshes that customer; a bad row is reported with
+    its line number and the rest go in. One transaction: a crash leaves nothing half-loaded.
+    """
+    result = CustomerImport()
+    parsed: dict[str, tuple[int, dict[str, Any]]] = {}
+    for line, row in enumerate(rows, start=2):  # line 1 is the header
+        try:
+            values = _customer_row(row)
+        except ValueError as exc:
+            result.errors.append((line, str(exc)))
+            continue
+        if values["customer_ref"] in parsed:
+            result.errors.append(
+                (
+                    line,
+                    f"customer_ref {values['customer_ref']} repeats line "
+                    f"{parsed[values['customer_ref']][0]}.",
+                )
+            )
+            continue
+        parsed[values["customer_ref"]] = (line, values)
+    region = clinic.country or "US"
+    with transaction.atomic():
+        existing = {
+            c.customer_ref: c
+            for c in Client.objects.filter(clinic=clinic, customer_ref__in=list(parsed))
+        }
+        new_clients: list[Client] = []
+        pets: list[Patient] = []
+        known_pets = {
+            (client_id, normalize_text(name))
+            for client_id, name in Patient.objects.filter(
+                client__in=list(existing.values())
+            ).values_list("client_id", "name")
+        }
+        for ref, (_, values) in parsed.items():
+            client = existing.get(ref)
+            fields = {attr: values[key] for key, attr in _CUSTOMER_FIELDS.items()}
+            if client is None:
+                client = Client(
+                    clinic=clinic,
+                    customer_ref=ref,
+                    country=region,
+                    phone_normalized=normalize_phone(values["phone"], region),
+                    **fields,
+                )
+                new_clients.append(client)
+                result.created += 1
+            else:
+                before = {attr: getattr(client, attr) for attr in fields}
+                changed = {attr: v for attr, v in fields.items() if before[attr] != v}
+                if changed:
+                    for attr, value in changed.items():
+                        setattr(client, attr, value)
+                    client.save()
+                    audit_log(
+                        action="customer.imported_update",
+                        actor_label=actor_label,
+                        clinic=clinic,
+                        obj=client,
+                        before={k: before[k] for k in changed},
+                        after=changed,
+                    )
+                    result.updated += 1
+                else:
+                    result.unchanged += 1
+            for name in values["pets"]:
+                key = (client.pk, normalize_text(name))
+                if client.pk is None or key not in known_pets:
+                    pets.append(Patient(clinic=clinic, client=client, name=name))
+                    known_pets.add(key)
+        Client.objects.bulk_create(new_clients, batch_size=1000)
+        Patient.objects.bulk_create(pets, batch_size=1000)
+        result.pets_created = len(pets)
+        if result.created:
+            audit_log(
+                action="customer.imported",
+                actor_label=actor_label,
+                clinic=clinic,
+                after={"created": result.created, "pets": result.pets_created},
+            )
+    return result

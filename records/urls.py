@@ -8,4 +8,11 @@ app_name = "records"
 
 urlpatterns = [
     path("clients/", views.client_list, name="client-list"),
+    path("sync/", views.run_list, name="run-list"),
+    path("sync/runs/<int:run_id>/", views.run_detail, name="run-detail"),
+    path("sync/runs/<int:run_id>/report.csv", views.run_report, name="run-report"),
+    path("sync/runs/<int:run_id>/retry/", views.run_retry, name="run-retry"),
+    path("sync/runs/<int:run_id>/resume/", views.run_resume, name="run-resume"),
+    path("updates/", views.update_queue, name="update-queue"),
+    path("updates/<int:update_id>/", views.update_action, name="update-action"),
 ]

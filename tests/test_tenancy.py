@@ -14,10 +14,27 @@ from django.conf import settings
 from django.test import Client as HttpClient
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from records.models import ManualUpdate
 from tests.conftest import ClinicWorld, World, login
+from tests.records.batches import batch, ingest, owner
+
 
 # kwarg name in a URL -> how to make an object of that kind in the given clinic.
-OBJECT_IDS: dict[str, Callable[[ClinicWorld], Any]] = {}
+def _run(world: ClinicWorld) -> int:
+    return ingest(world.clinic, batch(owner(first_name="Old"), owner("C-2", patients=[]))).pk
+
+
+def _manual_update(world: ClinicWorld) -> int:
+    ingest(world.clinic, batch(owner("C-mu", patients=[])))
+    ingest(world.clinic, batch(owner("C-mu", patients=[], first_name="New", modified_at=LATER)))
+    return ManualUpdate.objects.get(clinic=world.clinic, client__pims_id="C-mu").pk
+
+
+LATER = "2026-11-30T00:00:00Z"
+OBJECT_IDS: dict[str, Callable[[ClinicWorld], Any]] = {
+    "run_id": _run,
+    "update_id": _manual_update,
+}
 
 
 def clinic_urls() -> Iterator[tuple[str, set[str]]]:

@@ -19,6 +19,10 @@ def env_bool(name: str, default: bool = False) -> bool:
     return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
 
 
+def env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
@@ -156,7 +160,16 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "clinics.tasks.record_worker_heartbeat",
         "schedule": 60.0,
     },
+    "records-sync-sweep": {
+        "task": "records.tasks.sync_runs_sweep",
+        "schedule": 60.0,
+    },
 }
+
+# Agent batches: the biggest accepted, and up to how many clients one is applied before the
+# answer (bigger ones answer 202 and run in Celery).
+AGENT_BATCH_MAX_BYTES = env_int("AGENT_BATCH_MAX_BYTES", 512 * 1024 * 1024)
+AGENT_BATCH_INLINE_MAX_CLIENTS = env_int("AGENT_BATCH_INLINE_MAX_CLIENTS", 200)
 
 # Auth
 AUTH_PASSWORD_VALIDATORS = [

@@ -14,6 +14,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("care/", include("records.urls_care")),
+    path("api/agent/v1/", include("records.urls_api")),
     path("c/<slug:clinic_slug>/", views.clinic_dashboard, name="clinic-dashboard"),
     path("c/<slug:clinic_slug>/", include("records.urls")),
 ]

@@ -16,7 +16,8 @@ from django.views.decorators.http import require_GET
 from clinics.access import clinic_for_user, is_onboarding, is_pet_owner_care
 from clinics.models import Clinic, Integration
 from clinics.tasks import WORKER_HEARTBEAT_KEY
-from records.services import clinic_record_counts
+from records.models import SyncRun
+from records.services import clinic_record_counts, manual_update_counts
 from vetsync.celery import app as celery_app
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ def clinic_dashboard(request: HttpRequest, clinic_slug: str) -> HttpResponse:
             "clinic": clinic,
             "integration": integration,
             "counts": clinic_record_counts(clinic=clinic),
+            "updates": manual_update_counts(clinic=clinic),
+            "last_run": SyncRun.objects.for_clinic(clinic).order_by("-created_at", "-id").first(),
             "worker_heartbeat": cache.get(WORKER_HEARTBEAT_KEY),
         },
     )

@@ -1,0 +1,38 @@
+"""Forms for staff actions on the manual-update queue."""
+
+from __future__ import annotations
+
+from django import forms
+
+
+class ClientNameForm(forms.Form):
+    first_name = forms.CharField(max_length=100)
+    last_name = forms.CharField(max_length=100)
+
+
+class ClientAddressForm(forms.Form):
+    line1 = forms.CharField(label="Address line 1", max_length=200)
+    line2 = forms.CharField(label="Address line 2", max_length=200, required=False)
+    city = forms.CharField(max_length=100, required=False)
+    state = forms.CharField(max_length=50, required=False)
+    postcode = forms.CharField(max_length=20)
+    country = forms.CharField(max_length=2, required=False)
+
+
+class PetNameForm(forms.Form):
+    name = forms.CharField(label="Pet name", max_length=100)
+
+
+EDIT_FORMS: dict[str, type[forms.Form]] = {
+    "client_name": ClientNameForm,
+    "client_address": ClientAddressForm,
+    "pet_name": PetNameForm,
+}
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        max_length=500,
+        help_text="Why the pharmacy keeps its own value (kept on the record).",
+        error_messages={"required": "Say why the update is dismissed."},
+    )

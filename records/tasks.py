@@ -1,0 +1,42 @@
+"""Celery doors onto the sync engine. Each takes ids, is safe to run twice, and returns quietly
+when the work is done or gone."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from records.models import SyncRun
+from records.sync import SyncBusy, sync_run_process, sync_runs_due
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(ignore_result=True)
+def sync_run_apply(run_id: int) -> None:
+    """Apply one stored batch. If the clinic is busy, the sweep comes back for it."""
+    if (
+        not SyncRun.objects.filter(pk=run_id)
+        .exclude(status__in=[SyncRun.Status.SUCCEEDED, SyncRun.Status.FAILED])
+        .exists()
+    ):
+        return
+    try:
+        sync_run_process(run_id=run_id)
+    except SyncBusy:
+        logger.info("Run %s waits: another sync of its clinic is running.", run_id)
+    except Exception:
+        # The run is marked failed with the error for staff; resuming it is their call.
+        logger.exception("Run %s failed.", run_id)
+
+
+@shared_task(ignore_result=True)
+def sync_runs_sweep() -> None:
+    """Start queued runs and resume those a dead worker left (its lock lease ran out).
+
+    The run row, not the Celery message, is the source of truth: a message lost between
+    commit and publish only delays the run until this sweep.
+    """
+    for run_id in sync_runs_due():
+        sync_run_apply.delay(run_id)
