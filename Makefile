@@ -50,7 +50,7 @@ lint: venv
 	DEBUG=1 $(VENV)/bin/mypy .
 
 bench: venv
-	@for f in bench/bench_*.py; do echo "== $$f"; DEBUG=1 $(PY) $$f || exit 1; done
+	@for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 clean:
 	rm -rf var staticfiles .pytest_cache .mypy_cache .ruff_cache

@@ -54,9 +54,10 @@ _NON_WORD = re.compile(r"[^\w#]+")
 
 def normalize_text(value: str) -> str:
     """Lower case, accents off, punctuation to spaces, single spaces."""
-    decomposed = unicodedata.normalize("NFKD", value)
-    ascii_only = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(_NON_WORD.sub(" ", ascii_only.lower()).split())
+    if not value.isascii():  # the decomposition is the slow part; most names are ASCII
+        decomposed = unicodedata.normalize("NFKD", value)
+        value = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(_NON_WORD.sub(" ", value.lower()).split())
 
 
 def normalize_name(first_name: str, last_name: str) -> str:

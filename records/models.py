@@ -27,7 +27,11 @@ class ClientQuerySet(models.QuerySet["Client"]):
 class Client(models.Model):
     """A pet owner as the pharmacy knows them. Name and address here are the shipping ones."""
 
-    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="clients")
+    # Indexed through the (clinic, …) composites below; a lone clinic index would only slow
+    # the sync's bulk inserts.
+    clinic = models.ForeignKey(
+        Clinic, on_delete=models.PROTECT, related_name="clients", db_index=False
+    )
     first_name = models.CharField(max_length=100)
     last_name = models.CharField(max_length=100)
     email = models.EmailField(max_length=254, blank=True)
@@ -90,6 +94,8 @@ class Client(models.Model):
             models.Index(fields=["clinic", "last_name", "first_name", "id"]),
             models.Index(fields=["clinic", "email"], name="client_clinic_email"),
             models.Index(fields=["clinic", "phone_normalized"], name="client_clinic_phone"),
+            # The partial unique index (pims_id <> '') is not used by SQLite for IN lookups.
+            models.Index(fields=["clinic", "pims_id"], name="client_clinic_pims_id"),
         ]
 
     def __str__(self) -> str:
@@ -131,7 +137,9 @@ class WeightUnit(models.TextChoices):
 class Patient(models.Model):
     """A pet. It belongs to one client; ``clinic`` is kept alongside to scope every query."""
 
-    clinic = models.ForeignKey(Clinic, on_delete=models.PROTECT, related_name="patients")
+    clinic = models.ForeignKey(
+        Clinic, on_delete=models.PROTECT, related_name="patients", db_index=False
+    )
     client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="patients")
     name = models.CharField(max_length=100)
     species = models.CharField(max_length=60, blank=True)
@@ -173,7 +181,10 @@ class Patient(models.Model):
                 name="patient_unique_pims_id_per_clinic",
             ),
         ]
-        indexes = [models.Index(fields=["clinic", "name"])]
+        indexes = [
+            models.Index(fields=["clinic", "name"]),
+            models.Index(fields=["clinic", "pims_id"], name="patient_clinic_pims_id"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -186,13 +197,20 @@ class WeightRecord(models.Model):
         PIMS = "pims", "PIMS"
         STAFF = "staff", "Clinic staff"
 
-    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="weights")
+    patient = models.ForeignKey(
+        Patient, on_delete=models.CASCADE, related_name="weights", db_index=False
+    )
     weight = models.DecimalField(max_digits=7, decimal_places=2)
     unit = models.CharField(max_length=2, choices=WeightUnit.choices, default=WeightUnit.KG)
     recorded_at = models.DateTimeField(default=timezone.now)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.PIMS)
     run = models.ForeignKey(
-        "SyncRun", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "SyncRun",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
 
     class Meta:
@@ -312,7 +330,11 @@ class SyncRecordOutcome(models.Model):
         CLIENT = "client", "Client"
         PATIENT = "patient", "Patient"
 
-    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="outcomes")
+    # Indexed through (run, outcome): the table takes a row per record per run, so every
+    # index counts on a first copy.
+    run = models.ForeignKey(
+        SyncRun, on_delete=models.CASCADE, related_name="outcomes", db_index=False
+    )
     kind = models.CharField(max_length=10, choices=Kind.choices)
     pims_id = models.CharField(max_length=64, blank=True)
     outcome = models.CharField(max_length=20, choices=Outcome.choices)
@@ -328,7 +350,12 @@ class SyncRecordOutcome(models.Model):
         null=True, blank=True, help_text="The client entry as received, for a quarantined record."
     )
     retried_in = models.ForeignKey(
-        SyncRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="retries_of"
+        SyncRun,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="retries_of",
+        db_index=False,
     )
 
     class Meta:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from clinics.audit import audit_log
@@ -53,10 +53,11 @@ from records.models import (
     SyncRunPayload,
     WeightRecord,
 )
+from vetsync.lib.bulk import RowInserter, bulk_update_rows
 from vetsync.pims import agent
 from vetsync.pims.records import PimsClient, PimsPatient, QuarantinedRecord
 
-CHUNK_SIZE = 500
+CHUNK_SIZE = 1000
 LOCK_LEASE = dt.timedelta(minutes=2)
 SYNC_ACTOR = "sync"
 
@@ -363,6 +364,12 @@ def _replace_patients(client: PimsClient, patients: tuple[PimsPatient, ...]) -> 
 def _plan(run: SyncRun, entries: list[Entry]) -> dict[str, list[Any]]:
     """Merge verdicts for the batch's clients that VetSync has never seen."""
     clinic = run.clinic
+    linked = set(
+        Client.objects.filter(clinic=clinic).exclude(pims_id="").values_list("pims_id", flat=True)
+    )
+    new_clients = [c for c, _ in entries if c is not None and c.pims_id not in linked]
+    if not new_clients:
+        return {}  # a delta of known clients: nobody to match
     customers = Client.objects.filter(clinic=clinic, pims_id="", merged_into__isnull=True).exclude(
         customer_ref=""
     )
@@ -401,14 +408,7 @@ def _plan(run: SyncRun, entries: list[Entry]) -> dict[str, list[Any]]:
                 region=region,
             )
         )
-    linked = set(
-        Client.objects.filter(clinic=clinic).exclude(pims_id="").values_list("pims_id", flat=True)
-    )
-    people = [
-        _person(client, region)
-        for client, _ in entries
-        if client is not None and client.pims_id not in linked
-    ]
+    people = [_person(client, region) for client in new_clients]
     plan = plan_matches(pool, people)
     return {
         pims_id: [m.verdict.value, m.customer_key, m.rule, m.score] for pims_id, m in plan.items()
@@ -465,6 +465,23 @@ def _changed(old: dict[str, Any], new: dict[str, Any], keys: Sequence[str]) -> b
     return any(old.get(key) != new.get(key) for key in keys)
 
 
+@dataclass(frozen=True, slots=True)
+class NewRef:
+    """A client or pet this chunk creates: its id is known only after the insert."""
+
+    kind: str
+    pims_id: str
+
+
+Ref = int | NewRef | None
+
+
+def _ref(obj: Client | Patient | NewRef | None) -> Ref:
+    if obj is None or isinstance(obj, NewRef):
+        return obj
+    return obj.pk
+
+
 @dataclass
 class _Held:
     """A manual update the chunk wants pending: created, or refreshed in place."""
@@ -480,17 +497,19 @@ class _Held:
 class _Chunk:
     """Everything one chunk writes, flushed with bulk operations in one transaction."""
 
-    new_clients: list[Client] = field(default_factory=list)
+    # New rows are plain dicts, not model instances: building an instance per row would cost
+    # more than inserting it.
+    new_clients: list[dict[str, Any]] = field(default_factory=list)
     changed_clients: dict[int, Client] = field(default_factory=dict)
-    new_patients: list[Patient] = field(default_factory=list)
+    new_patients: list[dict[str, Any]] = field(default_factory=list)
     changed_patients: dict[int, Patient] = field(default_factory=dict)
-    weights: list[WeightRecord] = field(default_factory=list)
+    weights: list[dict[str, Any]] = field(default_factory=list)
     held: list[_Held] = field(default_factory=list)
     settled: list[tuple[Client, Patient | None, str]] = field(default_factory=list)
-    matches: list[ManualUpdate] = field(default_factory=list)
-    merges: list[ClientMerge] = field(default_factory=list)
-    outcomes: list[SyncRecordOutcome] = field(default_factory=list)
-    audits: list[AuditEvent] = field(default_factory=list)
+    matches: list[tuple[Client, NewRef, Match]] = field(default_factory=list)
+    merges: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+    audits: list[dict[str, Any]] = field(default_factory=list)
     deceased: list[Patient] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
 
@@ -504,21 +523,40 @@ class _Engine:
             pims_id: Match(Verdict(v), key, rule, score)
             for pims_id, (v, key, rule, score) in (run.match_plan or {}).items()
         }
+        # PIMS id -> primary key of every linked record, read once per run. Chunks then load
+        # records by primary key: SQLite's planner, without statistics, prefers the clinic
+        # index over (clinic, pims_id) for an IN list and scans the whole clinic per chunk.
+        self.client_pks: dict[str, int] = dict(
+            Client.objects.filter(clinic=self.clinic)
+            .exclude(pims_id="")
+            .values_list("pims_id", "pk")
+        )
+        self.patient_pks: dict[str, int] = dict(
+            Patient.objects.filter(clinic=self.clinic)
+            .exclude(pims_id="")
+            .values_list("pims_id", "pk")
+        )
 
     def apply(self, entries: Sequence[Entry]) -> Counter[str]:
         chunk = _Chunk()
         self.now = timezone.now()
         clients = [client for client, _ in entries if client is not None]
+        known = [self.client_pks[c.pims_id] for c in clients if c.pims_id in self.client_pks]
         existing = {
             c.pims_id: c
-            for c in Client.objects.filter(
-                clinic=self.clinic, pims_id__in=[c.pims_id for c in clients]
-            )
+            for c in Client.objects.filter(pk__in=known)
+            if c.clinic_id == self.clinic.pk and c.pims_id
         }
-        patient_ids = [p.pims_id for c in clients for p in c.patients]
+        known_pets = [
+            self.patient_pks[p.pims_id]
+            for c in clients
+            for p in c.patients
+            if p.pims_id in self.patient_pks
+        ]
         existing_patients = {
             p.pims_id: p
-            for p in Patient.objects.filter(clinic=self.clinic, pims_id__in=patient_ids)
+            for p in Patient.objects.filter(pk__in=known_pets)
+            if p.clinic_id == self.clinic.pk and p.pims_id
         }
         customer_ids = [
             int(self.plan[c.pims_id].customer_key)
@@ -528,8 +566,9 @@ class _Engine:
         customers = {
             c.pk: c
             for c in Client.objects.filter(
-                clinic=self.clinic, pk__in=customer_ids, pims_id="", merged_into__isnull=True
+                pk__in=customer_ids, pims_id="", merged_into__isnull=True
             )
+            if c.clinic_id == self.clinic.pk
         }
         customer_pets: dict[int, list[Patient]] = {}
         for pet in Patient.objects.filter(client_id__in=list(customers), pims_id=""):
@@ -559,19 +598,7 @@ class _Engine:
                 created = self._create_client(chunk, client, existing_patients)
                 # A customer merged earlier in this chunk is no longer anyone's candidate.
                 if match and customer and not customer.pims_id:
-                    chunk.matches.append(
-                        ManualUpdate(
-                            clinic=self.clinic,
-                            kind=ManualUpdate.Kind.POSSIBLE_MATCH,
-                            client=customer,
-                            candidate=created,
-                            detail=match.rule,
-                            proposed={"rule": match.rule, "score": round(match.score)},
-                            run=self.run,
-                            created_at=self.now,
-                            updated_at=self.now,
-                        )
-                    )
+                    chunk.matches.append((customer, created, match))
                     self._outcome(
                         chunk,
                         "client",
@@ -595,30 +622,32 @@ class _Engine:
         pims_id: str,
         outcome: str,
         *,
-        client: Client | None = None,
-        patient: Patient | None = None,
+        client: Client | NewRef | None = None,
+        patient: Patient | NewRef | None = None,
         customer_ref: str = "",
         detail: str = "",
         raw: dict[str, Any] | None = None,
         replace_last: bool = False,
     ) -> None:
-        row = SyncRecordOutcome(
-            run=self.run,
-            kind=kind,
-            pims_id=pims_id,
-            outcome=outcome,
-            client=client,
-            patient=patient,
-            customer_ref=customer_ref or (client.customer_ref if client else ""),
-            detail=detail[:2000],
-            raw=raw,
-        )
+        if not customer_ref and isinstance(client, Client):
+            customer_ref = client.customer_ref
+        row = {
+            "run_id": self.run.pk,
+            "kind": kind,
+            "pims_id": pims_id,
+            "outcome": outcome,
+            "client_id": _ref(client),
+            "patient_id": _ref(patient),
+            "customer_ref": customer_ref,
+            "detail": detail[:2000],
+            "raw": raw,
+        }
         if replace_last:
             # The client's own row (written when it was created) becomes the possible match.
             for index in range(len(chunk.outcomes) - 1, -1, -1):
                 previous = chunk.outcomes[index]
-                if previous.kind == "client" and previous.pims_id == pims_id:
-                    chunk.counts[previous.outcome] -= 1
+                if previous["kind"] == "client" and previous["pims_id"] == pims_id:
+                    chunk.counts[previous["outcome"]] -= 1
                     chunk.outcomes[index] = row
                     chunk.counts[outcome] += 1
                     return
@@ -644,68 +673,74 @@ class _Engine:
         after: dict[str, Any] | None,
     ) -> None:
         chunk.audits.append(
-            AuditEvent(
-                created_at=self.now,
-                actor_label=SYNC_ACTOR,
-                clinic=self.clinic,
-                action=action,
-                object_type=obj._meta.label_lower,
-                object_id=str(obj.pk) if obj.pk else "",
-                object_repr=str(obj)[:200],
-                before=before,
-                after={**(after or {}), "run": self.run.pk},
-            )
+            {
+                "created_at": self.now,
+                "actor_label": SYNC_ACTOR,
+                "clinic_id": self.clinic.pk,
+                "action": action,
+                "object_type": obj._meta.label_lower,
+                "object_id": str(obj.pk),
+                "object_repr": str(obj)[:200],
+                "before": before,
+                "after": {**(after or {}), "run": self.run.pk},
+            }
         )
 
     # --- new records -----------------------------------------------------------------------
 
     def _create_client(
         self, chunk: _Chunk, pims: PimsClient, existing_patients: dict[str, Patient]
-    ) -> Client:
-        client = Client(
-            clinic=self.clinic,
-            first_name=pims.first_name,
-            last_name=pims.last_name,
-            email=pims.email,
-            phone=pims.phone,
-            phone_normalized=normalize_phone(pims.phone, self.region),
-            address_line1=pims.address.line1,
-            address_line2=pims.address.line2,
-            city=pims.address.city,
-            state=pims.address.state,
-            postcode=pims.address.postcode,
-            country=pims.address.country or self.clinic.country,
-            is_active=pims.active,
-            pims_id=pims.pims_id,
-            pims_seen=client_seen(pims),
-            pims_modified_at=pims.modified_at,
-        )
-        chunk.new_clients.append(client)
+    ) -> NewRef:
+        client = NewRef("client", pims.pims_id)
+        row = {
+            "clinic_id": self.clinic.pk,
+            "first_name": pims.first_name,
+            "last_name": pims.last_name,
+            "email": pims.email,
+            "phone": pims.phone,
+            "phone_normalized": normalize_phone(pims.phone, self.region),
+            "address_line1": pims.address.line1,
+            "address_line2": pims.address.line2,
+            "city": pims.address.city,
+            "state": pims.address.state,
+            "postcode": pims.address.postcode,
+            "country": pims.address.country or self.clinic.country,
+            "is_active": pims.active,
+            "pims_id": pims.pims_id,
+            "pims_seen": client_seen(pims),
+            "pims_modified_at": pims.modified_at,
+            "created_at": self.now,
+            "updated_at": self.now,
+        }
+        chunk.new_clients.append(row)
         self._outcome(chunk, "client", pims.pims_id, Outcome.CREATED, client=client)
         for patient in pims.patients:
             self._patient_for(chunk, client, patient, existing_patients)
         return client
 
-    def _create_patient(self, chunk: _Chunk, client: Client, pims: PimsPatient) -> Patient:
-        patient = Patient(
-            clinic=self.clinic,
-            client=client,
-            name=pims.name,
-            species=pims.species,
-            breed=pims.breed,
-            sex=pims.sex,
-            birth_date=pims.birth_date,
-            weight=pims.weight,
-            weight_unit=pims.weight_unit.value,
-            is_deceased=pims.deceased,
-            deceased_on=pims.deceased_on if pims.deceased else None,
-            microchip=pims.microchip,
-            is_active=pims.active,
-            pims_id=pims.pims_id,
-            pims_seen=patient_seen(pims),
-            pims_modified_at=pims.modified_at,
-        )
-        chunk.new_patients.append(patient)
+    def _create_patient(self, chunk: _Chunk, client: Client | NewRef, pims: PimsPatient) -> NewRef:
+        patient = NewRef("patient", pims.pims_id)
+        row = {
+            "clinic_id": self.clinic.pk,
+            "client_id": _ref(client),
+            "name": pims.name,
+            "species": pims.species,
+            "breed": pims.breed,
+            "sex": pims.sex,
+            "birth_date": pims.birth_date,
+            "weight": pims.weight,
+            "weight_unit": pims.weight_unit.value,
+            "is_deceased": pims.deceased,
+            "deceased_on": pims.deceased_on if pims.deceased else None,
+            "microchip": pims.microchip,
+            "is_active": pims.active,
+            "pims_id": pims.pims_id,
+            "pims_seen": patient_seen(pims),
+            "pims_modified_at": pims.modified_at,
+            "created_at": self.now,
+            "updated_at": self.now,
+        }
+        chunk.new_patients.append(row)
         if pims.weight is not None:
             chunk.weights.append(self._weighing(patient, pims))
         self._outcome(
@@ -713,34 +748,33 @@ class _Engine:
         )
         return patient
 
-    def _weighing(self, patient: Patient, pims: PimsPatient) -> WeightRecord:
-        assert pims.weight is not None
-        return WeightRecord(
-            patient=patient,
-            weight=pims.weight,
-            unit=pims.weight_unit.value,
-            recorded_at=pims.modified_at or self.now,
-            source=WeightRecord.Source.PIMS,
-            run=self.run,
-        )
+    def _weighing(self, patient: Patient | NewRef, pims: PimsPatient) -> dict[str, Any]:
+        return {
+            "patient_id": _ref(patient),
+            "weight": pims.weight,
+            "unit": pims.weight_unit.value,
+            "recorded_at": pims.modified_at or self.now,
+            "source": WeightRecord.Source.PIMS,
+            "run_id": self.run.pk,
+        }
 
     def _patient_for(
         self,
         chunk: _Chunk,
-        client: Client,
+        client: Client | NewRef,
         pims: PimsPatient,
         existing_patients: dict[str, Patient],
     ) -> None:
         current = existing_patients.get(pims.pims_id)
         if current is None:
             self._create_patient(chunk, client, pims)
-        elif client.pk is None or current.client_id != client.pk:
+        elif isinstance(client, NewRef) or current.client_id != client.pk:
             self._outcome(
                 chunk,
                 "patient",
                 pims.pims_id,
                 Outcome.QUARANTINED,
-                client=client if client.pk else None,
+                client=client,
                 patient=current,
                 detail=f"In VetSync this pet belongs to another client (id {current.client_id}); "
                 "a change of owner is not applied automatically.",
@@ -780,16 +814,16 @@ class _Engine:
         customer.updated_at = self.now
         chunk.changed_clients[customer.pk] = customer
         chunk.merges.append(
-            ClientMerge(
-                clinic=self.clinic,
-                customer=customer,
-                pims_id=pims.pims_id,
-                method=ClientMerge.Method.RULE,
-                rule=match.rule,
-                run=self.run,
-                snapshot=snapshot,
-                created_at=self.now,
-            )
+            {
+                "clinic_id": self.clinic.pk,
+                "customer_id": customer.pk,
+                "pims_id": pims.pims_id,
+                "method": ClientMerge.Method.RULE,
+                "rule": match.rule,
+                "run_id": self.run.pk,
+                "snapshot": snapshot,
+                "created_at": self.now,
+            }
         )
         self._audit(
             chunk,
@@ -1035,23 +1069,50 @@ class _Engine:
     # --- writing ---------------------------------------------------------------------------
 
     def _flush(self, chunk: _Chunk) -> None:
-        Client.objects.bulk_create(chunk.new_clients, batch_size=1000)
-        if chunk.changed_clients:
-            Client.objects.bulk_update(
-                list(chunk.changed_clients.values()), CLIENT_UPDATE_FIELDS, batch_size=500
-            )
-        Patient.objects.bulk_create(chunk.new_patients, batch_size=1000)
-        if chunk.changed_patients:
-            Patient.objects.bulk_update(
-                list(chunk.changed_patients.values()), PATIENT_UPDATE_FIELDS, batch_size=500
-            )
-        WeightRecord.objects.bulk_create(chunk.weights, batch_size=1000)
+        ids: dict[NewRef, int] = {}
+
+        def resolve(ref: Ref) -> int | None:
+            return ids[ref] if isinstance(ref, NewRef) else ref
+
+        ids.update(_insert_returning_ids(Client, "client", self.clinic, chunk.new_clients))
+        bulk_update_rows(Client, chunk.changed_clients.values(), CLIENT_UPDATE_FIELDS)
+        for row in chunk.new_patients:
+            row["client_id"] = resolve(row["client_id"])
+        ids.update(_insert_returning_ids(Patient, "patient", self.clinic, chunk.new_patients))
+        bulk_update_rows(Patient, chunk.changed_patients.values(), PATIENT_UPDATE_FIELDS)
+        for row in chunk.weights:
+            row["patient_id"] = resolve(row["patient_id"])
+        _insert(WeightRecord, chunk.weights)
         self._flush_manual_updates(chunk)
-        ManualUpdate.objects.bulk_create(chunk.matches, batch_size=500)
-        ClientMerge.objects.bulk_create(chunk.merges, batch_size=500)
-        SyncRecordOutcome.objects.bulk_create(chunk.outcomes, batch_size=1000)
-        AuditEvent.objects.bulk_create(chunk.audits, batch_size=1000)
+        ManualUpdate.objects.bulk_create(
+            [
+                ManualUpdate(
+                    clinic=self.clinic,
+                    kind=ManualUpdate.Kind.POSSIBLE_MATCH,
+                    client=customer,
+                    candidate_id=resolve(candidate),
+                    detail=match.rule,
+                    proposed={"rule": match.rule, "score": round(match.score)},
+                    run=self.run,
+                    created_at=self.now,
+                    updated_at=self.now,
+                )
+                for customer, candidate, match in chunk.matches
+            ]
+        )
+        _insert(ClientMerge, chunk.merges)
+        for row in chunk.outcomes:
+            row["client_id"] = resolve(row["client_id"])
+            row["patient_id"] = resolve(row["patient_id"])
+        _insert(SyncRecordOutcome, chunk.outcomes)
+        _insert(AuditEvent, chunk.audits)
         hooks.patients_became_deceased(chunk.deceased)
+        for ref, pk in ids.items():
+            (self.client_pks if ref.kind == "client" else self.patient_pks)[ref.pims_id] = pk
+        for client in chunk.changed_clients.values():
+            self.client_pks[client.pims_id] = client.pk
+        for patient in chunk.changed_patients.values():
+            self.patient_pks[patient.pims_id] = patient.pk
 
     def _flush_manual_updates(self, chunk: _Chunk) -> None:
         if not chunk.held and not chunk.settled:
@@ -1098,6 +1159,34 @@ class _Engine:
                 )
             )
         ManualUpdate.objects.bulk_create(creates, batch_size=500)
+
+
+def _insert(model: type[Any], rows: list[dict[str, Any]]) -> None:
+    inserter = RowInserter(model)
+    inserter.rows = rows
+    inserter.flush()
+
+
+def _insert_returning_ids(
+    model: type[Client] | type[Patient], kind: str, clinic: Clinic, rows: list[dict[str, Any]]
+) -> dict[NewRef, int]:
+    """Insert new clients or pets and read their ids back by PIMS id.
+
+    The read-back looks only above the highest id before the insert (a primary-key range,
+    which every planner uses); ids are increasing on SQLite and PostgreSQL alike.
+    """
+    if not rows:
+        return {}
+    before = model.objects.aggregate(top=Max("pk"))["top"] or 0
+    _insert(model, rows)
+    wanted = {row["pims_id"] for row in rows}
+    return {
+        NewRef(kind, pims_id): pk
+        for pk, clinic_id, pims_id in model.objects.filter(pk__gt=before).values_list(
+            "pk", "clinic_id", "pims_id"
+        )
+        if clinic_id == clinic.pk and pims_id in wanted
+    }
 
 
 def _describe(applied: dict[str, Any], held: list[str], differs: list[str]) -> str:

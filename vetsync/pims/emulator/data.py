@@ -143,13 +143,22 @@ class SiteData:
     next_ids: dict[str, int] = field(default_factory=dict)
     vet_user_ids: list[str] = field(default_factory=list)
     detail_type_ids: dict[str, str] = field(default_factory=dict)
+    # Bumped on every write, so cached filter indexes know they are stale.
+    version: int = 0
+    indexes: dict[tuple[str, str], tuple[int, dict[object, list[Record]]]] = field(
+        default_factory=dict
+    )
 
     def add(self, resource: str, record: Record) -> Record:
         new_id = self.next_ids.get(resource, 1)
         self.next_ids[resource] = new_id + 1
         record = {"id": str(new_id), **record}
-        self.tables[resource][str(new_id)] = record
+        self.tables.setdefault(resource, {})[str(new_id)] = record
+        self.version += 1
         return record
+
+    def changed(self) -> None:
+        self.version += 1
 
 
 class DataGenerator:
@@ -212,7 +221,9 @@ class DataGenerator:
         span = (settled - origin).total_seconds()
         for n in range(clients):
             created = origin + dt.timedelta(seconds=span * n / max(clients, 1))
-            modified = created + dt.timedelta(seconds=self.rng.uniform(0, (settled - created).total_seconds()))
+            modified = created + dt.timedelta(
+                seconds=self.rng.uniform(0, (settled - created).total_seconds())
+            )
             self.new_client(created, modified, settled)
 
     def new_contact(
@@ -321,7 +332,9 @@ class DataGenerator:
     def new_client(self, created: dt.datetime, modified: dt.datetime, settled: dt.datetime) -> str:
         rng = self.rng
         if rng.random() < 0.03:
-            contact = self.new_contact(created, business=rng.choice(BUSINESS_NAMES), modified=modified)
+            contact = self.new_contact(
+                created, business=rng.choice(BUSINESS_NAMES), modified=modified
+            )
         else:
             contact = self.new_contact(
                 created,

@@ -25,6 +25,11 @@ class ApiError(Exception):
     def body(self) -> dict[str, object]:
         return {
             "messages": [
-                {"level": "error", "type": self.kind, "text": self.text, "fields": list(self.fields)}
+                {
+                    "level": "error",
+                    "type": self.kind,
+                    "text": self.text,
+                    "fields": list(self.fields),
+                }
             ]
         }

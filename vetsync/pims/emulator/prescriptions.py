@@ -86,9 +86,7 @@ class PrescriptionBook:
     def prescriptions(self) -> dict[str, Record]:
         return self.data.tables.setdefault("externalprescription", {})
 
-    def create(
-        self, *, partner_id: str, partner_name: str, payload: object, now: int
-    ) -> Record:
+    def create(self, *, partner_id: str, partner_name: str, payload: object, now: int) -> Record:
         if not isinstance(payload, dict):
             raise ApiError(400, "The request body must be a JSON object.")
         items = payload.get("external_prescription_item_list")
@@ -212,7 +210,7 @@ class PrescriptionBook:
             dispense = item.get("date_of_lastdispense")
             if not _present(item, "date_of_lastdispense") and not status:
                 dispense = root_dispense if _present(payload, "date_of_lastdispense") else None
-            dispense_text = _epoch(dispense) if _present({"d": dispense}, "d") else ""
+            dispense_text = "" if dispense is None or dispense == "" else _epoch(dispense)
             if status:
                 if status not in PATCH_STATUSES:
                     raise ApiError(400, STATUS_NOT_ALLOWED, fields=("status",))
@@ -246,6 +244,7 @@ class PrescriptionBook:
             record["total_price"] = _wire(payload["total_price"], "total_price")
         # date_of_prescription is deliberately ignored on PATCH, as ezyVet does.
         record["modified_at"] = str(now)
+        self.data.changed()
         return record
 
     def _check_root(self, payload: Mapping[str, Any]) -> None:
@@ -261,7 +260,9 @@ class PrescriptionBook:
             )
         animal = tables["animal"].get(_wire(payload["animal_id"]))
         if animal is None:
-            raise ApiError(400, f"animal_id {payload['animal_id']} does not exist.", fields=("animal_id",))
+            raise ApiError(
+                400, f"animal_id {payload['animal_id']} does not exist.", fields=("animal_id",)
+            )
         contact_id = _wire(payload["contact_id"])
         if contact_id not in tables["contact"]:
             raise ApiError(400, f"contact_id {contact_id} does not exist.", fields=("contact_id",))

@@ -1,0 +1,317 @@
+"""Benchmark: first copy and delta of a big clinic through the sync engine.
+
+A generated batch of 100,000 clients with 150,000 pets goes into an empty clinic that already
+has 20,000 home-delivery customers (3,000 of them the same people as PIMS clients, with typos),
+then a delta batch with 1 % of the clients changed. Targets (issue "Sync in"): first copy
+<= 30 s and peak memory <= 1 GB; delta <= 3 s; on SQLite and on PostgreSQL.
+
+    python bench/bench_sync_first_copy.py [--clients 100000] [--backend sqlite|postgres|both]
+
+PostgreSQL is used when reachable at BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1
+:5432/postgres); a throwaway database is created and dropped. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+FIRST = [
+    "Dana",
+    "Sam",
+    "Alex",
+    "Jordan",
+    "Taylor",
+    "Morgan",
+    "Casey",
+    "Riley",
+    "Jamie",
+    "Avery",
+    "Quinn",
+    "Harper",
+    "Rowan",
+    "Emerson",
+    "Finley",
+    "Hayden",
+    "Parker",
+    "Reese",
+    "Skyler",
+    "Blake",
+    "Cameron",
+    "Drew",
+    "Elliot",
+    "Frankie",
+    "Gray",
+    "Jesse",
+    "Kendall",
+    "Logan",
+]
+LAST = [
+    "Whitfield",
+    "Okafor",
+    "Nguyen",
+    "Garcia",
+    "Smith",
+    "Johnson",
+    "Brown",
+    "Lee",
+    "Martin",
+    "Clark",
+    "Lewis",
+    "Walker",
+    "Hall",
+    "Allen",
+    "Young",
+    "King",
+    "Wright",
+    "Scott",
+    "Green",
+    "Baker",
+    "Adams",
+    "Nelson",
+    "Hill",
+    "Campbell",
+    "Mitchell",
+    "Roberts",
+    "Carter",
+    "Phillips",
+]
+PETS = ["Biscuit", "Rex", "Luna", "Milo", "Bella", "Charlie", "Max", "Daisy", "Oliver", "Coco"]
+SPECIES = [
+    ("Canine", "Beagle"),
+    ("Canine", "Labrador"),
+    ("Feline", "Domestic Shorthair"),
+    ("Feline", "Siamese"),
+    ("Canine", "Poodle"),
+]
+STREETS = ["Alder St", "Birch Ave", "Cedar Rd", "Elm St", "Maple Dr", "Oak Ln", "Pine Ct"]
+
+
+def typo(rng: random.Random, word: str) -> str:
+    i = rng.randrange(1, len(word))
+    return word[:i] + word[i + 1 :] if rng.random() < 0.5 else word[:i] + word[i] + word[i:]
+
+
+def make_batches(n_clients: int, seed: int, out: Path) -> tuple[Path, Path, Path]:
+    rng = random.Random(seed)
+    clients = []
+    pet_counter = 0
+    for i in range(n_clients):
+        pets = []
+        for _ in range(1 if i % 2 else 2):  # 1.5 pets per client
+            species, breed = rng.choice(SPECIES)
+            pets.append(
+                {
+                    "pims_id": f"P-{pet_counter}",
+                    "name": rng.choice(PETS),
+                    "species": species,
+                    "breed": breed,
+                    "sex": rng.choice(["Female spayed", "Male neutered"]),
+                    "birth_date": (
+                        f"{rng.randint(2008, 2025)}-{rng.randint(1, 12):02d}"
+                        f"-{rng.randint(1, 28):02d}"
+                    ),
+                    "weight": round(rng.uniform(2, 45), 1),
+                    "weight_unit": "kg",
+                    "deceased": False,
+                    "deceased_on": None,
+                    "active": True,
+                    "modified_at": "2026-11-20T10:00:00Z",
+                }
+            )
+            pet_counter += 1
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        clients.append(
+            {
+                "pims_id": f"C-{i}",
+                "first_name": first,
+                "last_name": f"{last}{i % 997}",
+                "email": f"owner{i}@example.org",
+                "phone": f"503{i:07d}",
+                "address": {
+                    "line1": f"{i % 9000 + 1} {rng.choice(STREETS)}",
+                    "line2": "",
+                    "city": "Portland",
+                    "state": "OR",
+                    "postcode": f"97{i % 300:03d}",
+                    "country": "US",
+                },
+                "active": True,
+                "modified_at": "2026-11-20T10:00:00Z",
+                "patients": pets,
+            }
+        )
+    # 20,000 home-delivery customers; 3,000 are PIMS clients with a typo in the name and the
+    # same email or phone (formatted differently), the rest are strangers.
+    customers = [
+        "customer_ref,first_name,last_name,email,phone,line1,line2,city,state,postcode,pet_names"
+    ]
+    matched = rng.sample(range(n_clients), min(3000, n_clients))
+    for k, i in enumerate(matched):
+        c = clients[i]
+        email = c["email"] if k % 2 == 0 else ""
+        phone = f"({c['phone'][:3]}) {c['phone'][3:6]}-{c['phone'][6:]}" if k % 2 else ""
+        pets = ";".join(p["name"] for p in c["patients"])
+        customers.append(
+            f"HD-{k},{c['first_name']},{typo(rng, c['last_name'])},{email},{phone},"
+            f"{c['address']['line1']},,Portland,OR,{c['address']['postcode']},{pets}"
+        )
+    for k in range(len(matched), 20000):
+        customers.append(
+            f"HD-{k},{rng.choice(FIRST)},Stranger{k},hd{k}@shop.example,,{k} Store Rd,,Salem,OR,"
+            f"97{k % 300:03d},{rng.choice(PETS)}"
+        )
+    first_path, delta_path, csv_path = out / "first.json", out / "delta.json", out / "customers.csv"
+    first_path.write_text(
+        json.dumps(
+            {
+                "source": "syncvet",
+                "batch_id": "bench-first",
+                "sent_at": "2026-11-20T10:05:00Z",
+                "full": True,
+                "clients": clients,
+            }
+        )
+    )
+    csv_path.write_text("\n".join(customers) + "\n")
+    changed = rng.sample(range(n_clients), n_clients // 100)
+    delta = []
+    for j, i in enumerate(changed):
+        c = json.loads(json.dumps(clients[i]))
+        c["modified_at"] = "2026-11-24T10:00:00Z"
+        kind = j % 4
+        if kind == 0:
+            c["email"] = f"new{i}@example.net"
+        elif kind == 1:
+            c["first_name"] += "ne"
+        elif kind == 2:
+            c["address"]["line1"] = f"{i} New Rd"
+        for p in c["patients"]:
+            p["weight"] = round(p["weight"] + 0.5, 1)
+            p["modified_at"] = "2026-11-24T10:00:00Z"
+        delta.append(c)
+    delta_path.write_text(
+        json.dumps(
+            {
+                "source": "syncvet",
+                "batch_id": "bench-delta",
+                "sent_at": "2026-11-24T10:05:00Z",
+                "full": False,
+                "clients": delta,
+            }
+        )
+    )
+    return first_path, delta_path, csv_path
+
+
+def child(first: Path, delta: Path, customers_csv: Path) -> None:
+    """Runs in its own process, on the database the environment names."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vetsync.settings")
+    import django
+
+    django.setup()
+    import csv
+
+    from django.core.management import call_command
+    from django.db import connection
+
+    from clinics.models import Clinic, Connector, Integration
+    from records.models import SyncRun
+    from records.services import customers_import
+    from records.sync import sync_run_create, sync_run_process
+
+    call_command("migrate", verbosity=0)
+    clinic = Clinic.objects.create(name="Bench Clinic", slug=f"bench-{os.getpid()}")
+    Integration.objects.create(clinic=clinic, connector=Connector.SYNCVET, status="live")
+    with customers_csv.open() as handle:
+        result = customers_import(clinic=clinic, rows=csv.DictReader(handle))
+    print(f"  customers imported: {result.created:,}")
+
+    for label, path in (("first copy", first), ("delta (1 %)", delta)):
+        body = path.read_text()
+        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        started = time.perf_counter()
+        run, _ = sync_run_create(clinic=clinic, body=body, trigger=SyncRun.Trigger.COMMAND)
+        del body
+        run = sync_run_process(run_id=run.pk)
+        elapsed = time.perf_counter() - started
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        records = sum(run.counts.values())
+        print(
+            f"  {label}: {run.total:,} clients, {records:,} records in {elapsed:.1f} s "
+            f"({records / elapsed:,.0f} records/s); peak RSS {rss / 1024:.0f} MB "
+            f"(was {rss_before / 1024:.0f} MB)"
+        )
+        print(f"    outcomes: {json.dumps(dict(sorted(run.counts.items())))}")
+    print(f"  database: {connection.vendor}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clients", type=int, default=100_000)
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--child", nargs=3, type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    with tempfile.TemporaryDirectory(prefix="vetsync-bench-") as tmp:
+        tmpdir = Path(tmp)
+        started = time.perf_counter()
+        paths = make_batches(args.clients, seed=7, out=tmpdir)
+        print(f"Generated {args.clients:,} clients in {time.perf_counter() - started:.1f} s")
+        backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+        for backend in backends:
+            # Production settings: DEBUG would log every query and skew the figures.
+            env = {
+                **os.environ,
+                "DEBUG": "0",
+                "SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+                "VETSYNC_VAR_DIR": str(tmpdir / f"var-{backend}"),
+            }
+            env.pop("REDIS_URL", None)
+            pg_admin = os.environ.get(
+                "BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
+            )
+            db_name = f"vetsync_bench_{os.getpid()}"
+            if backend == "postgres":
+                if (
+                    subprocess.run(
+                        ["psql", pg_admin, "-qc", f"CREATE DATABASE {db_name}"], capture_output=True
+                    ).returncode
+                    != 0
+                ):
+                    print("== postgres: not reachable, skipped")
+                    continue
+                env["DATABASE_URL"] = pg_admin.rsplit("/", 1)[0] + f"/{db_name}"
+            else:
+                env.pop("DATABASE_URL", None)
+            print(f"== {backend}")
+            try:
+                subprocess.run(
+                    [sys.executable, __file__, "--child", *map(str, paths)],
+                    env=env,
+                    check=True,
+                    cwd=ROOT,
+                )
+            finally:
+                if backend == "postgres":
+                    subprocess.run(
+                        ["psql", pg_admin, "-qc", f"DROP DATABASE IF EXISTS {db_name}"],
+                        capture_output=True,
+                    )
+
+
+if __name__ == "__main__":
+    main()

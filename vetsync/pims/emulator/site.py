@@ -1,0 +1,868 @@
+"""One emulated ezyVet site: auth, lists, external prescriptions, rate limits and faults.
+
+HTTP-agnostic: ``EzyVetSite.handle`` takes a parsed request and returns a ``Reply`` with the
+body already serialised, so every read of shared state happens under one lock and the HTTP
+layer only writes bytes. The control methods (``mutate``, ``inject_fault``, ``state``, …) are
+what ``/_emulator/*`` exposes, callable directly from in-process tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import random
+import secrets
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from vetsync.pims.emulator.data import (
+    EMAIL_DOMAINS,
+    FIRST_NAMES,
+    LAST_NAMES,
+    PET_NAMES,
+    STREETS,
+    DataGenerator,
+    Record,
+    SiteData,
+    local_midnight,
+    site_zone,
+)
+from vetsync.pims.emulator.errors import ApiError
+from vetsync.pims.emulator.prescriptions import PrescriptionBook
+from vetsync.pims.emulator.query import (
+    QueryError,
+    narrow,
+    parse_conditions,
+    parse_paging,
+    select,
+)
+
+READ_SCOPES = (
+    "read-contact",
+    "read-contactdetail",
+    "read-contactdetailtype",
+    "read-address",
+    "read-animal",
+    "read-species",
+    "read-breed",
+    "read-sex",
+    "read-user",
+    "read-consult",
+)
+WRITE_SCOPES = ("write-externalprescription",)
+ALL_SCOPES = READ_SCOPES + WRITE_SCOPES
+TOKEN_FIELDS = ("partner_id", "client_id", "client_secret", "grant_type", "scope", "site_uid")
+COMMON_FIELDS = ("id", "active", "created_at", "modified_at")
+FIELDS: dict[str, tuple[str, ...]] = {
+    "contact": (
+        "code",
+        "first_name",
+        "last_name",
+        "business_name",
+        "is_business",
+        "is_customer",
+        "is_supplier",
+        "is_vet",
+        "is_staff_member",
+        "contact_detail_list",
+        "address_physical",
+        "address_postal",
+    ),
+    "address": (
+        "street_1",
+        "street_2",
+        "suburb",
+        "city",
+        "region",
+        "post_code",
+        "state",
+        "country_id",
+    ),
+    "contactdetail": ("contact_id", "name", "value", "contact_detail_type_id", "preferred"),
+    "contactdetailtype": ("name",),
+    "animal": (
+        "name",
+        "contact_id",
+        "species_id",
+        "breed_id",
+        "sex_id",
+        "date_of_birth",
+        "is_estimated_date_of_birth",
+        "weight",
+        "weight_unit",
+        "is_dead",
+        "date_of_death",
+        "microchip_number",
+    ),
+    "species": ("name",),
+    "breed": ("name", "species_id"),
+    "sex": ("name",),
+    "user": ("title", "first_name", "last_name", "email", "contact_id"),
+    "consult": ("animal_id", "vet_id", "date"),
+    "externalprescription": (
+        "partner_id",
+        "animal_id",
+        "contact_id",
+        "prescribing_vet_user_id",
+        "consult_id",
+        "date_of_prescription",
+        "external_reference",
+        "total_price",
+        "external_prescription_item_list",
+    ),
+}
+LIST_FIELDS = frozenset({"contact_detail_list", "external_prescription_item_list"})
+SCOPE_FOR = {name: f"read-{name}" for name in FIELDS} | {
+    "externalprescription": "write-externalprescription"
+}
+FAULT_KINDS = ("rate_limit", "server_error", "delay", "drop", "lost_write")
+MISSING_PARAMETER = (
+    "The request is missing a required parameter, includes an invalid parameter value, "
+    'includes a parameter more than once, or is otherwise malformed. Check the "{}" parameter.'
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorCredentials:
+    """What the clinic's ``client_credentials.txt`` holds, plus the partner's display name."""
+
+    partner_id: str = "vetsync-partner"
+    client_id: str = "demo-client"
+    client_secret: str = "demo-secret"
+    site_uid: str = "demo-site"
+    partner_name: str = "VetSync"
+
+    def as_text(self, scopes: tuple[str, ...] = ALL_SCOPES) -> str:
+        """The file as ezyVet hands it out, for the demo's onboarding upload."""
+        return (
+            f"Partner ID: {self.partner_id}\n"
+            f"Client ID: {self.client_id}\n"
+            f"Client Secret: {self.client_secret}\n"
+            f"Site UID: {self.site_uid}\n"
+            f"Scope: {' '.join(scopes)}\n"
+        )
+
+
+@dataclass(slots=True)
+class Token:
+    value: str
+    owner: tuple[str, str, str]  # partner, client, site
+    scopes: frozenset[str]
+    expires_at: float
+
+
+@dataclass(slots=True)
+class Fault:
+    kind: str
+    remaining: int
+    endpoint: str | None = None
+    retry_after: int = 1
+    status: int = 500
+    seconds: float = 1.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "remaining": self.remaining,
+            "endpoint": self.endpoint,
+            "retry_after": self.retry_after,
+            "status": self.status,
+            "seconds": self.seconds,
+        }
+
+
+@dataclass(slots=True)
+class Reply:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    drop: bool = False  # close the connection without answering
+
+
+class SlidingWindow:
+    """At most ``limit`` requests in any ``window`` seconds: the strictest reading of "N/min"."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self.stamps: deque[float] = deque()
+
+    def wait(self, now: float) -> float:
+        """Seconds until one more request fits (0 when it fits now)."""
+        while self.stamps and self.stamps[0] <= now - self.window:
+            self.stamps.popleft()
+        if self.limit <= 0 or len(self.stamps) < self.limit:
+            return 0.0
+        return self.stamps[len(self.stamps) - self.limit] + self.window - now
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _error_reply(error: ApiError) -> Reply:
+    return Reply(error.status, _json(error.body()), dict(error.headers))
+
+
+class EzyVetSite:
+    """The whole site's state behind one lock, with ezyVet's behaviour and the test controls."""
+
+    def __init__(
+        self,
+        *,
+        clients: int = 500,
+        seed: int = 1,
+        rate_per_minute: int = 180,
+        endpoint_rate_per_minute: int = 60,
+        window_seconds: float = 60.0,
+        token_lifetime: int = 43200,
+        credentials: EmulatorCredentials | None = None,
+        scopes: tuple[str, ...] = ALL_SCOPES,
+        timezone: str = "America/Chicago",
+        consults_per_animal: tuple[int, int] = (0, 3),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.lock = threading.RLock()
+        self.clients = clients
+        self.seed = seed
+        self.rate_per_minute = rate_per_minute
+        self.endpoint_rate_per_minute = endpoint_rate_per_minute
+        self.window_seconds = window_seconds
+        self.token_lifetime = token_lifetime
+        self.credentials = credentials or EmulatorCredentials()
+        self.scopes = tuple(scopes)
+        self.zone = site_zone(timezone)
+        self.consults_per_animal = consults_per_animal
+        self.clock = clock
+        self.reset()
+
+    # -- control -------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Back to the freshly seeded site: data, prescriptions, tokens, faults, counters."""
+        with self.lock:
+            self.data = SiteData()
+            self.rng = random.Random(self.seed)
+            self.generator = DataGenerator(self.data, self.rng, self.zone)
+            now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
+            self.generator.build(self.clients, now)
+            low, high = self.consults_per_animal
+            self.generator.consults(now, lambda: self.rng.randint(low, high))
+            # Mutations draw from their own stream so that they do not depend on how much
+            # randomness building the site consumed.
+            self.mutation_rng = random.Random(self.seed * 7919 + 1)
+            self.generator.rng = self.mutation_rng
+            self.book = PrescriptionBook(self.data)
+            self.tokens: dict[str, Token] = {}
+            self.current_token: dict[tuple[str, str, str], str] = {}
+            self.tokens_issued = 0
+            self.faults: list[Fault] = []
+            self.request_counts: Counter[str] = Counter()
+            self.status_counts: Counter[str] = Counter()
+            self.log: deque[dict[str, object]] = deque(maxlen=50_000)
+            self.windows: dict[tuple[str, ...], SlidingWindow] = {}
+
+    def configure(
+        self,
+        *,
+        token_lifetime: int | None = None,
+        rate_per_minute: int | None = None,
+        endpoint_rate_per_minute: int | None = None,
+        window_seconds: float | None = None,
+        scopes: tuple[str, ...] | list[str] | None = None,
+    ) -> None:
+        """Change limits, token lifetime or granted scopes; counting windows start afresh."""
+        with self.lock:
+            if token_lifetime is not None:
+                self.token_lifetime = int(token_lifetime)
+            if rate_per_minute is not None:
+                self.rate_per_minute = int(rate_per_minute)
+            if endpoint_rate_per_minute is not None:
+                self.endpoint_rate_per_minute = int(endpoint_rate_per_minute)
+            if window_seconds is not None:
+                self.window_seconds = float(window_seconds)
+            if scopes is not None:
+                self.scopes = tuple(scopes)
+            self.windows.clear()
+
+    def expire_tokens(self) -> int:
+        """Expire every issued token now (as if 12 h had passed); returns how many."""
+        with self.lock:
+            now = self.clock()
+            for token in self.tokens.values():
+                token.expires_at = min(token.expires_at, now - 1)
+            return len(self.tokens)
+
+    def inject_fault(
+        self,
+        kind: str,
+        count: int = 1,
+        *,
+        endpoint: str | None = None,
+        retry_after: int = 1,
+        status: int = 500,
+        seconds: float = 1.0,
+    ) -> None:
+        """Misbehave on the next ``count`` matching requests.
+
+        ``rate_limit`` answers 429 with ``Retry-After: retry_after``; ``server_error`` answers
+        ``status``; ``delay`` answers after ``seconds``; ``drop`` closes the connection without
+        an answer; ``lost_write`` applies an externalprescription POST/PATCH, then drops the
+        connection. ``endpoint`` ("contact", "oauth", …) narrows it; by default every ``/v1``
+        call but the token endpoint matches.
+        """
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"Unknown fault {kind!r}; use one of {', '.join(FAULT_KINDS)}.")
+        if kind == "server_error" and not 500 <= status <= 599:
+            raise ValueError("A server_error status must be 5xx.")
+        with self.lock:
+            self.faults.append(
+                Fault(
+                    kind,
+                    int(count),
+                    endpoint=endpoint,
+                    retry_after=int(retry_after),
+                    status=int(status),
+                    seconds=float(seconds),
+                )
+            )
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self.faults.clear()
+
+    def state(self) -> dict[str, Any]:
+        """What a test asserts on: writes received, products made, calls counted, tokens."""
+        with self.lock:
+            tables = self.data.tables
+            return json.loads(
+                _json(
+                    {
+                        "externalprescriptions": list(
+                            tables.get("externalprescription", {}).values()
+                        ),
+                        "product_groups": list(tables.get("productgroup", {}).values()),
+                        "products": list(tables.get("product", {}).values()),
+                        "request_counts": dict(self.request_counts),
+                        "status_counts": dict(self.status_counts),
+                        "requests_total": sum(self.request_counts.values()),
+                        "tokens_issued": self.tokens_issued,
+                        "tokens_active": len(self.tokens),
+                        "records": {name: len(tables[name]) for name in FIELDS if name in tables},
+                        "faults": [f.as_dict() for f in self.faults if f.remaining > 0],
+                        "config": {
+                            "rate_per_minute": self.rate_per_minute,
+                            "endpoint_rate_per_minute": self.endpoint_rate_per_minute,
+                            "window_seconds": self.window_seconds,
+                            "token_lifetime": self.token_lifetime,
+                            "scopes": list(self.scopes),
+                        },
+                    }
+                )
+            )
+
+    def request_log(self) -> list[dict[str, object]]:
+        """Every ``/v1`` request seen: ``t`` (epoch float), method, path, endpoint, status."""
+        with self.lock:
+            return [dict(entry) for entry in self.log]
+
+    def reset_counters(self) -> None:
+        with self.lock:
+            self.request_counts.clear()
+            self.status_counts.clear()
+            self.log.clear()
+
+    def record(self, resource: str, record_id: str) -> dict[str, Any]:
+        """A copy of one stored record, for assertions."""
+        with self.lock:
+            return json.loads(_json(self.data.tables[resource][str(record_id)]))
+
+    def records(self, resource: str) -> list[dict[str, Any]]:
+        """Copies of every stored record of a resource, in id order."""
+        with self.lock:
+            return json.loads(_json(list(self.data.tables.get(resource, {}).values())))
+
+    def customer_ids(self) -> list[str]:
+        with self.lock:
+            return [
+                cid for cid, c in self.data.tables["contact"].items() if c["is_customer"] == "1"
+            ]
+
+    def update_record(
+        self, resource: str, record_id: str, fields: Mapping[str, object]
+    ) -> dict[str, Any]:
+        """Set fields on one record and bump its ``modified_at``, as an edit in ezyVet does."""
+        with self.lock:
+            table = self.data.tables.get(resource)
+            if resource not in FIELDS or table is None:
+                raise ValueError(f"Unknown resource {resource!r}.")
+            record = table.get(str(record_id))
+            if record is None:
+                raise ValueError(f"No {resource} with id {record_id}.")
+            allowed = set(FIELDS[resource]) | {"active"}
+            unknown = sorted(set(fields) - allowed)
+            if unknown:
+                raise ValueError(f"Unknown {resource} fields: {', '.join(unknown)}.")
+            for key, value in fields.items():
+                if isinstance(value, list):
+                    record[key] = [str(v) for v in value]
+                else:
+                    record[key] = "" if value is None else str(value)
+            self._touch(record)
+            return json.loads(_json(record))
+
+    def add_clients(self, count: int) -> list[str]:
+        """New pet owners (with address, details and pets) created now; their contact ids."""
+        with self.lock:
+            now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
+            return [self.generator.new_client(now, now, now) for _ in range(count)]
+
+    def add_animal(self, contact_id: str, **fields: object) -> dict[str, Any]:
+        """A new pet for an existing contact, created now; ``fields`` override generated ones."""
+        with self.lock:
+            if str(contact_id) not in self.data.tables["contact"]:
+                raise ValueError(f"No contact with id {contact_id}.")
+            now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
+            animal = self.generator.new_animal(str(contact_id), now, now, now)
+            for key, value in fields.items():
+                animal[key] = "" if value is None else str(value)
+            self.data.changed()
+            return json.loads(_json(animal))
+
+    def mutate_random(self, count: int) -> list[dict[str, str]]:
+        """``count`` plausible edits a clinic makes in a day; each bumps ``modified_at``."""
+        changed: list[dict[str, str]] = []
+        with self.lock:
+            rng = self.mutation_rng
+            kinds = ("weight", "email", "phone", "address", "name", "pet_name", "deceased")
+            weights = (35, 10, 10, 10, 10, 5, 5)
+            customers = self.customer_ids()
+            animals = self.data.tables["animal"]
+            animal_ids = list(animals)
+            for _ in range(count):
+                kind = rng.choices((*kinds, "new_animal", "new_client"), (*weights, 10, 5))[0]
+                if kind == "new_client":
+                    new_id = self.add_clients(1)[0]
+                    customers.append(new_id)
+                    changed.append({"resource": "contact", "id": new_id, "change": kind})
+                    continue
+                if kind == "new_animal":
+                    owner = rng.choice(customers)
+                    animal = self.add_animal(owner)
+                    changed.append({"resource": "animal", "id": animal["id"], "change": kind})
+                    continue
+                if kind in {"weight", "pet_name", "deceased"}:
+                    animal = animals[rng.choice(animal_ids)]
+                    changed.append(self._mutate_animal(animal, kind))
+                    continue
+                contact = self.data.tables["contact"][rng.choice(customers)]
+                changed.append(self._mutate_contact(contact, kind))
+        return changed
+
+    def mutate(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """The ``/_emulator/mutate`` body: ``count``, or ``resource``+``id``+``fields``,
+        and/or ``add_clients``, ``add_animals`` (+ optional ``contact_id``)."""
+        result: dict[str, Any] = {"changed": [], "created": []}
+        with self.lock:
+            if spec.get("count"):
+                result["changed"] += self.mutate_random(int(spec["count"]))
+            if spec.get("resource"):
+                record = self.update_record(
+                    str(spec["resource"]), str(spec.get("id", "")), spec.get("fields") or {}
+                )
+                result["changed"].append({"resource": spec["resource"], "id": record["id"]})
+            if spec.get("add_clients"):
+                ids = self.add_clients(int(spec["add_clients"]))
+                result["created"] += [{"resource": "contact", "id": i} for i in ids]
+            for _ in range(int(spec.get("add_animals") or 0)):
+                owner = spec.get("contact_id") or self.mutation_rng.choice(self.customer_ids())
+                animal = self.add_animal(str(owner))
+                result["created"].append({"resource": "animal", "id": animal["id"]})
+        return result
+
+    def _touch(self, record: Record) -> None:
+        record["modified_at"] = str(int(self.clock()))
+        self.data.changed()
+
+    def _mutate_animal(self, animal: Record, kind: str) -> dict[str, str]:
+        rng = self.mutation_rng
+        if kind == "weight":
+            weight = str(animal["weight"]) or "10"
+            animal["weight"] = f"{float(weight) * rng.uniform(0.85, 1.15):.2f}"
+        elif kind == "pet_name":
+            animal["name"] = rng.choice(PET_NAMES)
+        else:
+            animal["is_dead"] = "1"
+            today = dt.datetime.fromtimestamp(self.clock(), self.zone).date()
+            animal["date_of_death"] = local_midnight(today, self.zone)
+        self._touch(animal)
+        return {"resource": "animal", "id": str(animal["id"]), "change": kind}
+
+    def _mutate_contact(self, contact: Record, kind: str) -> dict[str, str]:
+        rng = self.mutation_rng
+        tables = self.data.tables
+        if kind == "name":
+            contact["last_name"] = rng.choice(LAST_NAMES)
+            self._touch(contact)
+            return {"resource": "contact", "id": str(contact["id"]), "change": kind}
+        if kind == "address":
+            address = tables["address"][str(contact["address_physical"])]
+            address["street_1"] = f"{rng.randint(1, 9999)} {rng.choice(STREETS)}"
+            self._touch(address)
+            return {"resource": "address", "id": str(address["id"]), "change": kind}
+        type_name = "Email" if kind == "email" else "Mobile"
+        first = str(contact["first_name"] or "owner").lower()
+        value = (
+            f"{first}.{rng.choice(FIRST_NAMES).lower()}{rng.randint(1, 999)}@"
+            f"{rng.choice(EMAIL_DOMAINS)}"
+            if kind == "email"
+            else f"({rng.randint(201, 989)}) 555-0{rng.randint(100, 199)}"
+        )
+        detail_ids = contact["contact_detail_list"]
+        assert isinstance(detail_ids, list)
+        for detail_id in detail_ids:
+            detail = tables["contactdetail"][detail_id]
+            if detail["name"] == type_name and detail["active"] == "1":
+                detail["value"] = value
+                self._touch(detail)
+                return {"resource": "contactdetail", "id": str(detail["id"]), "change": kind}
+        detail = self.data.add(
+            "contactdetail",
+            {
+                "active": "1",
+                "created_at": str(int(self.clock())),
+                "modified_at": str(int(self.clock())),
+                "contact_id": contact["id"],
+                "name": type_name,
+                "value": value,
+                "contact_detail_type_id": self.data.detail_type_ids[type_name],
+                "preferred": "1",
+            },
+        )
+        detail_ids.append(detail["id"])
+        self._touch(contact)
+        return {"resource": "contactdetail", "id": str(detail["id"]), "change": kind}
+
+    # -- requests ------------------------------------------------------------------------
+
+    def handle(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> Reply:
+        """Answer one HTTP request (``path`` without the query string)."""
+        if path.startswith("/_emulator/"):
+            return self._control(method, path.removeprefix("/_emulator/").strip("/"), body)
+        parts = [p for p in path.split("/") if p]
+        if len(parts) < 2 or parts[0] != "v1":
+            return _error_reply(
+                ApiError(404, f"No such endpoint: {path}", kind="NotFoundException")
+            )
+        endpoint = "oauth" if parts[1] == "oauth" else parts[1]
+        with self.lock:
+            fault = self._due_fault(method, endpoint)
+            if fault is not None and fault.kind not in {"delay", "lost_write"}:
+                fault.remaining -= 1
+                reply = self._fault_reply(fault)
+            else:
+                try:
+                    reply = self._answer(method, parts, dict(query), headers, body)
+                except ApiError as error:
+                    reply = _error_reply(error)
+                if fault is not None and fault.kind == "delay":
+                    fault.remaining -= 1
+                    reply.delay = fault.seconds  # the HTTP layer sleeps, outside the lock
+                elif fault is not None and reply.status == 200:
+                    # lost_write: the write is stored, but its answer never arrives.
+                    fault.remaining -= 1
+                    reply = Reply(0, drop=True)
+            self.request_counts[f"{method} {endpoint}"] += 1
+            self.status_counts[str(reply.status or "dropped")] += 1
+            self.log.append(
+                {
+                    "t": self.clock(),
+                    "method": method,
+                    "path": path,
+                    "endpoint": endpoint,
+                    "status": reply.status,
+                }
+            )
+            return reply
+
+    def _due_fault(self, method: str, endpoint: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.remaining <= 0:
+                continue
+            if fault.endpoint is None and endpoint == "oauth":
+                continue
+            if fault.endpoint is not None and fault.endpoint != endpoint:
+                continue
+            if fault.kind == "lost_write" and not (
+                endpoint == "externalprescription" and method in {"POST", "PATCH"}
+            ):
+                continue
+            return fault
+        return None
+
+    @staticmethod
+    def _fault_reply(fault: Fault) -> Reply:
+        if fault.kind == "rate_limit":
+            return _error_reply(
+                ApiError(
+                    429,
+                    "Too many requests. Please wait before trying again.",
+                    kind="TooManyRequestsException",
+                    headers={"Retry-After": str(fault.retry_after)},
+                )
+            )
+        if fault.kind == "server_error":
+            return _error_reply(
+                ApiError(fault.status, "The server encountered an error.", kind="ServerException")
+            )
+        return Reply(0, drop=True)
+
+    def _answer(
+        self,
+        method: str,
+        parts: list[str],
+        query: dict[str, str],
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> Reply:
+        resource = parts[1]
+        if resource == "oauth":
+            if parts[2:] != ["access_token"]:
+                raise ApiError(404, "No such endpoint.", kind="NotFoundException")
+            if method != "POST":
+                raise ApiError(405, "Use POST for the access token.", kind="MethodNotAllowed")
+            return self._issue_token(headers, body)
+        if resource not in FIELDS:
+            raise ApiError(404, f"No such endpoint: v1/{resource}", kind="NotFoundException")
+        token = self._authenticate(headers)
+        self._throttle(token, resource)
+        scope = SCOPE_FOR[resource]
+        if scope not in token.scopes:
+            raise ApiError(
+                403,
+                f"The access token does not have the scope this call needs: {scope}.",
+                kind="AccessDeniedException",
+            )
+        record_id = parts[2] if len(parts) > 2 else None
+        if len(parts) > 3:
+            raise ApiError(404, "No such endpoint.", kind="NotFoundException")
+        now = int(self.clock())
+        if method == "GET":
+            if record_id is not None:
+                query = {**query, "id": record_id}
+            return self._list(resource, query, single=record_id is not None)
+        if resource != "externalprescription":
+            raise ApiError(405, f"v1/{resource} is read-only.", kind="MethodNotAllowed")
+        payload = self._json_body(body)
+        if method == "POST" and record_id is None:
+            record = self.book.create(
+                partner_id=token.owner[0],
+                partner_name=self.credentials.partner_name,
+                payload=payload,
+                now=now,
+            )
+        elif method == "PATCH" and record_id is not None:
+            record = self.book.update(prescription_id=record_id, payload=payload, now=now)
+        else:
+            raise ApiError(
+                405,
+                "Use POST v1/externalprescription or PATCH v1/externalprescription/{id}.",
+                kind="MethodNotAllowed",
+            )
+        return Reply(200, _json(self._envelope(resource, [record], 1, 1, 1, 1)))
+
+    @staticmethod
+    def _json_body(body: bytes) -> object:
+        try:
+            return json.loads(body or b"null")
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ApiError(400, "The request body is not valid JSON.") from exc
+
+    def _issue_token(self, headers: Mapping[str, str], body: bytes) -> Reply:
+        form = self._token_form(headers, body)
+        for name in TOKEN_FIELDS:
+            if not form.get(name, "").strip():
+                raise ApiError(401, MISSING_PARAMETER.format(name), fields=(name,))
+        if form["grant_type"] != "client_credentials":
+            raise ApiError(
+                401,
+                "The authorization grant type is not supported by the authorization server.",
+                fields=("grant_type",),
+            )
+        creds = self.credentials
+        if (form["partner_id"], form["client_id"], form["client_secret"], form["site_uid"]) != (
+            creds.partner_id,
+            creds.client_id,
+            creds.client_secret,
+            creds.site_uid,
+        ):
+            raise ApiError(401, "Client authentication failed.", fields=())
+        requested = [s for s in form["scope"].replace(",", " ").split() if s]
+        unknown = [s for s in requested if s not in ALL_SCOPES]
+        if unknown:
+            raise ApiError(
+                401,
+                f'The requested scope is invalid, unknown, or malformed. Check the "{unknown[0]}" '
+                "scope.",
+                fields=("scope",),
+            )
+        owner = (creds.partner_id, creds.client_id, creds.site_uid)
+        previous = self.current_token.pop(owner, None)
+        if previous is not None:
+            # ezyVet keeps one live token per credentials: a new one expires the old.
+            self.tokens.pop(previous, None)
+        value = secrets.token_urlsafe(32)
+        self.tokens[value] = Token(
+            value,
+            owner,
+            frozenset(requested) & frozenset(self.scopes),
+            self.clock() + self.token_lifetime,
+        )
+        self.current_token[owner] = value
+        self.tokens_issued += 1
+        return Reply(
+            200,
+            _json(
+                {"access_token": value, "token_type": "Bearer", "expires_in": self.token_lifetime}
+            ),
+        )
+
+    @staticmethod
+    def _token_form(headers: Mapping[str, str], body: bytes) -> dict[str, str]:
+        content_type = headers.get("Content-Type", "").lower()
+        text = body.decode("utf-8", errors="replace")
+        parsed: object = None
+        if "json" in content_type or (not content_type and text.lstrip().startswith("{")):
+            try:
+                parsed = json.loads(text or "{}")
+            except json.JSONDecodeError as exc:
+                raise ApiError(401, MISSING_PARAMETER.format("body"), fields=()) from exc
+        else:
+            parsed = dict(parse_qsl(text, keep_blank_values=True))
+        if not isinstance(parsed, dict):
+            raise ApiError(401, MISSING_PARAMETER.format("body"), fields=())
+        return {str(k): "" if v is None else str(v) for k, v in parsed.items()}
+
+    def _authenticate(self, headers: Mapping[str, str]) -> Token:
+        scheme, _, value = headers.get("Authorization", "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise ApiError(401, MISSING_PARAMETER.format("access token"), fields=())
+        token = self.tokens.get(value.strip())
+        if token is None:
+            raise ApiError(401, "The access token provided is invalid.", fields=())
+        if token.expires_at <= self.clock():
+            raise ApiError(401, "The access token provided has expired.", fields=())
+        return token
+
+    def _throttle(self, token: Token, resource: str) -> None:
+        partner, _, site = token.owner
+        now = self.clock()
+        site_window = self.windows.setdefault(
+            (partner, site), SlidingWindow(self.rate_per_minute, self.window_seconds)
+        )
+        endpoint_window = self.windows.setdefault(
+            (partner, site, resource),
+            SlidingWindow(self.endpoint_rate_per_minute, self.window_seconds),
+        )
+        wait = max(site_window.wait(now), endpoint_window.wait(now))
+        if wait > 0:
+            raise ApiError(
+                429,
+                "Too many requests. Please wait before trying again.",
+                kind="TooManyRequestsException",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+        site_window.stamps.append(now)
+        endpoint_window.stamps.append(now)
+
+    def _list(self, resource: str, query: dict[str, str], *, single: bool) -> Reply:
+        try:
+            page, limit = parse_paging(query)
+            filterable = [f for f in COMMON_FIELDS + FIELDS[resource] if f not in LIST_FIELDS]
+            conditions = parse_conditions(query, filterable)
+        except QueryError as error:
+            raise ApiError(400, error.text, fields=(error.field,) if error.field else ()) from error
+        candidates, conditions = narrow(self.data, resource, conditions)
+        items, total = select(candidates, conditions, page, limit)
+        if single and not items:
+            raise ApiError(
+                404, f"{resource} {query.get('id')} not found.", kind="NotFoundException"
+            )
+        pages = math.ceil(total / limit)
+        return Reply(200, _json(self._envelope(resource, items, page, pages, limit, total)))
+
+    def _envelope(
+        self, resource: str, items: list[Record], page: int, pages: int, size: int, total: int
+    ) -> dict[str, object]:
+        return {
+            "meta": {
+                "timestamp": str(int(self.clock())),
+                "items_page": str(page),
+                "items_page_total": str(pages),
+                "items_page_size": str(size),
+                "items_total": str(total),
+                "transaction_id": uuid.uuid4().hex,
+            },
+            "items": [{resource: item} for item in items],
+            "messages": [],
+        }
+
+    def _control(self, method: str, action: str, body: bytes) -> Reply:
+        try:
+            spec = json.loads(body or b"{}")
+            if not isinstance(spec, dict):
+                raise ValueError("The body must be a JSON object.")
+            result: object
+            if method == "GET" and action == "state":
+                result = self.state()
+            elif method == "POST" and action == "mutate":
+                result = self.mutate(spec)
+            elif method == "POST" and action == "faults":
+                if spec.get("clear"):
+                    self.clear_faults()
+                for fault in spec.get("faults") or ([spec] if spec.get("kind") else []):
+                    self.inject_fault(
+                        str(fault["kind"]),
+                        int(fault.get("count", 1)),
+                        endpoint=fault.get("endpoint"),
+                        retry_after=int(fault.get("retry_after", 1)),
+                        status=int(fault.get("status", 500)),
+                        seconds=float(fault.get("seconds", 1.0)),
+                    )
+                result = {"faults": self.state()["faults"]}
+            elif method == "POST" and action == "reset":
+                self.reset()
+                result = {"reset": True}
+            elif method == "POST" and action == "expire-tokens":
+                result = {"expired": self.expire_tokens()}
+            elif method == "POST" and action == "config":
+                self.configure(**spec)
+                result = self.state()["config"]
+            else:
+                return Reply(404, _json({"error": f"No control endpoint {method} {action}."}))
+        except (ValueError, KeyError, TypeError) as exc:
+            return Reply(400, _json({"error": str(exc)}))
+        return Reply(200, _json(result))
+
+
+def _is_int(value: object) -> bool:
+    try:
+        int(str(value))
+    except ValueError:
+        return False
+    return True
