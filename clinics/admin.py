@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from clinics import services
 from clinics.audit import audit_log
-from clinics.models import AuditEvent, Clinic, Integration, Membership, Vet
+from clinics.models import AuditEvent, Clinic, Connector, Integration, Membership, Vet
 
 
 class AuditedAdmin(admin.ModelAdmin):
@@ -135,9 +135,43 @@ class IntegrationForm(forms.ModelForm):
         "to keep what is stored.",
     )
 
+    credentials_file = forms.FileField(
+        label="ezyVet credentials file",
+        required=False,
+        help_text="ezyVet only: the client_credentials.txt the clinic downloaded from ezyVet. "
+        "VetSync reads it, stores it encrypted and tries a token at once.",
+    )
+
     class Meta:
         model = Integration
-        fields = ["clinic", "connector", "status", "base_url", "sync_interval", "expected_interval"]
+        fields = [
+            "clinic",
+            "connector",
+            "status",
+            "base_url",
+            "sync_interval",
+            "expected_interval",
+            "watermark",
+        ]
+
+    def clean_credentials_file(self) -> str | None:
+        upload = self.cleaned_data.get("credentials_file")
+        if not upload:
+            return None
+        if upload.size > 64 * 1024:
+            raise forms.ValidationError("That file is too big to be an ezyVet credentials file.")
+        try:
+            return upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise forms.ValidationError(
+                "The file is not text; upload the .txt ezyVet gave."
+            ) from exc
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("credentials_file") and cleaned.get("connector") != Connector.EZYVET:
+            self.add_error("credentials_file", "A credentials file is only for ezyVet.")
+        return cleaned
 
     def clean_new_credentials(self) -> dict[str, str] | None:
         text = self.cleaned_data.get("new_credentials", "")
@@ -176,7 +210,12 @@ class IntegrationAdmin(AuditedAdmin):
     actions = ["issue_agent_token", "revoke_agent_token", "pause", "resume"]
 
     def get_fields(self, request: HttpRequest, obj: Integration | None = None) -> list[str]:
-        return [*IntegrationForm.Meta.fields, "new_credentials", *self.readonly_fields]
+        return [
+            *IntegrationForm.Meta.fields,
+            "credentials_file",
+            "new_credentials",
+            *self.readonly_fields,
+        ]
 
     @admin.display(description="credentials")
     def credentials_stored(self, obj: Integration) -> str:
@@ -208,6 +247,23 @@ class IntegrationAdmin(AuditedAdmin):
             services.integration_set_credentials(
                 integration=obj, values=new_credentials, request=request
             )
+        uploaded = form.cleaned_data.get("credentials_file")
+        if uploaded:
+            try:
+                check = services.integration_connect_ezyvet(
+                    integration=obj, text=uploaded, request=request
+                )
+            except services.CredentialsError as exc:
+                self.message_user(request, f"Credentials file not stored: {exc}", messages.ERROR)
+                return
+            if check.ok:
+                self.message_user(request, "ezyVet credentials stored and a token was issued.")
+            else:
+                self.message_user(
+                    request,
+                    f"Credentials stored, but ezyVet refused: {check.error}",
+                    messages.ERROR,
+                )
 
     @admin.action(description="Issue a new agent token (shown once)")
     def issue_agent_token(

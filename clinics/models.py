@@ -131,6 +131,13 @@ class Integration(models.Model):
         help_text="How long without data before the clinic is flagged as “no data since …”.",
     )
     last_successful_sync_at = models.DateTimeField(null=True, blank=True)
+    watermark = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="ezyVet only: pulls ask for changes after this time (empty: a first, full "
+        "copy). Moves forward only after a pull's run has committed.",
+    )
+    last_pull_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -6,8 +6,8 @@ from django import forms
 
 
 class ClientNameForm(forms.Form):
-    first_name = forms.CharField(max_length=100)
-    last_name = forms.CharField(max_length=100)
+    first_name = forms.CharField(max_length=100, required=False)
+    last_name = forms.CharField(max_length=100, required=False)
 
 
 class ClientAddressForm(forms.Form):

@@ -32,8 +32,8 @@ class Client(models.Model):
     clinic = models.ForeignKey(
         Clinic, on_delete=models.PROTECT, related_name="clients", db_index=False
     )
-    first_name = models.CharField(max_length=100)
-    last_name = models.CharField(max_length=100)
+    first_name = models.CharField(max_length=100, blank=True)
+    last_name = models.CharField(max_length=100, blank=True)
     email = models.EmailField(max_length=254, blank=True)
     phone = models.CharField(max_length=40, blank=True)
     address_line1 = models.CharField("address line 1", max_length=200, blank=True)
@@ -233,6 +233,7 @@ class SyncRun(models.Model):
     """One batch from a PIMS (an agent's post, a file, an ezyVet pull) and what it did."""
 
     class Status(models.TextChoices):
+        FETCHING = "fetching", "Fetching from the PIMS"
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Finished"
@@ -264,6 +265,12 @@ class SyncRun(models.Model):
         blank=True,
         editable=False,
         help_text="Merge verdicts computed once at the start, so a resumed run decides the same.",
+    )
+    pims_watermark = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="ezyVet pulls: the integration's watermark once this run has committed.",
     )
     error = models.TextField(blank=True)
     requested_by = models.ForeignKey(

@@ -89,8 +89,8 @@ def manual_update_accept(
                 "first_name": chosen.get("first_name", "").strip(),
                 "last_name": chosen.get("last_name", "").strip(),
             }
-            if not fields["first_name"] or not fields["last_name"]:
-                raise ManualUpdateError("First and last name are both required.")
+            if not fields["first_name"] and not fields["last_name"]:
+                raise ManualUpdateError("A shipping name needs a first or a last name.")
         else:
             target = update.client
             fields = {

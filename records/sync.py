@@ -161,7 +161,9 @@ def sync_run_retry_quarantined(
     The whole client entry is re-applied: the engine is idempotent, so what was already
     applied stays unchanged. Returns the new run, or None when nothing was left to retry.
     """
-    outcomes = run.outcomes.filter(outcome=Outcome.QUARANTINED, retried_in__isnull=True)
+    outcomes = run.outcomes.filter(
+        outcome=Outcome.QUARANTINED, retried_in__isnull=True, raw__isnull=False
+    )
     if outcome_ids is not None:
         outcomes = outcomes.filter(pk__in=outcome_ids)
     entries: dict[str, Any] = {}
@@ -200,7 +202,7 @@ def sync_run_retry_quarantined(
 # --- the lock ------------------------------------------------------------------------------
 
 
-def _lock_acquire(run: SyncRun) -> bool:
+def sync_lock_acquire(run: SyncRun) -> bool:
     SyncLock.objects.get_or_create(clinic_id=run.clinic_id)
     now = timezone.now()
     claimed = (
@@ -211,13 +213,13 @@ def _lock_acquire(run: SyncRun) -> bool:
     return claimed == 1
 
 
-def _lock_renew(run: SyncRun) -> None:
+def sync_lock_renew(run: SyncRun) -> None:
     SyncLock.objects.filter(clinic_id=run.clinic_id, run=run).update(
         expires_at=timezone.now() + LOCK_LEASE
     )
 
 
-def _lock_release(run: SyncRun) -> None:
+def sync_lock_release(run: SyncRun) -> None:
     SyncLock.objects.filter(clinic_id=run.clinic_id, run=run).update(run=None, expires_at=None)
 
 
@@ -247,16 +249,27 @@ def sync_run_process(
     Raises ``SyncBusy`` when another run of the clinic holds the lock.
     """
     run = SyncRun.objects.select_related("clinic").get(pk=run_id)
-    if run.is_finished:
-        return run
-    if not _lock_acquire(run):
+    if run.is_finished or run.status == SyncRun.Status.FETCHING:
+        return run  # done, or its batch is still being fetched from the PIMS
+    if not sync_lock_acquire(run):
         raise SyncBusy(f"Another sync of {run.clinic} is running.")
     try:
         payload_row = SyncRunPayload.objects.filter(run=run).first()
         if payload_row is None:
             raise RuntimeError("The batch of this run is no longer stored.")
-        raw_clients = json.loads(payload_row.body).get("clients", [])
-        entries = _parse_entries(raw_clients)
+        payload = json.loads(payload_row.body)
+        entries = _parse_entries(payload.get("clients", []))
+        # Records a connector could not read (an ezyVet pull's) are quarantined with the
+        # first chunk, so that they are written exactly once.
+        extra = (
+            [
+                QuarantinedRecord(q["kind"], q["pims_id"], q["reason"], {}, q["client_pims_id"])
+                for q in payload.get("quarantined", [])
+            ]
+            if run.position == 0
+            else []
+        )
+        del payload
         if run.status != SyncRun.Status.RUNNING or run.started_at is None:
             run.status = SyncRun.Status.RUNNING
             run.started_at = run.started_at or timezone.now()
@@ -266,16 +279,17 @@ def sync_run_process(
             run.match_plan = _plan(run, entries)
             run.save(update_fields=["match_plan"])
         engine = _Engine(run=run)
-        while run.position < len(entries):
+        while run.position < len(entries) or extra:
             end = min(run.position + chunk_size, len(entries))
             with transaction.atomic():
-                counts = engine.apply(entries[run.position : end])
+                counts = engine.apply(entries[run.position : end], extra)
+                extra = []
                 merged = Counter(run.counts)
                 merged.update(counts)
                 run.counts = dict(merged)
                 run.position = end
                 run.save(update_fields=["counts", "position"])
-                _lock_renew(run)
+                sync_lock_renew(run)
             if on_progress is not None:
                 on_progress(run.position, run.total)
         with transaction.atomic():
@@ -283,7 +297,7 @@ def sync_run_process(
             run.finished_at = timezone.now()
             run.save(update_fields=["status", "finished_at"])
             SyncRunPayload.objects.filter(run=run).delete()
-            integration_record_sync(clinic_id=run.clinic_id, ok=True)
+            integration_record_sync(clinic_id=run.clinic_id, ok=True, watermark=run.pims_watermark)
     except Exception as exc:
         # The chunk in flight rolled back; everything before it stays applied and the run
         # resumes from its position when retried.
@@ -291,9 +305,9 @@ def sync_run_process(
         run.error = f"{type(exc).__name__}: {exc}"
         run.save(update_fields=["status", "error"])
         integration_record_sync(clinic_id=run.clinic_id, ok=False, error=run.error)
-        _lock_release(run)
+        sync_lock_release(run)
         raise
-    _lock_release(run)
+    sync_lock_release(run)
     return run
 
 
@@ -317,6 +331,20 @@ def sync_runs_due() -> list[int]:
             | Q(status=SyncRun.Status.RUNNING, clinic_id__in=stale_clinics)
         )
         .order_by("created_at", "id")
+        .values_list("pk", flat=True)
+    )
+
+
+def sync_fetches_abandoned() -> list[int]:
+    """Pulls still fetching whose worker is gone (lease expired, or never taken): fetch again.
+
+    The watermark has not moved, so a new fetch loses nothing.
+    """
+    now = timezone.now()
+    held = SyncLock.objects.filter(run__isnull=False, expires_at__gte=now).values("run_id")
+    return list(
+        SyncRun.objects.filter(status=SyncRun.Status.FETCHING, created_at__lt=now - LOCK_LEASE)
+        .exclude(pk__in=held)
         .values_list("pk", flat=True)
     )
 
@@ -537,8 +565,12 @@ class _Engine:
             .values_list("pims_id", "pk")
         )
 
-    def apply(self, entries: Sequence[Entry]) -> Counter[str]:
+    def apply(
+        self, entries: Sequence[Entry], quarantined: Sequence[QuarantinedRecord] = ()
+    ) -> Counter[str]:
         chunk = _Chunk()
+        for record in quarantined:
+            self._quarantine(chunk, record)
         self.now = timezone.now()
         clients = [client for client, _ in entries if client is not None]
         known = [self.client_pks[c.pims_id] for c in clients if c.pims_id in self.client_pks]
@@ -661,7 +693,8 @@ class _Engine:
             record.pims_id,
             Outcome.QUARANTINED,
             detail=record.reason,
-            raw=json.loads(json.dumps(record.raw, default=str)),
+            # Only a batch entry can be retried; a connector's unreadable record cannot.
+            raw=json.loads(json.dumps(record.raw, default=str)) if record.raw else None,
         )
 
     def _audit(

@@ -8,7 +8,8 @@ import logging
 from celery import shared_task
 
 from records.models import SyncRun
-from records.sync import SyncBusy, sync_run_process, sync_runs_due
+from records.pulls import ezyvet_integrations_due, ezyvet_pull_run, ezyvet_pull_start
+from records.sync import SyncBusy, sync_fetches_abandoned, sync_run_process, sync_runs_due
 
 logger = logging.getLogger(__name__)
 
@@ -40,3 +41,31 @@ def sync_runs_sweep() -> None:
     """
     for run_id in sync_runs_due():
         sync_run_apply.delay(run_id)
+    for run_id in sync_fetches_abandoned():
+        ezyvet_pull.delay(run_id)
+
+
+@shared_task(ignore_result=True)
+def ezyvet_pull(run_id: int) -> None:
+    """Fetch and apply one ezyVet pull (its run was created by the schedule or "Sync now")."""
+    if (
+        not SyncRun.objects.filter(pk=run_id)
+        .exclude(status__in=[SyncRun.Status.SUCCEEDED, SyncRun.Status.FAILED])
+        .exists()
+    ):
+        return
+    try:
+        ezyvet_pull_run(run_id=run_id)
+    except SyncBusy:
+        logger.info("Pull %s waits: another sync of its clinic is running.", run_id)
+    except Exception:
+        logger.exception("Pull %s failed.", run_id)
+
+
+@shared_task(ignore_result=True)
+def ezyvet_pulls_due() -> None:
+    """Start a pull for every live ezyVet integration whose interval has passed."""
+    for integration in ezyvet_integrations_due():
+        run, created = ezyvet_pull_start(integration=integration)
+        if created:
+            ezyvet_pull.delay_on_commit(run.pk)

@@ -9,6 +9,7 @@ app_name = "records"
 urlpatterns = [
     path("clients/", views.client_list, name="client-list"),
     path("sync/", views.run_list, name="run-list"),
+    path("sync/now/", views.sync_now, name="sync-now"),
     path("sync/runs/<int:run_id>/", views.run_detail, name="run-detail"),
     path("sync/runs/<int:run_id>/report.csv", views.run_report, name="run-report"),
     path("sync/runs/<int:run_id>/retry/", views.run_retry, name="run-retry"),

@@ -20,9 +20,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from clinics.access import clinic_for_user, get_for_clinic, is_pet_owner_care
 from clinics.audit import audit_log
-from clinics.models import Integration
+from clinics.models import Connector, Integration
 from records.forms import EDIT_FORMS, ReasonForm
 from records.models import Client, ManualUpdate, Outcome, SyncRun
+from records.pulls import ezyvet_pull_start
 from records.reports import REPORT_COLUMNS, report_rows
 from records.services import (
     ManualUpdateError,
@@ -33,7 +34,7 @@ from records.services import (
     possible_match_reject,
 )
 from records.sync import sync_lock_holder, sync_run_resume, sync_run_retry_quarantined
-from records.tasks import sync_run_apply
+from records.tasks import ezyvet_pull, sync_run_apply
 
 PAGE_SIZE = 50
 
@@ -143,7 +144,9 @@ def run_detail(request: HttpRequest, clinic_slug: str, run_id: int) -> HttpRespo
             "shown": shown,
             "page": Paginator(outcomes, PAGE_SIZE).get_page(request.GET.get("page")),
             "quarantined": quarantined[:200],
-            "quarantined_open": quarantined.filter(retried_in__isnull=True).count(),
+            "quarantined_open": quarantined.filter(
+                retried_in__isnull=True, raw__isnull=False
+            ).count(),
         },
     )
 
@@ -307,3 +310,33 @@ def _form_error(form: Any) -> str:
 def _done_message(update: ManualUpdate) -> str:
     target = update.patient or update.client
     return f"{update.get_kind_display()} for {target}: {update.get_status_display().lower()}."
+
+
+@login_required
+@require_POST
+def sync_now(request: HttpRequest, clinic_slug: str) -> HttpResponse:
+    """Pull from ezyVet now; if a sync is already under way, show that one instead."""
+    clinic = clinic_for_user(request, clinic_slug)
+    integration = Integration.objects.filter(clinic=clinic).first()
+    if integration is None or integration.connector != Connector.EZYVET:
+        messages.info(
+            request,
+            "Your practice system's agent sends data on its own schedule; VetSync cannot "
+            "ask it for a batch.",
+        )
+        return redirect("records:run-list", clinic_slug=clinic.slug)
+    if not integration.has_credentials or integration.status == Integration.Status.PAUSED:
+        messages.error(
+            request,
+            "The ezyVet connection is not ready (no credentials, or paused). The onboarding "
+            "team or your clinic admin can connect it.",
+        )
+        return redirect("records:run-list", clinic_slug=clinic.slug)
+    run, created = ezyvet_pull_start(integration=integration, requested_by=request.user)
+    if created:
+        audit_log(action="sync.pull_requested", request=request, clinic=clinic, obj=run)
+        ezyvet_pull.delay_on_commit(run.pk)
+        messages.success(request, "Sync started. This page shows its progress.")
+    else:
+        messages.info(request, "A sync is already under way; here it is.")
+    return redirect(run)

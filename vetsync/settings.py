@@ -165,6 +165,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "records.tasks.sync_runs_sweep",
         "schedule": 60.0,
     },
+    # Each ezyVet integration has its own interval; this only checks who is due.
+    "records-ezyvet-pulls": {
+        "task": "records.tasks.ezyvet_pulls_due",
+        "schedule": 60.0,
+    },
 }
 
 # Agent batches: the biggest accepted, and up to how many clients one is applied before the

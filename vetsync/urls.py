@@ -17,4 +17,5 @@ urlpatterns = [
     path("api/agent/v1/", include("records.urls_api")),
     path("c/<slug:clinic_slug>/", views.clinic_dashboard, name="clinic-dashboard"),
     path("c/<slug:clinic_slug>/", include("records.urls")),
+    path("c/<slug:clinic_slug>/", include("clinics.urls")),
 ]

@@ -226,10 +226,15 @@ def _client(raw: Mapping[str, Any]) -> PimsClient:
     address = raw.get("address") or {}
     if not isinstance(address, Mapping):
         raise RecordError("address must be an object.")
+    pims_id = _text(raw, "pims_id", required=True)
+    first_name, last_name = _text(raw, "first_name"), _text(raw, "last_name")
+    if not first_name and not last_name:
+        # A business (a kennel, a shelter) has only one name; a client needs at least one.
+        raise RecordError("first_name and last_name are both missing.")
     return PimsClient(
-        pims_id=_text(raw, "pims_id", required=True),
-        first_name=_text(raw, "first_name", required=True),
-        last_name=_text(raw, "last_name", required=True),
+        pims_id=pims_id,
+        first_name=first_name,
+        last_name=last_name,
         email=_text(raw, "email").lower(),
         phone=_text(raw, "phone"),
         address=PimsAddress(

@@ -22,6 +22,7 @@ from faker import Faker
 
 from clinics.access import CARE_GROUP, ONBOARDING_GROUP
 from clinics.models import Clinic, Connector, Integration, Membership, Role, Vet
+from clinics.services import integration_set_credentials
 from records.models import Client, Patient
 
 DEMO_PASSWORD = "vetsync-demo-2026"  # noqa: S105 - printed for the demo; never in production
@@ -174,7 +175,7 @@ class Command(BaseCommand):
                 "email": f"manager@{spec.slug}.example",
             },
         )
-        Integration.objects.get_or_create(
+        integration, _ = Integration.objects.get_or_create(
             clinic=clinic,
             defaults={
                 "connector": spec.connector,
@@ -184,6 +185,18 @@ class Command(BaseCommand):
                 else "",
             },
         )
+        if spec.connector == Connector.EZYVET and not integration.has_credentials:
+            # The emulator's demo credentials (what `make run` starts it with), so "Sync now"
+            # and the hourly pull work out of the box.
+            integration_set_credentials(
+                integration=integration,
+                values={
+                    "partner_id": "vetsync-partner",
+                    "client_id": "demo-client",
+                    "client_secret": "demo-secret",
+                    "site_uid": "demo-site",
+                },
+            )
         return clinic
 
     def _user(self, username: str, *, first: str, last: str, is_staff: bool = False) -> Any:

@@ -1,0 +1,137 @@
+"""ezyVet pulls: a first full copy, then deltas on ``modified_at``, through the sync engine.
+
+A pull is a run like any agent batch: it is created at once (status "fetching", so staff see
+it and a second "Sync now" finds it), the pages are fetched under the clinic's sync lock, the
+records are stored as one batch and then applied by ``sync_run_process``. The integration's
+watermark moves forward in the transaction that finishes the run, never before: a pull that
+fails or is interrupted is repeated from the old watermark, and the engine's idempotence
+makes the overlap harmless.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from clinics.models import Connector, Integration
+from clinics.services import CredentialsError, ezyvet_client, integration_record_sync
+from records.models import SyncRun, SyncRunPayload
+from records.sync import (
+    SyncBusy,
+    sync_lock_acquire,
+    sync_lock_release,
+    sync_lock_renew,
+    sync_run_process,
+)
+from vetsync.pims.agent import client_to_entry
+from vetsync.pims.ezyvet import EzyVetError
+
+logger = logging.getLogger(__name__)
+
+PULL_OVERLAP = dt.timedelta(minutes=5)
+UNFINISHED = [SyncRun.Status.FETCHING, SyncRun.Status.QUEUED, SyncRun.Status.RUNNING]
+
+
+def ezyvet_pull_start(
+    *, integration: Integration, requested_by: Any = None
+) -> tuple[SyncRun, bool]:
+    """The run for a new pull, or the clinic's unfinished run if there is one (not started)."""
+    with transaction.atomic():
+        Integration.objects.select_for_update().filter(pk=integration.pk).first()
+        unfinished = (
+            SyncRun.objects.filter(clinic_id=integration.clinic_id, status__in=UNFINISHED)
+            .order_by("created_at")
+            .first()
+        )
+        if unfinished is not None:
+            return unfinished, False
+        now = timezone.now()
+        run = SyncRun.objects.create(
+            clinic_id=integration.clinic_id,
+            source=Connector.EZYVET,
+            trigger=SyncRun.Trigger.PULL,
+            batch_id=f"ezyvet-{now:%Y%m%dT%H%M%S.%f}",
+            full=integration.watermark is None,
+            status=SyncRun.Status.FETCHING,
+            requested_by=requested_by if getattr(requested_by, "pk", None) else None,
+        )
+        Integration.objects.filter(pk=integration.pk).update(last_pull_at=now)
+    return run, True
+
+
+def ezyvet_pull_run(*, run_id: int) -> SyncRun:
+    """Fetch a pull's records from ezyVet, then apply them. Safe to call twice."""
+    run = SyncRun.objects.select_related("clinic").get(pk=run_id)
+    if run.status != SyncRun.Status.FETCHING:
+        return sync_run_process(run_id=run.pk)  # fetched already: finish applying
+    if not sync_lock_acquire(run):
+        raise SyncBusy(f"Another sync of {run.clinic} is running.")
+    integration = Integration.objects.select_related("clinic").get(clinic_id=run.clinic_id)
+    entries: list[dict[str, Any]] = []
+    quarantined: list[dict[str, str]] = []
+    try:
+        with ezyvet_client(integration) as client:
+            pull = client.pull(integration.watermark, overlap=PULL_OVERLAP)
+            for batch in pull:
+                entries.extend(client_to_entry(c) for c in batch.clients)
+                quarantined.extend(
+                    {
+                        "kind": q.kind,
+                        "pims_id": q.pims_id,
+                        "reason": q.reason,
+                        "client_pims_id": q.client_pims_id,
+                    }
+                    for q in batch.quarantined
+                )
+                SyncRun.objects.filter(pk=run.pk).update(total=len(entries))
+                sync_lock_renew(run)
+    except (EzyVetError, CredentialsError) as exc:
+        run.status = SyncRun.Status.FAILED
+        run.error = f"ezyVet: {exc}"
+        run.finished_at = timezone.now()
+        run.save(update_fields=["status", "error", "finished_at"])
+        integration_record_sync(clinic_id=run.clinic_id, ok=False, error=run.error)
+        sync_lock_release(run)
+        return run
+    except BaseException:
+        sync_lock_release(run)
+        raise
+    body = json.dumps(
+        {
+            "source": Connector.EZYVET,
+            "batch_id": run.batch_id,
+            "sent_at": timezone.now().isoformat(),
+            "full": pull.full,
+            "clients": entries,
+            "quarantined": quarantined,
+        },
+        default=str,
+    )
+    with transaction.atomic():
+        SyncRunPayload.objects.create(run=run, body=body)
+        run.total = len(entries)
+        run.status = SyncRun.Status.QUEUED
+        run.pims_watermark = pull.watermark if pull.complete else None
+        run.save(update_fields=["total", "status", "pims_watermark"])
+    return sync_run_process(run_id=run.pk)
+
+
+def ezyvet_integrations_due(now: dt.datetime | None = None) -> list[Integration]:
+    """Live ezyVet integrations whose own schedule says it is time to pull again."""
+    now = now or timezone.now()
+    busy = SyncRun.objects.filter(status__in=UNFINISHED).values("clinic_id")
+    candidates = (
+        Integration.objects.filter(connector=Connector.EZYVET, status=Integration.Status.LIVE)
+        .exclude(credentials_ciphertext="")
+        .exclude(clinic_id__in=busy)
+        .filter(Q(last_pull_at__isnull=True) | Q(last_pull_at__lte=now - dt.timedelta(minutes=5)))
+    )
+    return [
+        i for i in candidates if i.last_pull_at is None or i.last_pull_at + i.sync_interval <= now
+    ]
