@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 from django.http import Http404, HttpRequest
 
@@ -25,8 +26,8 @@ def in_group(user: AbstractBaseUser | AnonymousUser, name: str) -> bool:
         return False
     cache = getattr(user, "_vetsync_groups", None)
     if cache is None:
-        cache = set(user.groups.values_list("name", flat=True))  # type: ignore[union-attr]
-        user._vetsync_groups = cache  # type: ignore[union-attr]
+        cache = set(user.groups.values_list("name", flat=True))  # type: ignore[attr-defined]
+        user._vetsync_groups = cache  # type: ignore[attr-defined]
     return name in cache
 
 
@@ -68,5 +69,5 @@ def get_for_clinic[M: models.Model](
     """One object of this clinic, or 404 (another clinic's object is indistinguishable)."""
     try:
         return queryset.get(clinic=clinic, **lookup)
-    except queryset.model.DoesNotExist as exc:
+    except ObjectDoesNotExist as exc:
         raise Http404("Not found.") from exc

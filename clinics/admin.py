@@ -28,7 +28,7 @@ class AuditedAdmin(admin.ModelAdmin):
         before = (
             {
                 k: v
-                for k, v in model_to_dict(type(obj).objects.get(pk=obj.pk)).items()
+                for k, v in model_to_dict(type(obj)._default_manager.get(pk=obj.pk)).items()
                 if k in fields
             }
             if change
@@ -209,7 +209,7 @@ class IntegrationAdmin(AuditedAdmin):
     readonly_fields = ["credentials_stored", "agent_token", "last_successful_sync_at", "last_error"]
     actions = ["issue_agent_token", "revoke_agent_token", "pause", "resume"]
 
-    def get_fields(self, request: HttpRequest, obj: Integration | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Model | None = None) -> Any:
         return [
             *IntegrationForm.Meta.fields,
             "credentials_file",
@@ -239,9 +239,10 @@ class IntegrationAdmin(AuditedAdmin):
         return obj.is_overdue()
 
     def save_model(
-        self, request: HttpRequest, obj: Integration, form: forms.ModelForm, change: bool
+        self, request: HttpRequest, obj: Model, form: forms.ModelForm, change: bool
     ) -> None:
         super().save_model(request, obj, form, change)
+        assert isinstance(obj, Integration)
         new_credentials = form.cleaned_data.get("new_credentials")
         if new_credentials:
             services.integration_set_credentials(

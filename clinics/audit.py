@@ -41,7 +41,7 @@ def audit_log(
         clinic = getattr(obj, "clinic", None) if not isinstance(obj, Clinic) else obj
     return AuditEvent.objects.create(
         action=action,
-        actor=user,
+        actor_id=user.pk if user is not None else None,
         actor_label=actor_label[:150],
         clinic=clinic,
         object_type=obj._meta.label_lower if obj is not None else "",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zoneinfo
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -92,7 +92,7 @@ AGENT_CONNECTORS = frozenset(
 
 
 class IntegrationQuerySet(models.QuerySet["Integration"]):
-    def overdue(self, now: timezone.datetime | None = None) -> IntegrationQuerySet:
+    def overdue(self, now: datetime | None = None) -> IntegrationQuerySet:
         """Live integrations whose last successful sync is older than their expected interval."""
         now = now or timezone.now()
         return self.filter(status=Integration.Status.LIVE).filter(
@@ -171,7 +171,7 @@ class Integration(models.Model):
         """The decrypted credentials, for connector code only; never render them."""
         return credentials.unseal(self.credentials_ciphertext)
 
-    def is_overdue(self, now: timezone.datetime | None = None) -> bool:
+    def is_overdue(self, now: datetime | None = None) -> bool:
         if self.status != self.Status.LIVE:
             return False
         if self.last_successful_sync_at is None:

@@ -7,21 +7,24 @@ from django.contrib import admin
 from records.models import Client, Patient
 
 
+PATIENT_INLINE_FIELDS = (
+    "name",
+    "species",
+    "breed",
+    "sex",
+    "birth_date",
+    "weight",
+    "weight_unit",
+    "is_deceased",
+    "is_active",
+)
+
+
 class PatientInline(admin.TabularInline):
     model = Patient
     extra = 0
-    fields = [
-        "name",
-        "species",
-        "breed",
-        "sex",
-        "birth_date",
-        "weight",
-        "weight_unit",
-        "is_deceased",
-        "is_active",
-    ]
-    readonly_fields = fields
+    fields = PATIENT_INLINE_FIELDS
+    readonly_fields = PATIENT_INLINE_FIELDS
     can_delete = False
     show_change_link = True
 

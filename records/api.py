@@ -23,7 +23,7 @@ from records.tasks import sync_run_apply
 from vetsync.pims.agent import BatchError
 
 # Which batch sources each agent connector may post (VetSuccess installs run SyncVet).
-ACCEPTED_SOURCES = {
+ACCEPTED_SOURCES: dict[str, set[str]] = {
     Connector.SYNCVET: {"syncvet"},
     Connector.VETSUCCESS: {"vetsuccess", "syncvet"},
     Connector.VETDATA: {"vetdata"},

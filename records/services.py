@@ -184,7 +184,7 @@ def possible_match_confirm(
         if update.kind != ManualUpdate.Kind.POSSIBLE_MATCH or update.candidate is None:
             raise ManualUpdateError("Only a possible match can be confirmed.")
         customer = Client.objects.select_for_update().get(pk=update.client_id)
-        candidate = Client.objects.select_for_update().get(pk=update.candidate_id)
+        candidate = Client.objects.select_for_update().get(pk=update.candidate.pk)
         if customer.pims_id or customer.merged_into_id:
             raise ManualUpdateError(
                 f"{customer.full_name} is already linked to a PIMS record; nothing is merged twice."
@@ -330,7 +330,9 @@ class CustomerImport:
 
 
 def _customer_row(row: dict[str, str]) -> dict[str, Any]:
-    values = {key: " ".join((row.get(key) or "").split()) for key in CUSTOMER_COLUMNS}
+    values: dict[str, Any] = {
+        key: " ".join((row.get(key) or "").split()) for key in CUSTOMER_COLUMNS
+    }
     if not values["customer_ref"]:
         raise ValueError("customer_ref is required.")
     if not values["first_name"] and not values["last_name"]:

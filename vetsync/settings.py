@@ -123,7 +123,7 @@ else:
     for sub in ("out", "processed", "results", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
         "data_folder_in": str(BROKER_DIR / "out"),
         "data_folder_out": str(BROKER_DIR / "out"),
         "processed_folder": str(BROKER_DIR / "processed"),
@@ -150,7 +150,7 @@ CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 60
 CELERY_TASK_ALWAYS_EAGER = False
 # Redis redelivers unacked tasks after the visibility timeout: keep it above the hard time
 # limit, and never schedule countdowns longer than it (the outbox row carries retry times).
-CELERY_BROKER_TRANSPORT_OPTIONS_REDIS = {"visibility_timeout": 3600}
+CELERY_BROKER_TRANSPORT_OPTIONS_REDIS: dict[str, object] = {"visibility_timeout": 3600}
 if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = CELERY_BROKER_TRANSPORT_OPTIONS_REDIS
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from django.db import connections, models, router
 
@@ -28,8 +28,8 @@ def bulk_update_rows[M: models.Model](
     meta = model._meta
     concrete = [meta.get_field(name) for name in fields]
     quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(f.column)} = %s" for f in concrete)  # type: ignore[union-attr]
-    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
+    assignments = ", ".join(f"{quote(str(f.column))} = %s" for f in concrete)  # type: ignore[union-attr]
+    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(str(meta.pk.column))} = %s"  # noqa: S608
     params = [
         [
             f.get_db_prep_save(getattr(obj, f.attname), connection)  # type: ignore[union-attr]
@@ -70,7 +70,7 @@ class RowInserter:
             return 0
         connection = connections[router.db_for_write(self.model)]
         quote = connection.ops.quote_name
-        columns = ", ".join(quote(f.column) for f in self.fields)
+        columns = ", ".join(quote(str(f.column)) for f in self.fields)
         marks = ", ".join(["%s"] * len(self.fields))
         sql = f"INSERT INTO {quote(self.model._meta.db_table)} ({columns}) VALUES ({marks})"  # noqa: S608
         adapters = [_adapter(f, connection) for f in self.fields]
@@ -86,7 +86,7 @@ class RowInserter:
                     values[i] = adapt(values[i])
             params.append(values)
         with connection.cursor() as cursor:
-            cursor.executemany(sql, params)
+            cursor.executemany(sql, cast(Any, params))
         count = len(self.rows)
         self.rows = []
         return count

@@ -96,7 +96,7 @@ def parse_header(payload: object) -> BatchHeader:
     assert isinstance(clients, list)
     assert isinstance(batch_id, str)
     return BatchHeader(
-        source=Source(source),
+        source=Source(str(source)),
         batch_id=batch_id.strip(),
         sent_at=sent_at,
         full=bool(full),
@@ -121,8 +121,8 @@ def parse_client_entry(
         client = _client(raw_dict)
     except RecordError as exc:
         quarantined = [QuarantinedRecord("client", client_pims_id, str(exc), raw_dict)]
-        patients = raw_dict.get("patients")
-        for patient in patients if isinstance(patients, list) else []:
+        owned = raw_dict.get("patients")
+        for patient in owned if isinstance(owned, list) else []:
             pid = patient.get("pims_id", "") if isinstance(patient, Mapping) else ""
             quarantined.append(
                 QuarantinedRecord(
