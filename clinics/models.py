@@ -171,12 +171,32 @@ class Integration(models.Model):
         """The decrypted credentials, for connector code only; never render them."""
         return credentials.unseal(self.credentials_ciphertext)
 
+    @property
+    def sync_interval_text(self) -> str:
+        return _duration_text(self.sync_interval)
+
+    @property
+    def expected_interval_text(self) -> str:
+        return _duration_text(self.expected_interval)
+
     def is_overdue(self, now: datetime | None = None) -> bool:
         if self.status != self.Status.LIVE:
             return False
         if self.last_successful_sync_at is None:
             return True
         return self.last_successful_sync_at < (now or timezone.now()) - self.expected_interval
+
+
+def _duration_text(value: timedelta) -> str:
+    """ "1 hour", "90 minutes", "2 days": how staff read an interval."""
+    minutes = int(value.total_seconds() // 60)
+    if minutes % (24 * 60) == 0:
+        days = minutes // (24 * 60)
+        return f"{days} day{'s' if days != 1 else ''}"
+    if minutes % 60 == 0:
+        hours = minutes // 60
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 class Role(models.TextChoices):
