@@ -6,7 +6,6 @@ from django.contrib import admin
 
 from records.models import Client, Patient
 
-
 PATIENT_INLINE_FIELDS = (
     "name",
     "species",
