@@ -1,10 +1,16 @@
 """Fast bulk writes for the sync engine's hot path.
 
-Django's ``bulk_update`` builds one ``CASE WHEN`` per field over every row, which costs
-seconds per thousand rows; one prepared ``UPDATE … WHERE id = %s`` run with ``executemany``
-does the same work in a fraction of the time on SQLite and PostgreSQL alike. Values go
-through each field's ``get_db_prep_save``, so JSON, dates and decimals are stored exactly as
-``save()`` would store them.
+A first copy of a big clinic writes hundreds of thousands of rows, and Django's bulk helpers
+cost more than the writes themselves: ``bulk_create`` builds a model instance and compiles
+SQL per batch, ``bulk_update`` builds one ``CASE WHEN`` per field over every row. Here rows
+go straight to the driver in the fastest form each backend has:
+
+- SQLite: one prepared statement run with ``executemany`` (a C loop in the driver);
+- PostgreSQL: ``COPY … FROM STDIN`` for inserts and one ``UPDATE … FROM (VALUES …)`` per
+  batch for updates (Django's client-side-binding cursor sends ``executemany`` row by row).
+
+Values go through the backend's own adapters (dates, decimals, JSON), so the stored form is
+the one ``save()`` would write.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from typing import Any, cast
 
 from django.db import connections, models, router
 
+UPDATE_BATCH = 500
+
 
 def bulk_update_rows[M: models.Model](
     model: type[M], objs: Iterable[M], fields: Sequence[str]
@@ -23,34 +31,43 @@ def bulk_update_rows[M: models.Model](
     rows = list(objs)
     if not rows:
         return 0
-    using = router.db_for_write(model)
-    connection = connections[using]
+    connection = connections[router.db_for_write(model)]
     meta = model._meta
-    concrete = [meta.get_field(name) for name in fields]
+    concrete: list[Any] = [meta.get_field(name) for name in fields]
     quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(str(f.column))} = %s" for f in concrete)  # type: ignore[union-attr]
-    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(str(meta.pk.column))} = %s"  # noqa: S608
+    table, pk = quote(meta.db_table), quote(str(meta.pk.column))
     params = [
-        [
-            f.get_db_prep_save(getattr(obj, f.attname), connection)  # type: ignore[union-attr]
-            for f in concrete
-        ]
-        + [obj.pk]
+        [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in concrete] + [obj.pk]
         for obj in rows
     ]
     with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
+        if connection.vendor != "postgresql":
+            assignments = ", ".join(f"{quote(str(f.column))} = %s" for f in concrete)
+            sql = f"UPDATE {table} SET {assignments} WHERE {pk} = %s"  # noqa: S608
+            cursor.executemany(sql, cast(Any, params))
+            return len(rows)
+        names = ", ".join([*(quote(f"c{i}") for i in range(len(concrete))), quote("pk")])
+        assignments = ", ".join(
+            f"{quote(str(f.column))} = v.{quote(f'c{i}')}::{f.db_type(connection)}"
+            for i, f in enumerate(concrete)
+        )
+        row_marks = "(" + ", ".join(["%s"] * (len(concrete) + 1)) + ")"
+        for start in range(0, len(params), UPDATE_BATCH):
+            batch = params[start : start + UPDATE_BATCH]
+            sql = (
+                f"UPDATE {table} AS t SET {assignments} "  # noqa: S608
+                f"FROM (VALUES {', '.join([row_marks] * len(batch))}) AS v({names}) "
+                f"WHERE t.{pk} = v.{quote('pk')}"
+            )
+            cursor.execute(sql, [value for row in batch for value in row])
     return len(rows)
 
 
 class RowInserter:
-    """Collects plain rows (dicts by attribute name) and inserts them with ``executemany``.
+    """Collects plain rows (dicts by attribute name) and inserts them in one go.
 
-    Building a model instance per row costs more than the insert itself; a first copy of a big
-    clinic writes hundreds of thousands of rows. Columns left out of a row take the field's
-    default. Values are adapted with the backend's own adapters (dates, decimals, JSON), so the
-    stored form is the one ``save()`` would write. Primary keys are not returned: callers read
-    them back by a natural key.
+    Columns left out of a row take the field's default. Primary keys are not returned:
+    callers read them back by a natural key.
     """
 
     def __init__(self, model: type[models.Model]) -> None:
@@ -70,9 +87,8 @@ class RowInserter:
             return 0
         connection = connections[router.db_for_write(self.model)]
         quote = connection.ops.quote_name
+        table = quote(self.model._meta.db_table)
         columns = ", ".join(quote(str(f.column)) for f in self.fields)
-        marks = ", ".join(["%s"] * len(self.fields))
-        sql = f"INSERT INTO {quote(self.model._meta.db_table)} ({columns}) VALUES ({marks})"  # noqa: S608
         adapters = [_adapter(f, connection) for f in self.fields]
         names = [f.attname for f in self.fields]
         defaults = [self.defaults[name] for name in names]
@@ -86,7 +102,15 @@ class RowInserter:
                     values[i] = adapt(values[i])
             params.append(values)
         with connection.cursor() as cursor:
-            cursor.executemany(sql, cast(Any, params))
+            if connection.vendor == "postgresql":
+                raw = cursor.cursor  # the psycopg cursor under Django's wrapper
+                with raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                    for values in params:
+                        copy.write_row(values)
+            else:
+                marks = ", ".join(["%s"] * len(self.fields))
+                sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"  # noqa: S608
+                cursor.executemany(sql, cast(Any, params))
         count = len(self.rows)
         self.rows = []
         return count
