@@ -258,7 +258,9 @@ class IntegrationAdmin(AuditedAdmin):
                 self.message_user(request, f"Credentials file not stored: {exc}", messages.ERROR)
                 return
             if check.ok:
-                self.message_user(request, "ezyVet credentials stored and a token was issued.")
+                self.message_user(
+                    request, "Credentials stored: ezyVet issued a token and every scope works."
+                )
             else:
                 self.message_user(
                     request,
