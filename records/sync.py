@@ -964,28 +964,8 @@ class _Engine:
         for key in ("phone", "active"):
             if old.get(key) != new[key]:
                 differs.append(key)
-        if old == new and client.pims_modified_at == pims.modified_at:
-            self._outcome(chunk, "client", pims.pims_id, Outcome.UNCHANGED, client=client)
-            return
-        client.pims_seen = new
-        client.pims_modified_at = pims.modified_at
-        client.updated_at = self.now
-        chunk.changed_clients[client.pk] = client
-        if applied:
-            self._audit(
-                chunk,
-                "sync.client_updated",
-                client,
-                {k: v[0] for k, v in applied.items()},
-                {k: v[1] for k, v in applied.items()},
-            )
-        self._outcome(
-            chunk,
-            "client",
-            pims.pims_id,
-            Outcome.MANUAL_UPDATE if held else Outcome.UPDATED if applied else Outcome.UNCHANGED,
-            client=client,
-            detail=_describe(applied, held, differs),
+        self._record_change(
+            chunk, client, client, pims.pims_id, pims.modified_at, old, new, applied, held, differs
         )
 
     def _update_patient(
@@ -1035,27 +1015,48 @@ class _Engine:
             for key in ("species", "breed", "sex", "birth_date", "microchip", "active")
             if old.get(key) != new[key]
         ]
-        if old == new and patient.pims_modified_at == pims.modified_at:
-            self._outcome(
-                chunk, "patient", pims.pims_id, Outcome.UNCHANGED, client=client, patient=patient
-            )
+        self._record_change(
+            chunk, patient, client, pims.pims_id, pims.modified_at, old, new, applied, held, differs
+        )
+
+    def _record_change(
+        self,
+        chunk: _Chunk,
+        record: Client | Patient,
+        client: Client,
+        pims_id: str,
+        modified_at: dt.datetime | None,
+        old: dict[str, Any],
+        new: dict[str, Any],
+        applied: dict[str, tuple[Any, Any]],
+        held: list[str],
+        differs: list[str],
+    ) -> None:
+        """Keep the PIMS's new values, audit what was applied, and say what happened."""
+        kind = "patient" if isinstance(record, Patient) else "client"
+        patient = record if isinstance(record, Patient) else None
+        if old == new and record.pims_modified_at == modified_at:
+            self._outcome(chunk, kind, pims_id, Outcome.UNCHANGED, client=client, patient=patient)
             return
-        patient.pims_seen = new
-        patient.pims_modified_at = pims.modified_at
-        patient.updated_at = self.now
-        chunk.changed_patients[patient.pk] = patient
+        record.pims_seen = new
+        record.pims_modified_at = modified_at
+        record.updated_at = self.now
+        if patient is not None:
+            chunk.changed_patients[patient.pk] = patient
+        else:
+            chunk.changed_clients[client.pk] = client
         if applied:
             self._audit(
                 chunk,
-                "sync.patient_updated",
-                patient,
+                f"sync.{kind}_updated",
+                record,
                 {k: v[0] for k, v in applied.items()},
                 {k: v[1] for k, v in applied.items()},
             )
         self._outcome(
             chunk,
-            "patient",
-            pims.pims_id,
+            kind,
+            pims_id,
             Outcome.MANUAL_UPDATE if held else Outcome.UPDATED if applied else Outcome.UNCHANGED,
             client=client,
             patient=patient,

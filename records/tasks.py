@@ -4,6 +4,7 @@ when the work is done or gone."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from celery import shared_task
 
@@ -14,9 +15,8 @@ from records.sync import SyncBusy, sync_fetches_abandoned, sync_run_process, syn
 logger = logging.getLogger(__name__)
 
 
-@shared_task(ignore_result=True)
-def sync_run_apply(run_id: int) -> None:
-    """Apply one stored batch. If the clinic is busy, the sweep comes back for it."""
+def _run_unfinished(run_id: int, work: Callable[..., object], what: str) -> None:
+    """Call ``work(run_id=…)`` unless the run is done; a busy clinic waits for the sweep."""
     if (
         not SyncRun.objects.filter(pk=run_id)
         .exclude(status__in=[SyncRun.Status.SUCCEEDED, SyncRun.Status.FAILED])
@@ -24,12 +24,18 @@ def sync_run_apply(run_id: int) -> None:
     ):
         return
     try:
-        sync_run_process(run_id=run_id)
+        work(run_id=run_id)
     except SyncBusy:
-        logger.info("Run %s waits: another sync of its clinic is running.", run_id)
+        logger.info("%s %s waits: another sync of its clinic is running.", what, run_id)
     except Exception:
         # The run is marked failed with the error for staff; resuming it is their call.
-        logger.exception("Run %s failed.", run_id)
+        logger.exception("%s %s failed.", what, run_id)
+
+
+@shared_task(ignore_result=True)
+def sync_run_apply(run_id: int) -> None:
+    """Apply one stored batch. If the clinic is busy, the sweep comes back for it."""
+    _run_unfinished(run_id, sync_run_process, "Run")
 
 
 @shared_task(ignore_result=True)
@@ -48,18 +54,7 @@ def sync_runs_sweep() -> None:
 @shared_task(ignore_result=True)
 def ezyvet_pull(run_id: int) -> None:
     """Fetch and apply one ezyVet pull (its run was created by the schedule or "Sync now")."""
-    if (
-        not SyncRun.objects.filter(pk=run_id)
-        .exclude(status__in=[SyncRun.Status.SUCCEEDED, SyncRun.Status.FAILED])
-        .exists()
-    ):
-        return
-    try:
-        ezyvet_pull_run(run_id=run_id)
-    except SyncBusy:
-        logger.info("Pull %s waits: another sync of its clinic is running.", run_id)
-    except Exception:
-        logger.exception("Pull %s failed.", run_id)
+    _run_unfinished(run_id, ezyvet_pull_run, "Pull")
 
 
 @shared_task(ignore_result=True)
