@@ -2,17 +2,63 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, F, OuterRef, Q
+from django.db.models.functions import Lower
+from django.db.models.lookups import GreaterThanOrEqual, LessThan, StartsWith
 from django.urls import reverse
 from django.utils import timezone
 
 from clinics.models import Clinic
 from records.matching import normalize_phone
+
+
+def _prefix(expression: Any, prefix: str) -> Q:
+    """``expression`` starts with ``prefix``, written as a range an index can seek to.
+
+    ``LIKE 'abc%'`` uses a b-tree index only under particular collations or operator classes
+    (and not at all in SQLite with Django's ESCAPE clause); ``>= 'abc' AND < 'abd'`` does
+    everywhere. The LIKE stays as the exact check for collations that order differently.
+    """
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return Q(
+        GreaterThanOrEqual(expression, prefix),
+        LessThan(expression, upper),
+        StartsWith(expression, prefix),
+    )
+
+
+# Phone punctuation people type: "(503) 555-0142", "503.555.0142", "+1 503 555 0142".
+_PHONE_CHARS = re.compile(r"^[+\d\s().\-/]+$")
+
+
+def phone_prefixes(query: str, region: str = "US") -> list[str]:
+    """The prefixes of ``Client.phone_normalized`` a number typed so far could be.
+
+    A complete number normalises exactly as stored; a partial one (typed as you search) is
+    prefixed the way ``normalize_phone`` would store the full number.
+    """
+    if not _PHONE_CHARS.match(query):
+        return []
+    digits = "".join(ch for ch in query if ch.isdigit())
+    if len(digits) < 3:
+        return []
+    prefixes = {digits}  # numbers that did not parse are stored as their digits
+    full = normalize_phone(query, region)
+    if full:
+        prefixes.add(full)
+    if query.lstrip().startswith("+"):
+        prefixes.add("+" + digits)
+    elif (region or "US") == "US":
+        prefixes.add(
+            "+" + digits if digits.startswith("1") and len(digits) == 11 else "+1" + digits
+        )
+    return sorted(prefixes)
 
 
 class ClientQuerySet(models.QuerySet["Client"]):
@@ -22,6 +68,94 @@ class ClientQuerySet(models.QuerySet["Client"]):
     def current(self) -> ClientQuerySet:
         """Clients that have not been merged into another one."""
         return self.filter(merged_into__isnull=True)
+
+    def search(self, query: str, *, clinic: Clinic) -> ClientQuerySet:
+        """Clients of ``clinic`` matching what staff type: a name, an email, a phone in any
+        format, a postcode, a PIMS id, a store ref or a pet's name (prefixes, any case).
+
+        Each key is its own index lookup, the matching ids are put together in SQL: one query
+        whatever the size of the clinic. Every word must match some key ("dana whit").
+        """
+        query = " ".join(query.split())
+        if not query:
+            return self.filter(clinic=clinic)
+        base = Client.objects.filter(clinic=clinic)
+        region = clinic.country or "US"
+        whole = [
+            base.filter(pims_id__in={query, query.upper()}),
+            base.filter(customer_ref__in={query, query.upper()}),
+            base.filter(_prefix(F("postcode"), query.upper())),
+        ]
+        if "@" in query:
+            whole.append(base.filter(_prefix(Lower("email"), query.lower())))
+        phones = phone_prefixes(query, region)
+        if phones:
+            whole.extend(base.filter(_prefix(F("phone_normalized"), p)) for p in phones)
+            ids = _union(whole)
+            return self.filter(clinic=clinic, pk__in=ids)
+        per_word = []
+        for word in query.lower().split():
+            per_word.append(
+                [
+                    base.filter(_prefix(Lower("last_name"), word)),
+                    base.filter(_prefix(Lower("first_name"), word)),
+                    base.filter(_prefix(Lower("email"), word)),
+                    Patient.objects.filter(clinic=clinic)
+                    .filter(_prefix(Lower("name"), word))
+                    .values("client_id"),
+                ]
+            )
+        if len(per_word) == 1:
+            return self.filter(clinic=clinic, pk__in=_union(whole + per_word[0]))
+        every_word = Q()
+        for arms in per_word:
+            every_word &= Q(pk__in=_union(arms))
+        return self.filter(clinic=clinic).filter(Q(pk__in=_union(whole)) | every_word)
+
+    # --- the list's filters ----------------------------------------------------------------
+
+    def with_pending_update(self) -> ClientQuerySet:
+        pending = ManualUpdate.objects.filter(status=ManualUpdate.Status.PENDING)
+        return self.filter(Exists(pending.filter(client=OuterRef("pk"))))
+
+    def possible_duplicates(self) -> ClientQuerySet:
+        """Either side of a possible match waiting for staff."""
+        pending = ManualUpdate.objects.filter(
+            status=ManualUpdate.Status.PENDING, kind=ManualUpdate.Kind.POSSIBLE_MATCH
+        )
+        return self.filter(
+            Exists(pending.filter(client=OuterRef("pk")))
+            | Exists(pending.filter(candidate=OuterRef("pk")))
+        )
+
+    def merged(self) -> ClientQuerySet:
+        """Home-delivery customers linked to their PIMS record."""
+        return self.exclude(customer_ref="").exclude(pims_id="")
+
+    def home_delivery(self) -> ClientQuerySet:
+        """Every home-delivery customer, linked to the PIMS or not."""
+        return self.exclude(customer_ref="")
+
+    def home_delivery_only(self) -> ClientQuerySet:
+        return self.exclude(customer_ref="").filter(pims_id="")
+
+    def pims_only(self) -> ClientQuerySet:
+        return self.filter(customer_ref="").exclude(pims_id="")
+
+    def inactive(self) -> ClientQuerySet:
+        return self.filter(is_active=False)
+
+    def with_deceased_pet(self) -> ClientQuerySet:
+        deceased = Patient.objects.filter(is_deceased=True)
+        return self.filter(
+            Exists(deceased.filter(clinic=OuterRef("clinic"), client=OuterRef("pk")))
+        )
+
+
+def _union(querysets: list[Any]) -> Any:
+    """One subquery of client ids from several (clients, or pets' ``client_id``)."""
+    ids = [qs if qs._fields else qs.values("pk") for qs in querysets]
+    return ids[0].union(*ids[1:]) if len(ids) > 1 else ids[0]
 
 
 class Client(models.Model):
@@ -94,8 +228,17 @@ class Client(models.Model):
             models.Index(fields=["clinic", "last_name", "first_name", "id"]),
             models.Index(fields=["clinic", "email"], name="client_clinic_email"),
             models.Index(fields=["clinic", "phone_normalized"], name="client_clinic_phone"),
-            # The partial unique index (pims_id <> '') is not used by SQLite for IN lookups.
-            models.Index(fields=["clinic", "pims_id"], name="client_clinic_pims_id"),
+            # pims_id first: the engine looks ids up with `pims_id IN (…)` alone, because
+            # SQLite's planner, without statistics, would pick a clinic index for
+            # `clinic = ? AND pims_id IN (…)` and scan the whole clinic.
+            models.Index(fields=["pims_id", "clinic"], name="client_pims_id_clinic"),
+            # The client list: search by name and email prefix in any case, by postcode, and
+            # sorting by when the client was added.
+            models.Index(F("clinic"), Lower("last_name"), name="client_clinic_lower_last"),
+            models.Index(F("clinic"), Lower("first_name"), name="client_clinic_lower_first"),
+            models.Index(F("clinic"), Lower("email"), name="client_clinic_lower_email"),
+            models.Index(fields=["clinic", "postcode", "id"], name="client_clinic_postcode"),
+            models.Index(fields=["clinic", "created_at", "id"], name="client_clinic_created"),
         ]
 
     def __str__(self) -> str:
@@ -183,7 +326,14 @@ class Patient(models.Model):
         ]
         indexes = [
             models.Index(fields=["clinic", "name"]),
-            models.Index(fields=["clinic", "pims_id"], name="patient_clinic_pims_id"),
+            models.Index(fields=["pims_id", "clinic"], name="patient_pims_id_clinic"),
+            # Search by pet name in any case; "has a deceased pet" (few rows, so partial).
+            models.Index(F("clinic"), Lower("name"), name="patient_clinic_lower_name"),
+            models.Index(
+                fields=["clinic", "client"],
+                condition=Q(is_deceased=True),
+                name="patient_clinic_deceased",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -392,9 +392,14 @@ def _replace_patients(client: PimsClient, patients: tuple[PimsPatient, ...]) -> 
 def _plan(run: SyncRun, entries: list[Entry]) -> dict[str, list[Any]]:
     """Merge verdicts for the batch's clients that VetSync has never seen."""
     clinic = run.clinic
-    linked = set(
-        Client.objects.filter(clinic=clinic).exclude(pims_id="").values_list("pims_id", flat=True)
-    )
+    batch_ids = [c.pims_id for c, _ in entries if c is not None]
+    linked = {
+        pims_id
+        for pims_id, clinic_id in _by_pims_id(
+            Client.objects.all(), batch_ids, fields=("pims_id", "clinic_id")
+        )
+        if clinic_id == clinic.pk
+    }
     new_clients = [c for c, _ in entries if c is not None and c.pims_id not in linked]
     if not new_clients:
         return {}  # a delta of known clients: nobody to match
@@ -441,6 +446,18 @@ def _plan(run: SyncRun, entries: list[Entry]) -> dict[str, list[Any]]:
     return {
         pims_id: [m.verdict.value, m.customer_key, m.rule, m.score] for pims_id, m in plan.items()
     }
+
+
+def _by_pims_id(queryset: Any, pims_ids: Sequence[str], *, fields: Sequence[str] = ()) -> list[Any]:
+    """Rows with these PIMS ids (of any clinic: callers check), 1,000 ids per query.
+
+    Filtering on ``pims_id`` alone lets every planner use the (pims_id, clinic) index.
+    """
+    found: list[Any] = []
+    for start in range(0, len(pims_ids), 1000):
+        part = queryset.filter(pims_id__in=pims_ids[start : start + 1000])
+        found.extend(part.values_list(*fields) if fields else part)
+    return found
 
 
 def _person(client: PimsClient, region: str) -> Person:
@@ -551,19 +568,6 @@ class _Engine:
             pims_id: Match(Verdict(v), key, rule, score)
             for pims_id, (v, key, rule, score) in (run.match_plan or {}).items()
         }
-        # PIMS id -> primary key of every linked record, read once per run. Chunks then load
-        # records by primary key: SQLite's planner, without statistics, prefers the clinic
-        # index over (clinic, pims_id) for an IN list and scans the whole clinic per chunk.
-        self.client_pks: dict[str, int] = dict(
-            Client.objects.filter(clinic=self.clinic)
-            .exclude(pims_id="")
-            .values_list("pims_id", "pk")
-        )
-        self.patient_pks: dict[str, int] = dict(
-            Patient.objects.filter(clinic=self.clinic)
-            .exclude(pims_id="")
-            .values_list("pims_id", "pk")
-        )
 
     def apply(
         self, entries: Sequence[Entry], quarantined: Sequence[QuarantinedRecord] = ()
@@ -573,22 +577,17 @@ class _Engine:
             self._quarantine(chunk, record)
         self.now = timezone.now()
         clients = [client for client, _ in entries if client is not None]
-        known = [self.client_pks[c.pims_id] for c in clients if c.pims_id in self.client_pks]
         existing = {
             c.pims_id: c
-            for c in Client.objects.filter(pk__in=known)
-            if c.clinic_id == self.clinic.pk and c.pims_id
+            for c in _by_pims_id(Client.objects.all(), [c.pims_id for c in clients])
+            if c.clinic_id == self.clinic.pk
         }
-        known_pets = [
-            self.patient_pks[p.pims_id]
-            for c in clients
-            for p in c.patients
-            if p.pims_id in self.patient_pks
-        ]
         existing_patients = {
             p.pims_id: p
-            for p in Patient.objects.filter(pk__in=known_pets)
-            if p.clinic_id == self.clinic.pk and p.pims_id
+            for p in _by_pims_id(
+                Patient.objects.all(), [p.pims_id for c in clients for p in c.patients]
+            )
+            if p.clinic_id == self.clinic.pk
         }
         customer_ids = [
             int(self.plan[c.pims_id].customer_key)
@@ -1141,12 +1140,6 @@ class _Engine:
         _insert(SyncRecordOutcome, chunk.outcomes)
         _insert(AuditEvent, chunk.audits)
         hooks.patients_became_deceased(chunk.deceased)
-        for ref, pk in ids.items():
-            (self.client_pks if ref.kind == "client" else self.patient_pks)[ref.pims_id] = pk
-        for client in chunk.changed_clients.values():
-            self.client_pks[client.pims_id] = client.pk
-        for patient in chunk.changed_patients.values():
-            self.patient_pks[patient.pims_id] = patient.pk
 
     def _flush_manual_updates(self, chunk: _Chunk) -> None:
         if not chunk.held and not chunk.settled:
