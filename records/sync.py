@@ -403,8 +403,10 @@ def _plan(run: SyncRun, entries: list[Entry]) -> dict[str, list[Any]]:
     new_clients = [c for c, _ in entries if c is not None and c.pims_id not in linked]
     if not new_clients:
         return {}  # a delta of known clients: nobody to match
-    customers = Client.objects.filter(clinic=clinic, pims_id="", merged_into__isnull=True).exclude(
-        customer_ref=""
+    customers = (
+        Client.objects.filter(clinic=clinic, pims_id="", merged_into__isnull=True)
+        .exclude(customer_ref="")
+        .order_by()
     )
     rows = list(
         customers.values_list(
@@ -414,9 +416,8 @@ def _plan(run: SyncRun, entries: list[Entry]) -> dict[str, list[Any]]:
     if not rows:
         return {}
     pet_names: dict[int, list[str]] = {}
-    for client_id, name in Patient.objects.filter(client__in=customers, pims_id="").values_list(
-        "client_id", "name"
-    ):
+    pets = Patient.objects.filter(client__in=customers.values("pk"), pims_id="").order_by()
+    for client_id, name in pets.values_list("client_id", "name"):
         pet_names.setdefault(client_id, []).append(name)
     region = clinic.country or "US"
     pool = CustomerPool(
@@ -455,7 +456,8 @@ def _by_pims_id(queryset: Any, pims_ids: Sequence[str], *, fields: Sequence[str]
     """
     found: list[Any] = []
     for start in range(0, len(pims_ids), 1000):
-        part = queryset.filter(pims_id__in=pims_ids[start : start + 1000])
+        # No ORDER BY: the models' default ordering would sort every lookup for nothing.
+        part = queryset.filter(pims_id__in=pims_ids[start : start + 1000]).order_by()
         found.extend(part.values_list(*fields) if fields else part)
     return found
 
