@@ -80,19 +80,18 @@ def batches(request: HttpRequest) -> JsonResponse:
     # request.body would refuse anything over DATA_UPLOAD_MAX_MEMORY_SIZE, which is sized for
     # forms, not for a clinic's first extract; the cap above applies instead.
     body = request.read(settings.AGENT_BATCH_MAX_BYTES + 1)
+    accepted = ACCEPTED_SOURCES.get(integration.connector, set())
     try:
         run, created = sync_run_create(
-            clinic=integration.clinic, body=body, trigger=SyncRun.Trigger.AGENT
+            clinic=integration.clinic,
+            body=body,
+            trigger=SyncRun.Trigger.AGENT,
+            allowed_sources=accepted,
         )
     except BatchError as exc:
-        return _error(400, str(exc))
-    if run.source not in ACCEPTED_SOURCES.get(integration.connector, set()):
-        if created:
-            run.delete()
         return _error(
             400,
-            f"This token belongs to a {integration.get_connector_display()} integration; "
-            f"source {run.source!r} is not accepted.",
+            f"{exc} (this token belongs to a {integration.get_connector_display()} integration)",
         )
     if not created:
         return JsonResponse(run_summary(request, run, duplicate=True), status=200)

@@ -25,6 +25,15 @@ NAME_WITH_PHONE = 85
 NAME_WITH_ADDRESS_AND_PET = 85
 POSSIBLE_NAME_WITH_ADDRESS = 70
 POSSIBLE_NAME_WITH_POSTCODE = 90
+# A merge also needs each part of the name to agree on its own: a household shares an email
+# or a phone, and "Mark Jones" / "Mary Jones" are close as whole names (90) but not as first
+# names (75).
+FIRST_NAME_AGREES = 85
+LAST_NAME_AGREES = 80
+# Addresses people type when they have to give one; never evidence of identity.
+PLACEHOLDER_EMAIL = re.compile(
+    r"^(none|noemail|no-email|nomail|no|na|n/a|unknown|test|noreply|donotreply|do-not-reply)@"
+)
 
 _STREET_WORDS = {
     "street": "st",
@@ -65,7 +74,9 @@ def normalize_name(first_name: str, last_name: str) -> str:
 
 
 def normalize_email(value: str) -> str:
-    return value.strip().lower()
+    """Lower case; a placeholder ("none@…") becomes empty, so it never matches anyone."""
+    email = value.strip().lower()
+    return "" if PLACEHOLDER_EMAIL.match(email) else email
 
 
 def normalize_phone(value: str, region: str = "US") -> str:
@@ -125,6 +136,7 @@ class Person:
     postcode: str
     last_name: str
     pet_names: frozenset[str] = frozenset()
+    first_name: str = ""
 
     @property
     def postcode_block(self) -> str:
@@ -155,6 +167,7 @@ class Person:
             postcode=normalize_postcode(postcode),
             last_name=normalize_text(last_name),
             pet_names=frozenset(normalize_text(n) for n in pet_names if n.strip()),
+            first_name=normalize_text(first_name),
         )
 
 
@@ -207,8 +220,14 @@ class CustomerPool:
     def match(self, person: Person) -> Match | None:
         """The best verdict for one PIMS client, or None when nobody is plausible."""
         found: list[Match] = []
+        # An email or phone several customers share (a family, a shop's number) is no
+        # evidence of which one this is.
+        shared = {
+            "email": len(self._by_email.get(person.email, ())) > 1,
+            "phone": len(self._by_phone.get(person.phone, ())) > 1,
+        }
         for key in self._candidates(person):
-            verdict = _judge(person, self.customers[key])
+            verdict = _judge(person, self.customers[key], shared)
             if verdict is not None:
                 found.append(verdict)
         if not found:
@@ -224,18 +243,22 @@ class CustomerPool:
         return best
 
 
-def _judge(pims: Person, customer: Person) -> Match | None:
+def _judge(pims: Person, customer: Person, shared: dict[str, bool]) -> Match | None:
     score = name_similarity(pims.name, customer.name)
     same_email = bool(pims.email) and pims.email == customer.email
     same_phone = bool(pims.phone) and pims.phone == customer.phone
     same_address = bool(pims.address) and pims.address == customer.address
     shared_pet = bool(pims.pet_names & customer.pet_names)
+    parts_agree = (
+        fuzz.ratio(pims.first_name, customer.first_name) >= FIRST_NAME_AGREES
+        and fuzz.ratio(pims.last_name, customer.last_name) >= LAST_NAME_AGREES
+    )
     key = customer.key
-    if same_email and score >= NAME_WITH_EMAIL:
+    if same_email and not shared["email"] and parts_agree and score >= NAME_WITH_EMAIL:
         return Match(Verdict.MERGE, key, "same email and a close name", score)
-    if same_phone and score >= NAME_WITH_PHONE:
+    if same_phone and not shared["phone"] and parts_agree and score >= NAME_WITH_PHONE:
         return Match(Verdict.MERGE, key, "same phone and a close name", score)
-    if same_address and shared_pet and score >= NAME_WITH_ADDRESS_AND_PET:
+    if same_address and shared_pet and parts_agree and score >= NAME_WITH_ADDRESS_AND_PET:
         return Match(
             Verdict.MERGE, key, "close name, same address and a pet of the same name", score
         )

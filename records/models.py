@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.db.models.lookups import GreaterThanOrEqual, LessThan, StartsWith
 from django.urls import reverse
@@ -76,14 +76,19 @@ class ClientQuerySet(models.QuerySet["Client"]):
         Each key is its own index lookup, the matching ids are put together in SQL: one query
         whatever the size of the clinic. Every word must match some key ("dana whit").
         """
-        query = " ".join(query.split())
-        if not query:
+        if not " ".join(query.split()):
             return self.filter(clinic=clinic)
-        base = Client.objects.filter(clinic=clinic)
+        return self.filter(clinic=clinic, pk__in=self.search_ids(query, clinic=clinic))
+
+    def search_ids(self, query: str, *, clinic: Clinic) -> models.QuerySet[Any]:
+        """The ids of the current clients ``search`` finds, as an unordered subquery."""
+        query = " ".join(query.split())
+        base = Client.objects.filter(clinic=clinic, merged_into__isnull=True)
         region = clinic.country or "US"
         whole = [
             base.filter(pims_id__in={query, query.upper()}),
-            base.filter(customer_ref__in={query, query.upper()}),
+            # The exclude repeats the partial unique index's condition, so planners use it.
+            base.filter(customer_ref__in={query, query.upper()}).exclude(customer_ref=""),
             base.filter(_prefix(F("postcode"), query.upper())),
         ]
         if "@" in query:
@@ -91,8 +96,7 @@ class ClientQuerySet(models.QuerySet["Client"]):
         phones = phone_prefixes(query, region)
         if phones:
             whole.extend(base.filter(_prefix(F("phone_normalized"), p)) for p in phones)
-            ids = _union(whole)
-            return self.filter(clinic=clinic, pk__in=ids)
+            return _union(whole)
         per_word = []
         for word in query.lower().split():
             per_word.append(
@@ -106,27 +110,26 @@ class ClientQuerySet(models.QuerySet["Client"]):
                 ]
             )
         if len(per_word) == 1:
-            return self.filter(clinic=clinic, pk__in=_union(whole + per_word[0]))
-        every_word = Q()
-        for arms in per_word:
-            every_word &= Q(pk__in=_union(arms))
-        return self.filter(clinic=clinic).filter(Q(pk__in=_union(whole)) | every_word)
+            return _union(whole + per_word[0])
+        every_word = _union(per_word[0])
+        for arms in per_word[1:]:
+            every_word = every_word.intersection(_union(arms)).order_by()
+        return _union(whole).union(every_word).order_by()
 
-    # --- the list's filters ----------------------------------------------------------------
+    # Clients waiting for staff, or with a deceased pet, are few: the filters below start
+    # from those few rows (an IN list the planner drives from) rather than testing every
+    # client of the clinic.
 
     def with_pending_update(self) -> ClientQuerySet:
         pending = ManualUpdate.objects.filter(status=ManualUpdate.Status.PENDING)
-        return self.filter(Exists(pending.filter(client=OuterRef("pk"))))
+        return self.filter(pk__in=pending.values("client_id"))
 
     def possible_duplicates(self) -> ClientQuerySet:
         """Either side of a possible match waiting for staff."""
         pending = ManualUpdate.objects.filter(
             status=ManualUpdate.Status.PENDING, kind=ManualUpdate.Kind.POSSIBLE_MATCH
         )
-        return self.filter(
-            Exists(pending.filter(client=OuterRef("pk")))
-            | Exists(pending.filter(candidate=OuterRef("pk")))
-        )
+        return self.filter(pk__in=pending.values("client_id").union(pending.values("candidate_id")))
 
     def merged(self) -> ClientQuerySet:
         """Home-delivery customers linked to their PIMS record."""
@@ -146,16 +149,13 @@ class ClientQuerySet(models.QuerySet["Client"]):
         return self.filter(is_active=False)
 
     def with_deceased_pet(self) -> ClientQuerySet:
-        deceased = Patient.objects.filter(is_deceased=True)
-        return self.filter(
-            Exists(deceased.filter(clinic=OuterRef("clinic"), client=OuterRef("pk")))
-        )
+        return self.filter(pk__in=Patient.objects.filter(is_deceased=True).values("client_id"))
 
 
 def _union(querysets: list[Any]) -> Any:
     """One subquery of client ids from several (clients, or pets' ``client_id``)."""
-    ids = [qs if qs._fields else qs.values("pk") for qs in querysets]
-    return ids[0].union(*ids[1:]) if len(ids) > 1 else ids[0]
+    ids = [(qs if qs._fields else qs.values("pk")).order_by() for qs in querysets]
+    return ids[0].union(*ids[1:]).order_by() if len(ids) > 1 else ids[0]
 
 
 class Client(models.Model):
@@ -232,13 +232,52 @@ class Client(models.Model):
             # SQLite's planner, without statistics, would pick a clinic index for
             # `clinic = ? AND pims_id IN (…)` and scan the whole clinic.
             models.Index(fields=["pims_id", "clinic"], name="client_pims_id_clinic"),
-            # The client list: search by name and email prefix in any case, by postcode, and
-            # sorting by when the client was added.
-            models.Index(F("clinic"), Lower("last_name"), name="client_clinic_lower_last"),
-            models.Index(F("clinic"), Lower("first_name"), name="client_clinic_lower_first"),
-            models.Index(F("clinic"), Lower("email"), name="client_clinic_lower_email"),
-            models.Index(fields=["clinic", "postcode", "id"], name="client_clinic_postcode"),
-            models.Index(fields=["clinic", "created_at", "id"], name="client_clinic_created"),
+            # The client list shows current clients (a merged PIMS copy is hidden): its sort
+            # orders, counts and search prefixes (names and email in any case, postcode) each
+            # have a partial index over exactly those rows, which covers the id scans.
+            models.Index(
+                # The trailing columns let the list's filters count and page from the index
+                # alone (SQLite has no INCLUDE).
+                fields=[
+                    "clinic",
+                    "last_name",
+                    "first_name",
+                    "id",
+                    "customer_ref",
+                    "pims_id",
+                    "is_active",
+                ],
+                condition=Q(merged_into__isnull=True),
+                name="client_current_name",
+            ),
+            models.Index(
+                fields=["clinic", "postcode", "id"],
+                condition=Q(merged_into__isnull=True),
+                name="client_current_postcode",
+            ),
+            models.Index(
+                fields=["clinic", "created_at", "id"],
+                condition=Q(merged_into__isnull=True),
+                name="client_current_created",
+            ),
+            models.Index(
+                F("clinic"),
+                Lower("last_name"),
+                condition=Q(merged_into__isnull=True),
+                name="client_current_lower_last",
+            ),
+            models.Index(
+                F("clinic"),
+                Lower("first_name"),
+                condition=Q(merged_into__isnull=True),
+                name="client_current_lower_first",
+            ),
+            models.Index(
+                F("clinic"),
+                Lower("email"),
+                condition=Q(merged_into__isnull=True),
+                name="client_current_lower_email",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -528,6 +567,7 @@ class SyncLock(models.Model):
 
     clinic = models.OneToOneField(Clinic, on_delete=models.CASCADE, related_name="+")
     run = models.ForeignKey(SyncRun, on_delete=models.SET_NULL, null=True, blank=True)
+    owner = models.CharField(max_length=32, blank=True, help_text="The worker holding the lease.")
     expires_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
@@ -614,7 +654,15 @@ class ManualUpdate(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["clinic", "status", "kind"])]
+        indexes = [
+            models.Index(fields=["clinic", "status", "kind"]),
+            # The client list's "waiting for staff" and "possible duplicate" filters.
+            models.Index(
+                fields=["client", "candidate"],
+                condition=Q(status="pending"),
+                name="manual_update_pending_clients",
+            ),
+        ]
         constraints = [
             # One pending update per thing: a newer PIMS value replaces the proposal in place.
             models.UniqueConstraint(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import uuid
 from typing import Any
 
 from django.db import transaction
@@ -70,7 +71,8 @@ def ezyvet_pull_run(*, run_id: int) -> SyncRun:
     run = SyncRun.objects.select_related("clinic").get(pk=run_id)
     if run.status != SyncRun.Status.FETCHING:
         return sync_run_process(run_id=run.pk)  # fetched already: finish applying
-    if not sync_lock_acquire(run):
+    owner = uuid.uuid4().hex
+    if not sync_lock_acquire(run, owner):
         raise SyncBusy(f"Another sync of {run.clinic} is running.")
     integration = Integration.objects.select_related("clinic").get(clinic_id=run.clinic_id)
     entries: list[dict[str, Any]] = []
@@ -90,17 +92,17 @@ def ezyvet_pull_run(*, run_id: int) -> SyncRun:
                     for q in batch.quarantined
                 )
                 SyncRun.objects.filter(pk=run.pk).update(total=len(entries))
-                sync_lock_renew(run)
+                sync_lock_renew(run, owner)
     except (EzyVetError, CredentialsError) as exc:
         run.status = SyncRun.Status.FAILED
         run.error = f"ezyVet: {exc}"
         run.finished_at = timezone.now()
         run.save(update_fields=["status", "error", "finished_at"])
         integration_record_sync(clinic_id=run.clinic_id, ok=False, error=run.error)
-        sync_lock_release(run)
+        sync_lock_release(run, owner)
         return run
     except BaseException:
-        sync_lock_release(run)
+        sync_lock_release(run, owner)
         raise
     body = json.dumps(
         {
@@ -119,7 +121,7 @@ def ezyvet_pull_run(*, run_id: int) -> SyncRun:
         run.status = SyncRun.Status.QUEUED
         run.pims_watermark = pull.watermark if pull.complete else None
         run.save(update_fields=["total", "status", "pims_watermark"])
-    return sync_run_process(run_id=run.pk)
+    return sync_run_process(run_id=run.pk, lock_owner=owner)
 
 
 def ezyvet_integrations_due(now: dt.datetime | None = None) -> list[Integration]:

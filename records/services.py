@@ -15,8 +15,16 @@ from django.utils import timezone
 
 from clinics.audit import audit_log
 from clinics.models import Clinic
+from records import hooks
 from records.matching import normalize_phone, normalize_text
-from records.models import Client, ClientMerge, ManualUpdate, MatchRejection, Patient
+from records.models import (
+    Client,
+    ClientMerge,
+    ManualUpdate,
+    MatchRejection,
+    Patient,
+    WeightRecord,
+)
 from records.sync import ADDRESS_TO_CLIENT, client_snapshot, patient_snapshot
 
 
@@ -44,6 +52,12 @@ class ManualUpdateError(Exception):
 
 
 def _pending(update: ManualUpdate) -> ManualUpdate:
+    """Lock what the action touches, in the order the sync engine locks it (clients by id,
+    then pets, then the update), and check the update is still pending."""
+    client_ids = sorted(pk for pk in (update.client_id, update.candidate_id) if pk)
+    list(Client.objects.select_for_update().filter(pk__in=client_ids).order_by("pk"))
+    if update.patient_id:
+        list(Patient.objects.select_for_update().filter(pk=update.patient_id))
     locked = ManualUpdate.objects.select_for_update().get(pk=update.pk)
     if locked.status != ManualUpdate.Status.PENDING:
         raise ManualUpdateError(
@@ -96,12 +110,25 @@ def manual_update_accept(
             fields = {
                 attr: (chosen.get(key) or "").strip() for key, attr in ADDRESS_TO_CLIENT.items()
             }
+            # A PIMS that sends no country does not mean the customer has none.
+            fields["country"] = fields["country"].upper() or target.country
             if not fields["address_line1"] or not fields["postcode"]:
                 raise ManualUpdateError("A shipping address needs at least line 1 and a postcode.")
         before = {attr: getattr(target, attr) for attr in fields}
         for attr, value in fields.items():
             setattr(target, attr, value)
-        target.full_clean(exclude=["client", "clinic"])
+        # Only the fields being changed are checked: a stray PIMS value elsewhere on the record
+        # (an unusual email) must not block the shipping name or address.
+        try:
+            target.full_clean(
+                exclude=[f.name for f in target._meta.fields if f.attname not in fields]
+            )
+        except ValidationError as exc:
+            raise ManualUpdateError(
+                " ".join(
+                    f"{k.replace('_', ' ')}: {' '.join(v)}" for k, v in exc.message_dict.items()
+                )
+            ) from exc
         target.save(update_fields=[*fields, "updated_at"])
         _resolve(
             update,
@@ -212,6 +239,7 @@ def possible_match_confirm(
                 setattr(customer, attr, getattr(candidate, attr))
         customer.save()
         by_name = {normalize_text(p.name): p for p in pets if not p.pims_id}
+        newly_deceased: list[Patient] = []
         for pet in candidate_pets:
             twin = by_name.pop(normalize_text(pet.name), None)
             if twin is None:
@@ -238,6 +266,8 @@ def possible_match_confirm(
             twin.birth_date = twin.birth_date or pet.birth_date
             if pet.weight is not None:
                 twin.weight, twin.weight_unit = pet.weight, pet.weight_unit
+            if pet.is_deceased and not twin.is_deceased:
+                newly_deceased.append(twin)
             twin.is_deceased, twin.deceased_on = (
                 twin.is_deceased or pet.is_deceased,
                 twin.deceased_on or pet.deceased_on,
@@ -255,6 +285,8 @@ def possible_match_confirm(
             resolved_at=timezone.now(),
             resolution_note="Settled by another merge.",
         )
+        # The PIMS knew this pet had died: its open orders go on hold like after a sync.
+        hooks.patients_became_deceased(newly_deceased)
         _resolve(update, status=ManualUpdate.Status.MERGED, actor=actor)
         ClientMerge.objects.create(
             clinic=update.clinic,
@@ -349,6 +381,9 @@ def _customer_row(row: dict[str, str]) -> dict[str, Any]:
         if limits.get(attr) and len(values[key]) > limits[attr]:
             raise ValueError(f"{key} is longer than {limits[attr]} characters.")
     values["pets"] = [name.strip() for name in values.pop("pet_names").split(";") if name.strip()]
+    too_long = [name for name in values["pets"] if len(name) > 100]
+    if too_long:
+        raise ValueError(f"pet name {too_long[0][:20]!r}… is longer than 100 characters.")
     return values
 
 
@@ -439,3 +474,222 @@ def customers_import(
                 after={"created": result.created, "pets": result.pets_created},
             )
     return result
+
+
+# --- unmerge -------------------------------------------------------------------------------
+
+
+class UnmergeError(Exception):
+    """The merge cannot be undone (already undone, or replaced); the message is for staff."""
+
+
+def client_merge_is_current(*, merge: ClientMerge, customer: Client) -> bool:
+    """Still in force: the customer's latest merge, and the customer still holds its PIMS link."""
+    latest = (
+        ClientMerge.objects.filter(customer_id=customer.pk)
+        .order_by("-created_at", "-id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    return latest == merge.pk and customer.pims_id == merge.pims_id
+
+
+def _restore(obj: Client | Patient, values: dict[str, Any]) -> None:
+    """Put back every stored field a snapshot kept (JSON values read back as field values)."""
+    for f in type(obj)._meta.concrete_fields:
+        if f.attname in values and not f.primary_key:
+            value = values[f.attname]
+            setattr(obj, f.attname, None if value is None else f.to_python(value))
+
+
+def _client_from_pims(client: Client, seen: dict[str, Any], region: str) -> None:
+    client.first_name = seen.get("first_name") or ""
+    client.last_name = seen.get("last_name") or ""
+    client.email = seen.get("email") or ""
+    client.phone = seen.get("phone") or ""
+    for key, attr in ADDRESS_TO_CLIENT.items():
+        setattr(client, attr, seen.get(key) or "")
+    client.country = client.country or region
+    client.is_active = bool(seen.get("active", True))
+
+
+def _patient_from_pims(pet: Patient, seen: dict[str, Any]) -> None:
+    pet.name = seen.get("name") or ""
+    for attr in ("species", "breed", "sex", "microchip"):
+        setattr(pet, attr, seen.get(attr) or "")
+    birth = seen.get("birth_date")
+    pet.birth_date = Patient._meta.get_field("birth_date").to_python(birth) if birth else None
+    weight = seen.get("weight")
+    pet.weight = Patient._meta.get_field("weight").to_python(weight) if weight else None
+    pet.weight_unit = seen.get("weight_unit") or pet.weight_unit
+    pet.is_deceased = bool(seen.get("deceased"))
+    deceased_on = seen.get("deceased_on") if pet.is_deceased else None
+    pet.deceased_on = (
+        Patient._meta.get_field("deceased_on").to_python(deceased_on) if deceased_on else None
+    )
+    pet.is_active = bool(seen.get("active", True))
+
+
+def _refresh_pending(update: ManualUpdate, current: dict[str, Any], now: Any) -> None:
+    """A held PIMS change now compared with the record it belongs to; settled if they agree."""
+    update.current = current
+    update.updated_at = now
+    fields = ["client", "patient", "current", "updated_at"]
+    if current == update.proposed:
+        update.status = ManualUpdate.Status.SUPERSEDED
+        update.resolved_at = now
+        update.resolution_note = "Unmerged: the PIMS record already has this value."
+        fields += ["status", "resolved_at", "resolution_note"]
+    update.save(update_fields=fields)
+
+
+def client_unmerge(
+    *, merge: ClientMerge, actor: Any, reason: str, request: HttpRequest | None = None
+) -> Client:
+    """Undo a wrong merge; returns the PIMS client, a record of its own again.
+
+    The customer and the pets it had go back to the merge snapshot. The PIMS record comes back
+    with its pets: for a merge staff confirmed, the PIMS copy kept aside is restored from the
+    snapshot; for an automatic merge (the PIMS record never had a row of its own) it is made
+    from the PIMS's latest values. Either way it keeps the latest PIMS values seen while
+    merged, so a change the PIMS made meanwhile is neither lost nor applied silently; pets and
+    held changes that came with the PIMS record follow it. The pair is never suggested again.
+    """
+    reason = reason.strip()
+    if not reason:
+        raise UnmergeError("Say why the merge was wrong.")
+    with transaction.atomic():
+        customer = Client.objects.select_for_update().get(pk=merge.customer_id)
+        if not client_merge_is_current(merge=merge, customer=customer):
+            raise UnmergeError("This merge was already undone, or a later merge replaced it.")
+        now = timezone.now()
+        snapshot = merge.snapshot or {}
+        region = customer.clinic.country or "US"
+        seen = dict(customer.pims_seen or {})
+        seen_at = customer.pims_modified_at
+        before = client_snapshot(customer)
+        pets = list(customer.patients.order_by("pk"))
+        pets_before = {pet.pk: patient_snapshot(pet) for pet in pets}
+        own_pets = {row["id"]: row for row in snapshot.get("pets", [])}
+        pims_pets = {row["id"]: row for row in snapshot.get("candidate_pets", [])}
+
+        # The customer first: it gives the PIMS ids back before anything else takes them.
+        _restore(customer, snapshot["customer"])
+        customer.save()
+        linked: dict[str, tuple[Patient, dict[str, Any], Any]] = {}  # pims_id -> customer pet
+        for pet in pets:
+            if pet.pk in own_pets:
+                if pet.pims_id and not own_pets[pet.pk].get("pims_id"):
+                    linked[pet.pims_id] = (pet, dict(pet.pims_seen or {}), pet.pims_modified_at)
+                _restore(pet, own_pets[pet.pk])
+                pet.save()
+
+        if merge.method == ClientMerge.Method.STAFF and "candidate" in snapshot:
+            pims_client = Client.objects.select_for_update().get(pk=snapshot["candidate"]["id"])
+            _restore(pims_client, snapshot["candidate"])
+        else:
+            pims_client = Client(clinic=customer.clinic, country=region)
+            _client_from_pims(pims_client, seen, region)
+        pims_client.pims_id = merge.pims_id
+        pims_client.pims_seen = seen
+        pims_client.pims_modified_at = seen_at
+        pims_client.merged_into = None
+        pims_client.save()
+
+        moved: list[Patient] = []
+        pims_pet_for: dict[int, Patient] = {}  # customer pet pk -> the PIMS pet it was linked to
+        for pet in pets:
+            if pet.pk in pims_pets:  # a PIMS pet of a confirmed match, kept aside at the merge
+                _restore(pet, pims_pets[pet.pk])
+                twin = linked.pop(pet.pims_id, None)
+                if twin is not None:
+                    pet.pims_seen, pet.pims_modified_at = twin[1], twin[2]
+                    pims_pet_for[twin[0].pk] = pet
+                pet.save()
+                moved.append(pet)
+            elif pet.pk not in own_pets and pet.pims_id:  # came from the PIMS with the merge
+                pet.client = pims_client
+                pet.save(update_fields=["client", "updated_at"])
+                moved.append(pet)
+        for pims_id, (own, pet_seen, pet_seen_at) in linked.items():
+            # An automatic merge linked the customer's pet to this PIMS pet: make it again.
+            pims_pet = Patient(clinic=customer.clinic, client=pims_client, pims_id=pims_id)
+            _patient_from_pims(pims_pet, pet_seen)
+            pims_pet.pims_seen, pims_pet.pims_modified_at = pet_seen, pet_seen_at
+            pims_pet.save()
+            pims_pet_for[own.pk] = pims_pet
+            moved.append(pims_pet)
+        for own_pk, pims_pet in pims_pet_for.items():
+            # Weighings the PIMS sent belong to the PIMS's pet; staff's stay with the customer's.
+            WeightRecord.objects.filter(patient_id=own_pk, source=WeightRecord.Source.PIMS).update(
+                patient=pims_pet
+            )
+
+        # Changes the PIMS made while merged, still waiting for staff, follow the PIMS record.
+        moved_ids = {pet.pk for pet in moved}
+        for update in ManualUpdate.objects.select_for_update().filter(
+            client=customer, status=ManualUpdate.Status.PENDING, candidate__isnull=True
+        ):
+            if update.patient_id is None:
+                update.client = pims_client
+                if update.kind == ManualUpdate.Kind.CLIENT_NAME:
+                    current = {
+                        "first_name": pims_client.first_name,
+                        "last_name": pims_client.last_name,
+                    }
+                else:
+                    current = {
+                        key: getattr(pims_client, attr) for key, attr in ADDRESS_TO_CLIENT.items()
+                    }
+                _refresh_pending(update, current, now)
+            elif update.patient_id in pims_pet_for or update.patient_id in moved_ids:
+                target = pims_pet_for.get(update.patient_id) or next(
+                    p for p in moved if p.pk == update.patient_id
+                )
+                update.client, update.patient = pims_client, target
+                _refresh_pending(update, {"name": target.name}, now)
+
+        MatchRejection.objects.get_or_create(
+            clinic=customer.clinic,
+            customer=customer,
+            pims_id=merge.pims_id,
+            defaults={"rejected_by": actor if getattr(actor, "pk", None) else None},
+        )
+        after = client_snapshot(customer)
+        audit_log(
+            action="client.unmerged",
+            actor=actor,
+            request=request,
+            clinic=customer.clinic,
+            obj=customer,
+            before={k: v for k, v in before.items() if after.get(k) != v},
+            after={
+                **{k: v for k, v in after.items() if before.get(k) != v},
+                "merge": merge.pk,
+                "pims_client": pims_client.pk,
+                "reason": reason,
+            },
+        )
+        audit_log(
+            action="client.unmerged_copy",
+            actor=actor,
+            request=request,
+            clinic=customer.clinic,
+            obj=pims_client,
+            after={"pims_id": merge.pims_id, "merge": merge.pk, "customer": customer.pk},
+        )
+        for pet in {p.pk: p for p in [*pets, *moved]}.values():
+            old = pets_before.get(pet.pk, {})
+            new = patient_snapshot(pet)
+            changed = {k: v for k, v in new.items() if old.get(k) != v}
+            if changed:
+                audit_log(
+                    action="patient.unmerged",
+                    actor=actor,
+                    request=request,
+                    clinic=customer.clinic,
+                    obj=pet,
+                    before={k: old.get(k) for k in changed} if old else None,
+                    after={**changed, "merge": merge.pk},
+                )
+    return pims_client

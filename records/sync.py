@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -120,17 +121,20 @@ def sync_run_create(
     body: str | bytes,
     trigger: str,
     requested_by: Any = None,
+    allowed_sources: set[str] | None = None,
 ) -> tuple[SyncRun, bool]:
     """Store a batch as a queued run. A ``batch_id`` seen before returns that run (no-op).
 
     Raises ``agent.BatchError`` when the batch cannot be read at all.
     """
-    text = body.decode("utf-8") if isinstance(body, bytes) else body
     try:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
         payload = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise agent.BatchError(f"The batch is not valid JSON: {exc}.") from exc
+        raise agent.BatchError(f"The batch is not valid UTF-8 JSON: {exc}.") from exc
     header = agent.parse_header(payload)
+    if allowed_sources is not None and header.source.value not in allowed_sources:
+        raise agent.BatchError(f"source {header.source.value!r} is not accepted with this token.")
     existing = SyncRun.objects.filter(clinic=clinic, batch_id=header.batch_id).first()
     if existing is not None:
         return existing, False
@@ -158,20 +162,35 @@ def sync_run_retry_quarantined(
 ) -> SyncRun | None:
     """Put a run's quarantined records (all, or the chosen ones) through the engine again.
 
-    The whole client entry is re-applied: the engine is idempotent, so what was already
-    applied stays unchanged. Returns the new run, or None when nothing was left to retry.
+    Only what was quarantined is resent. A quarantined client goes again whole (nothing of it
+    was applied); a quarantined pet of an applied client goes with its owner as VetSync last
+    saw the owner in the PIMS, so the retry can never roll the owner back to older values.
+    Returns the new run, or None when nothing was left to retry.
     """
     outcomes = run.outcomes.filter(
         outcome=Outcome.QUARANTINED, retried_in__isnull=True, raw__isnull=False
     )
     if outcome_ids is not None:
         outcomes = outcomes.filter(pk__in=outcome_ids)
-    entries: dict[str, Any] = {}
+    entries: dict[str, dict[str, Any]] = {}
     chosen = list(outcomes)
     for outcome in chosen:
         raw = outcome.raw or {}
-        key = json.dumps(raw, sort_keys=True, default=str)
-        entries.setdefault(key, raw)
+        owner_id = raw.get("pims_id")
+        owner = (
+            Client.objects.filter(clinic_id=run.clinic_id, pims_id=owner_id).first()
+            if outcome.kind == "patient" and isinstance(owner_id, str) and owner_id
+            else None
+        )
+        if owner is None:
+            entries.setdefault(json.dumps(raw, sort_keys=True, default=str), raw)
+            continue
+        entry = entries.setdefault(f"owner:{owner.pims_id}", _entry_as_seen(owner))
+        entry["patients"].extend(
+            p
+            for p in raw.get("patients") or []
+            if isinstance(p, dict) and (p.get("pims_id") or "") == outcome.pims_id
+        )
     if not chosen:
         return None
     now = timezone.now()
@@ -199,28 +218,58 @@ def sync_run_retry_quarantined(
     return retry
 
 
+def _entry_as_seen(client: Client) -> dict[str, Any]:
+    """A batch entry of the client exactly as VetSync last saw it in the PIMS (no patients)."""
+    seen = client.pims_seen or {}
+    return {
+        "pims_id": client.pims_id,
+        "first_name": seen.get("first_name", client.first_name),
+        "last_name": seen.get("last_name", client.last_name),
+        "email": seen.get("email", ""),
+        "phone": seen.get("phone", ""),
+        "address": {key: seen.get(key, "") for key in CLIENT_ADDRESS_FIELDS},
+        "active": seen.get("active", True),
+        "modified_at": client.pims_modified_at.isoformat() if client.pims_modified_at else None,
+        "patients": [],
+    }
+
+
 # --- the lock ------------------------------------------------------------------------------
 
 
-def sync_lock_acquire(run: SyncRun) -> bool:
+class LockLost(Exception):
+    """This worker's lease ran out and another worker took the clinic's sync over."""
+
+
+def sync_lock_acquire(run: SyncRun, owner: str) -> bool:
+    """Take the clinic's lock for ``run`` on behalf of one worker (``owner``).
+
+    A second worker with the same run (a duplicate message, the sweep) is refused while the
+    first one's lease is valid: two workers must never apply one run side by side.
+    """
     SyncLock.objects.get_or_create(clinic_id=run.clinic_id)
     now = timezone.now()
     claimed = (
         SyncLock.objects.filter(clinic_id=run.clinic_id)
-        .filter(Q(run__isnull=True) | Q(expires_at__lt=now) | Q(run=run))
-        .update(run=run, expires_at=now + LOCK_LEASE)
+        .filter(Q(run__isnull=True) | Q(expires_at__lt=now) | Q(run=run, owner=owner))
+        .update(run=run, owner=owner, expires_at=now + LOCK_LEASE)
     )
     return claimed == 1
 
 
-def sync_lock_renew(run: SyncRun) -> None:
-    SyncLock.objects.filter(clinic_id=run.clinic_id, run=run).update(
+def sync_lock_renew(run: SyncRun, owner: str) -> None:
+    """Extend the lease; raise ``LockLost`` (rolling back the chunk) if it is not ours."""
+    renewed = SyncLock.objects.filter(clinic_id=run.clinic_id, run=run, owner=owner).update(
         expires_at=timezone.now() + LOCK_LEASE
     )
+    if renewed != 1:
+        raise LockLost(f"Run {run.pk} lost its lock to another worker.")
 
 
-def sync_lock_release(run: SyncRun) -> None:
-    SyncLock.objects.filter(clinic_id=run.clinic_id, run=run).update(run=None, expires_at=None)
+def sync_lock_release(run: SyncRun, owner: str) -> None:
+    SyncLock.objects.filter(clinic_id=run.clinic_id, run=run, owner=owner).update(
+        run=None, owner="", expires_at=None
+    )
 
 
 def sync_lock_holder(clinic: Clinic) -> SyncRun | None:
@@ -243,16 +292,23 @@ def sync_run_process(
     run_id: int,
     chunk_size: int = CHUNK_SIZE,
     on_progress: ProgressCallback | None = None,
+    lock_owner: str | None = None,
 ) -> SyncRun:
     """Apply a queued (or interrupted) run, chunk by chunk. Safe to call twice.
 
-    Raises ``SyncBusy`` when another run of the clinic holds the lock.
+    Raises ``SyncBusy`` when another worker holds the clinic's lock (for this run or another).
+    ``lock_owner`` is given by a caller that already holds the lock (an ezyVet pull).
     """
     run = SyncRun.objects.select_related("clinic").get(pk=run_id)
     if run.is_finished or run.status == SyncRun.Status.FETCHING:
         return run  # done, or its batch is still being fetched from the PIMS
-    if not sync_lock_acquire(run):
+    owner = lock_owner or uuid.uuid4().hex
+    if not sync_lock_acquire(run, owner):
         raise SyncBusy(f"Another sync of {run.clinic} is running.")
+    run.refresh_from_db()  # a previous worker may have moved it on before its lease ran out
+    if run.is_finished:
+        sync_lock_release(run, owner)
+        return run
     try:
         payload_row = SyncRunPayload.objects.filter(run=run).first()
         if payload_row is None:
@@ -282,6 +338,7 @@ def sync_run_process(
         while run.position < len(entries) or extra:
             end = min(run.position + chunk_size, len(entries))
             with transaction.atomic():
+                sync_lock_renew(run, owner)
                 counts = engine.apply(entries[run.position : end], extra)
                 extra = []
                 merged = Counter(run.counts)
@@ -289,7 +346,6 @@ def sync_run_process(
                 run.counts = dict(merged)
                 run.position = end
                 run.save(update_fields=["counts", "position"])
-                sync_lock_renew(run)
             if on_progress is not None:
                 on_progress(run.position, run.total)
         with transaction.atomic():
@@ -298,6 +354,8 @@ def sync_run_process(
             run.save(update_fields=["status", "finished_at"])
             SyncRunPayload.objects.filter(run=run).delete()
             integration_record_sync(clinic_id=run.clinic_id, ok=True, watermark=run.pims_watermark)
+    except LockLost:
+        raise  # another worker owns the run now: leave its status alone
     except Exception as exc:
         # The chunk in flight rolled back; everything before it stays applied and the run
         # resumes from its position when retried.
@@ -305,9 +363,9 @@ def sync_run_process(
         run.error = f"{type(exc).__name__}: {exc}"
         run.save(update_fields=["status", "error"])
         integration_record_sync(clinic_id=run.clinic_id, ok=False, error=run.error)
-        sync_lock_release(run)
+        sync_lock_release(run, owner)
         raise
-    sync_lock_release(run)
+    sync_lock_release(run, owner)
     return run
 
 
@@ -395,10 +453,9 @@ def _plan(run: SyncRun, entries: list[Entry]) -> dict[str, list[Any]]:
     batch_ids = [c.pims_id for c, _ in entries if c is not None]
     linked = {
         pims_id
-        for pims_id, clinic_id in _by_pims_id(
-            Client.objects.all(), batch_ids, fields=("pims_id", "clinic_id")
+        for (pims_id,) in _by_pims_id(
+            Client.objects.all(), clinic.pk, batch_ids, fields=("pims_id",)
         )
-        if clinic_id == clinic.pk
     }
     new_clients = [c for c, _ in entries if c is not None and c.pims_id not in linked]
     if not new_clients:
@@ -449,15 +506,19 @@ def _plan(run: SyncRun, entries: list[Entry]) -> dict[str, list[Any]]:
     }
 
 
-def _by_pims_id(queryset: Any, pims_ids: Sequence[str], *, fields: Sequence[str] = ()) -> list[Any]:
-    """Rows with these PIMS ids (of any clinic: callers check), 1,000 ids per query.
+def _by_pims_id(
+    queryset: Any, clinic_id: int, pims_ids: Sequence[str], *, fields: Sequence[str] = ()
+) -> list[Any]:
+    """The clinic's rows with these PIMS ids, 1,000 ids per query.
 
-    Filtering on ``pims_id`` alone lets every planner use the (pims_id, clinic) index.
+    The (pims_id, clinic) index serves ``pims_id IN (…) AND clinic_id = ?`` on every
+    planner; another clinic's rows (numeric ids repeat across PIMS) are never read or locked.
     """
     found: list[Any] = []
     for start in range(0, len(pims_ids), 1000):
-        # No ORDER BY: the models' default ordering would sort every lookup for nothing.
-        part = queryset.filter(pims_id__in=pims_ids[start : start + 1000]).order_by()
+        part = queryset.filter(
+            pims_id__in=pims_ids[start : start + 1000], clinic_id=clinic_id
+        ).order_by("pk")  # by primary key: rows are locked in one order
         found.extend(part.values_list(*fields) if fields else part)
     return found
 
@@ -581,15 +642,19 @@ class _Engine:
         clients = [client for client, _ in entries if client is not None]
         existing = {
             c.pims_id: c
-            for c in _by_pims_id(Client.objects.all(), [c.pims_id for c in clients])
-            if c.clinic_id == self.clinic.pk
+            # Locked for the chunk: a staff action on the same client waits for the commit
+            # instead of being overwritten by values read before it.
+            for c in _by_pims_id(
+                Client.objects.select_for_update(), self.clinic.pk, [c.pims_id for c in clients]
+            )
         }
         existing_patients = {
             p.pims_id: p
             for p in _by_pims_id(
-                Patient.objects.all(), [p.pims_id for c in clients for p in c.patients]
+                Patient.objects.select_for_update(),
+                self.clinic.pk,
+                [p.pims_id for c in clients for p in c.patients],
             )
-            if p.clinic_id == self.clinic.pk
         }
         customer_ids = [
             int(self.plan[c.pims_id].customer_key)
@@ -598,13 +663,17 @@ class _Engine:
         ]
         customers = {
             c.pk: c
-            for c in Client.objects.filter(
-                pk__in=customer_ids, pims_id="", merged_into__isnull=True
-            )
+            for c in Client.objects.select_for_update()
+            .filter(pk__in=customer_ids, pims_id="", merged_into__isnull=True)
+            .order_by("pk")
             if c.clinic_id == self.clinic.pk
         }
         customer_pets: dict[int, list[Patient]] = {}
-        for pet in Patient.objects.filter(client_id__in=list(customers), pims_id=""):
+        for pet in (
+            Patient.objects.select_for_update()
+            .filter(client_id__in=list(customers), pims_id="")
+            .order_by("pk")
+        ):
             customer_pets.setdefault(pet.client_id, []).append(pet)
 
         for client, quarantined in entries:
@@ -667,7 +736,7 @@ class _Engine:
         row = {
             "run_id": self.run.pk,
             "kind": kind,
-            "pims_id": pims_id,
+            "pims_id": pims_id[:64],  # a too-long id is the quarantine reason, not a crash
             "outcome": outcome,
             "client_id": _ref(client),
             "patient_id": _ref(patient),
@@ -695,7 +764,10 @@ class _Engine:
             Outcome.QUARANTINED,
             detail=record.reason,
             # Only a batch entry can be retried; a connector's unreadable record cannot.
-            raw=json.loads(json.dumps(record.raw, default=str)) if record.raw else None,
+            # NUL characters are dropped: PostgreSQL's jsonb cannot hold them.
+            raw=json.loads(json.dumps(record.raw, default=str).replace("\\u0000", ""))
+            if record.raw
+            else None,
         )
 
     def _audit(
@@ -959,7 +1031,11 @@ class _Engine:
                 client,
                 None,
                 current={key: getattr(client, attr) for key, attr in ADDRESS_TO_CLIENT.items()},
-                proposed={key: new[key] for key in CLIENT_ADDRESS_FIELDS},
+                # No country from the PIMS means "the clinic's", not "none".
+                proposed={
+                    **{key: new[key] for key in CLIENT_ADDRESS_FIELDS},
+                    "country": new["country"] or client.country,
+                },
             )
             held.append("address")
         for key in ("phone", "active"):
@@ -1136,6 +1212,17 @@ class _Engine:
             ]
         )
         _insert(ClientMerge, chunk.merges)
+        if chunk.merges:
+            # A customer merged by rule is nobody's possible match any more.
+            ManualUpdate.objects.filter(
+                client_id__in=[m["customer_id"] for m in chunk.merges],
+                kind=ManualUpdate.Kind.POSSIBLE_MATCH,
+                status=ManualUpdate.Status.PENDING,
+            ).update(
+                status=ManualUpdate.Status.SUPERSEDED,
+                resolved_at=self.now,
+                resolution_note="Merged automatically with another PIMS client.",
+            )
         for row in chunk.outcomes:
             row["client_id"] = resolve(row["client_id"])
             row["patient_id"] = resolve(row["patient_id"])
@@ -1149,12 +1236,14 @@ class _Engine:
         client_ids = {h.client.pk for h in chunk.held} | {c.pk for c, _, _ in chunk.settled}
         pending: dict[tuple[int, int | None, str], ManualUpdate] = {
             (mu.client_id, mu.patient_id, mu.kind): mu
-            for mu in ManualUpdate.objects.filter(
+            for mu in ManualUpdate.objects.select_for_update()
+            .filter(
                 clinic=self.clinic,
                 client_id__in=client_ids,
                 status=ManualUpdate.Status.PENDING,
                 candidate__isnull=True,
             )
+            .order_by("pk")
         }
         for client, patient, kind in chunk.settled:
             found = pending.pop((client.pk, patient.pk if patient else None, kind), None)

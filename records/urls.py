@@ -8,6 +8,13 @@ app_name = "records"
 
 urlpatterns = [
     path("clients/", views.client_list, name="client-list"),
+    path("clients/<int:client_id>/", views.client_detail, name="client-detail"),
+    path(
+        "clients/<int:client_id>/merges/<int:merge_id>/unmerge/",
+        views.client_unmerge,
+        name="client-unmerge",
+    ),
+    path("pets/<int:patient_id>/", views.patient_detail, name="patient-detail"),
     path("sync/", views.run_list, name="run-list"),
     path("sync/now/", views.sync_now, name="sync-now"),
     path("sync/runs/<int:run_id>/", views.run_detail, name="run-detail"),

@@ -6,6 +6,7 @@ object id in a URL fails loudly until OBJECT_IDS learns how to make one for clin
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,8 +15,9 @@ from django.conf import settings
 from django.test import Client as HttpClient
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from records.models import ManualUpdate
+from records.models import ClientMerge, ManualUpdate
 from tests.conftest import ClinicWorld, World, login
+from tests.factories import ClientFactory, PatientFactory
 from tests.records.batches import batch, ingest, owner
 
 
@@ -30,10 +32,48 @@ def _manual_update(world: ClinicWorld) -> int:
     return ManualUpdate.objects.get(clinic=world.clinic, client__pims_id="C-mu").pk
 
 
+def _client(world: ClinicWorld) -> int:
+    return ClientFactory(clinic=world.clinic).pk
+
+
+def _patient(world: ClinicWorld) -> int:
+    return PatientFactory(client=ClientFactory(clinic=world.clinic)).pk
+
+
+_merges = itertools.count(1)
+
+
+def _merge(world: ClinicWorld) -> int:
+    n = next(_merges)
+    ClientFactory(
+        clinic=world.clinic,
+        customer_ref=f"HD-merge-{n}",
+        first_name="Merle",
+        last_name=f"Merger{n}",
+        email=f"merle{n}@example.org",
+    )
+    ingest(
+        world.clinic,
+        batch(
+            owner(
+                f"C-merge-{n}",
+                first_name="Merle",
+                last_name=f"Merger{n}",
+                email=f"merle{n}@example.org",
+                patients=[],
+            )
+        ),
+    )
+    return ClientMerge.objects.get(clinic=world.clinic, pims_id=f"C-merge-{n}").pk
+
+
 LATER = "2026-11-30T00:00:00Z"
 OBJECT_IDS: dict[str, Callable[[ClinicWorld], Any]] = {
     "run_id": _run,
     "update_id": _manual_update,
+    "client_id": _client,
+    "patient_id": _patient,
+    "merge_id": _merge,
 }
 
 

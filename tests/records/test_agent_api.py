@@ -79,7 +79,7 @@ def test_another_clinics_token_writes_only_into_its_own_clinic(world: World, tok
 
 
 def test_bad_batches_are_refused_with_the_reason(world: World, token: str) -> None:
-    assert post(token, "{not json").json()["error"].startswith("The batch is not valid JSON")
+    assert post(token, "{not json").json()["error"].startswith("The batch is not valid UTF-8 JSON")
     missing = post(token, json.dumps({"source": "syncvet", "clients": []}))
     assert missing.status_code == 400
     assert "batch_id is required" in missing.json()["error"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from records.models import Client, ClientMerge, ManualUpdate, MatchRejection, Outcome, Patient
 from records.services import possible_match_confirm, possible_match_reject
 from tests.conftest import World
@@ -137,3 +139,25 @@ def test_another_clinics_customer_is_never_a_candidate(world: World) -> None:
     ingest(world.a.clinic, batch(owner()))
     assert not ClientMerge.objects.exists()
     assert not ManualUpdate.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("first", "email"), [("Mark", "dana@example.org"), ("Dana", "none@none.com")]
+)
+def test_a_household_email_or_a_placeholder_is_not_enough_to_merge(
+    world: World, first: str, email: str
+) -> None:
+    customer(world, first_name=first, email=email, phone="")
+    ingest(
+        world.a.clinic,
+        batch(owner(first_name="Mary" if first == "Mark" else "Dana", email=email, phone="")),
+    )
+    assert not ClientMerge.objects.exists()
+
+
+def test_an_email_two_customers_share_merges_neither(world: World) -> None:
+    customer(world, phone="")
+    customer(world, customer_ref="HD-2", first_name="Dana", last_name="Whitfield", phone="")
+    ingest(world.a.clinic, batch(owner(phone="")))
+    assert not ClientMerge.objects.exists()
+    assert ManualUpdate.objects.filter(kind="possible_match").exists()

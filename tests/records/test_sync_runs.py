@@ -184,3 +184,52 @@ def test_one_sync_at_a_time_per_clinic(world: World) -> None:
         sync_run_process(run_id=second.pk)
     # Another clinic is not held up.
     assert ingest(world.b.clinic, batch(*many(1))).status == "succeeded"
+
+
+def test_a_second_worker_with_the_same_run_is_refused(world: World) -> None:
+    from records.sync import sync_lock_acquire
+
+    run, _ = sync_run_create(clinic=world.a.clinic, body=batch(*many(3)), trigger="agent")
+    assert sync_lock_acquire(run, "worker-one")  # the first worker is applying it
+
+    # A duplicate message (the sweep, a redelivery) reaches a second worker.
+    with pytest.raises(SyncBusy):
+        sync_run_process(run_id=run.pk)
+    run.refresh_from_db()
+    assert (run.status, run.position) == ("queued", 0)
+    assert not Client.objects.exists()
+
+
+def test_a_retry_never_rolls_the_owner_back(world: World) -> None:
+    from records.sync import sync_run_retry_quarantined
+
+    # Records without modified_at (PIMS.md allows it): only the retry's content protects them.
+    old = owner(
+        "C-7",
+        modified_at=None,
+        patients=[pet("P-ok", modified_at=None), pet("P-bad", weight=-1, modified_at=None)],
+    )
+    run = ingest(world.a.clinic, batch(old))
+    ingest(
+        world.a.clinic, batch(owner("C-7", email="new@example.org", modified_at=None, patients=[]))
+    )
+
+    retry = sync_run_retry_quarantined(run=run, actor=world.a.staff)
+    assert retry is not None
+    sync_run_process(run_id=retry.pk)
+
+    assert Client.objects.get(pims_id="C-7").email == "new@example.org"
+    assert Patient.objects.get(pims_id="P-ok").weights.count() == 1
+
+
+def test_the_same_pims_ids_in_two_clinics_stay_apart(world: World) -> None:
+    ingest(world.b.clinic, batch(owner("C-1", email="b@example.org")))
+    ingest(world.a.clinic, batch(owner("C-1", email="a@example.org")))
+    ingest(
+        world.a.clinic,
+        batch(owner("C-1", email="a2@example.org", modified_at="2026-11-30T00:00:00Z")),
+    )
+
+    assert Client.objects.get(clinic=world.a.clinic, pims_id="C-1").email == "a2@example.org"
+    assert Client.objects.get(clinic=world.b.clinic, pims_id="C-1").email == "b@example.org"
+    assert Patient.objects.filter(pims_id="P-1").count() == 2

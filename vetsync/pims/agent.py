@@ -71,7 +71,7 @@ def parse_header(payload: object) -> BatchHeader:
         raise BatchError("The batch must be a JSON object.")
     problems = []
     source = payload.get("source")
-    if source not in {s.value for s in Source}:
+    if not isinstance(source, str) or source not in {s.value for s in Source}:
         problems.append(
             f"source must be one of {', '.join(s.value for s in Source)} (got {source!r})."
         )
@@ -105,6 +105,25 @@ def parse_header(payload: object) -> BatchHeader:
 
 
 def parse_client_entry(
+    raw: object,
+) -> tuple[PimsClient | None, list[QuarantinedRecord]]:
+    """One client entry with its patients; whatever is wrong with it, never an exception."""
+    try:
+        return _parse_client_entry(raw)
+    except Exception as exc:  # a shape no rule foresaw: quarantine it, never stop the batch
+        raw_dict = dict(raw) if isinstance(raw, Mapping) else {}
+        pims_id = raw_dict.get("pims_id")
+        return None, [
+            QuarantinedRecord(
+                "client",
+                pims_id if isinstance(pims_id, str) else "",
+                f"The client entry could not be read ({type(exc).__name__}: {exc}).",
+                raw_dict,
+            )
+        ]
+
+
+def _parse_client_entry(
     raw: object,
 ) -> tuple[PimsClient | None, list[QuarantinedRecord]]:
     """One client entry with its patients.
@@ -254,7 +273,7 @@ def _patient(raw: object) -> PimsPatient:
     if not isinstance(raw, Mapping):
         raise RecordError("The patient entry is not an object.")
     unit = raw.get("weight_unit") or "kg"
-    if unit not in {u.value for u in WeightUnit}:
+    if not isinstance(unit, str) or unit not in {u.value for u in WeightUnit}:
         raise RecordError(f"weight_unit must be kg or lb (got {unit!r}).")
     weight = _weight(raw.get("weight"))
     deceased = _bool(raw, "deceased", default=False)
@@ -288,6 +307,8 @@ def _text(raw: Mapping[str, Any], key: str, *, required: bool = False) -> str:
         raise RecordError(f"{key} must be text (got {type(value).__name__}).")
     if not _TIDY.fullmatch(value):  # most values are already tidy; splitting each is slow
         value = " ".join(value.split())
+    if "\x00" in value:
+        raise RecordError(f"{key} contains a NUL character.")
     if required and not value:
         raise RecordError(f"{key} is missing.")
     limit = MAX_LENGTHS.get(key)

@@ -1,0 +1,818 @@
+"""Clinic staff's client list, client page and pet page: search, provenance, PIMS differs,
+inline manual updates, merge story, history, and a bounded number of queries per page."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from django.urls import reverse
+
+from clinics.audit import audit_log
+from records.models import Client, ClientMerge, ManualUpdate, Patient, WeightRecord
+from records.panels import Panel, register_client_panel, unregister_panel
+from tests.conftest import World, login
+from tests.factories import ClientFactory, PatientFactory
+from tests.records.batches import batch, ingest, owner, pet
+
+LATER = "2026-11-30T09:00:00Z"
+LATEST = "2026-12-05T09:00:00Z"
+
+
+def list_url(world: World, **params: str) -> str:
+    url = reverse("records:client-list", args=[world.a.clinic.slug])
+    if params:
+        from urllib.parse import urlencode
+
+        url += "?" + urlencode(params)
+    return url
+
+
+def client_url(client: Client) -> str:
+    return reverse("records:client-detail", args=[client.clinic.slug, client.pk])
+
+
+def pet_url(patient: Patient) -> str:
+    return reverse("records:patient-detail", args=[patient.clinic.slug, patient.pk])
+
+
+def names_listed(response: Any) -> list[str]:
+    html = response.content.decode()
+    rows = re.findall(r'data-testid="client-row">\s*<td>\s*<a href="[^"]+">([^<]+)</a>', html)
+    return [" ".join(r.split()) for r in rows]
+
+
+def section(response: Any, testid: str) -> str:
+    """The HTML of the element with this data-testid (up to the next one of its kind)."""
+    html = response.content.decode()
+    start = html.index(f'data-testid="{testid}"')
+    return html[start : start + 4000]
+
+
+# --- search --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def searchable(world: World) -> dict[str, Client]:
+    ingest(
+        world.a.clinic,
+        batch(
+            owner(
+                "C-100",
+                first_name="Dana",
+                last_name="Whitfield",
+                email="dana.whitfield@example.org",
+                phone="+1 503 555 0142",
+                address={"postcode": "97205"},
+                patients=[pet("P-100", name="Biscuit")],
+            ),
+            owner(
+                "C-200",
+                first_name="Sam",
+                last_name="Okafor",
+                email="sam@okafor.net",
+                phone="(971) 555-0199",
+                address={"postcode": "97301"},
+                patients=[pet("P-200", name="Juniper")],
+            ),
+        ),
+    )
+    store = ClientFactory(
+        clinic=world.a.clinic,
+        customer_ref="HD-77",
+        first_name="Avery",
+        last_name="Quinn",
+        email="avery@shop.example",
+        phone="",
+        postcode="97030",
+    )
+    PatientFactory(clinic=world.a.clinic, client=store, name="Pickles")
+    # Another clinic's client with the same details is never found.
+    ingest(world.b.clinic, batch(owner("C-100", patients=[pet("P-100", name="Biscuit")])))
+    return {
+        "dana": Client.objects.get(clinic=world.a.clinic, pims_id="C-100"),
+        "sam": Client.objects.get(clinic=world.a.clinic, pims_id="C-200"),
+        "avery": store,
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("whit", ["Whitfield, Dana"]),  # last-name prefix, any case
+        ("DANA", ["Whitfield, Dana"]),  # first name
+        ("dana whitfield", ["Whitfield, Dana"]),  # both words must match
+        ("sam@okafor", ["Okafor, Sam"]),  # email prefix
+        ("dana.whitfield@example.org", ["Whitfield, Dana"]),  # full email
+        ("(503) 555-0142", ["Whitfield, Dana"]),  # stored as +1 503 555 0142
+        ("503.555.0142", ["Whitfield, Dana"]),
+        ("+1-503-555-0142", ["Whitfield, Dana"]),
+        ("5035550142", ["Whitfield, Dana"]),
+        ("971 555", ["Okafor, Sam"]),  # a phone being typed
+        ("+1 971 555 0199", ["Okafor, Sam"]),  # stored as (971) 555-0199
+        ("97301", ["Okafor, Sam"]),  # postcode
+        ("C-200", ["Okafor, Sam"]),  # PIMS id
+        ("c-100", ["Whitfield, Dana"]),  # PIMS id typed in lower case
+        ("HD-77", ["Quinn, Avery"]),  # store ref
+        ("juniper", ["Okafor, Sam"]),  # pet name
+        ("pick", ["Quinn, Avery"]),  # pet-name prefix
+        ("zebra", []),
+    ],
+)
+def test_search_finds_clients_by_each_key(
+    world: World, searchable: dict[str, Client], query: str, expected: list[str]
+) -> None:
+    response = login(world.a.staff).get(list_url(world, q=query))
+    assert response.status_code == 200
+    assert names_listed(response) == expected
+    if not expected:
+        assert "No clients match" in response.content.decode()
+
+
+def test_search_as_you_type_returns_only_the_results_fragment(
+    world: World, searchable: dict[str, Client]
+) -> None:
+    response = login(world.a.staff).get(
+        list_url(world, q="okaf"), headers={"HX-Request": "true", "HX-Target": "client-results"}
+    )
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="client-results"')
+    assert names_listed(response) == ["Okafor, Sam"]
+    assert "<html" not in html
+
+
+# --- filters, sorting, pages ---------------------------------------------------------------
+
+
+def test_filters_pick_the_right_clients(world: World) -> None:
+    clinic = world.a.clinic
+    # merged: a store customer the PIMS client C-1 merges into (same email, close name)
+    ClientFactory(
+        clinic=clinic,
+        customer_ref="HD-1",
+        first_name="Dana",
+        last_name="Whitfeld",
+        email="dana@example.org",
+        phone="",
+        address_line1="12 Alder St",
+        postcode="97205",
+    )
+    ClientFactory(clinic=clinic, customer_ref="HD-2", first_name="Hugo", last_name="Store")
+    ingest(
+        clinic,
+        batch(
+            owner(),  # merges into HD-1
+            owner("C-2", first_name="Ina", last_name="Active", email="ina@x.org", patients=[]),
+            owner(
+                "C-3",
+                first_name="Olly",
+                last_name="Gone",
+                email="olly@x.org",
+                active=False,
+                patients=[pet("P-3", name="Ghost", deceased=True, deceased_on="2026-10-01")],
+            ),
+        ),
+    )
+    # pending: a name change held for staff
+    ingest(
+        clinic,
+        batch(
+            owner(
+                "C-2",
+                first_name="Ines",
+                last_name="Active",
+                email="ina@x.org",
+                patients=[],
+                modified_at=LATER,
+            )
+        ),
+    )
+    # duplicate: a possible match (same address, no pet) with a store customer
+    ClientFactory(
+        clinic=clinic,
+        customer_ref="HD-3",
+        first_name="Pat",
+        last_name="Maybe",
+        email="",
+        phone="",
+        address_line1="7 Oak Ln",
+        postcode="97001",
+    )
+    ingest(
+        clinic,
+        batch(
+            owner(
+                "C-4",
+                first_name="Patricia",
+                last_name="Maybe",
+                email="",
+                phone="",
+                address={"line1": "7 Oak Lane", "postcode": "97001"},
+                patients=[],
+            )
+        ),
+    )
+    assert ManualUpdate.objects.filter(kind="possible_match", status="pending").exists()
+    staff = login(world.a.staff)
+
+    def listed(flt: str) -> set[str]:
+        return set(names_listed(staff.get(list_url(world, filter=flt))))
+
+    assert listed("merged") == {"Whitfeld, Dana"}
+    assert listed("home_delivery") == {"Store, Hugo", "Maybe, Pat"}
+    assert listed("pims") == {"Active, Ina", "Gone, Olly", "Maybe, Patricia"}
+    assert listed("inactive") == {"Gone, Olly"}
+    assert listed("deceased") == {"Gone, Olly"}
+    assert listed("pending") == {"Active, Ina", "Maybe, Pat"}
+    assert listed("duplicate") == {"Maybe, Pat", "Maybe, Patricia"}
+    empty = staff.get(list_url(world, filter="deceased", q="hugo"))
+    assert names_listed(empty) == []
+    assert "among “Has a deceased pet”" in empty.content.decode()
+
+
+def test_a_merged_pims_copy_is_hidden_from_the_list(world: World) -> None:
+    clinic = world.a.clinic
+    ClientFactory(
+        clinic=clinic,
+        customer_ref="HD-3",
+        first_name="Pat",
+        last_name="Maybe",
+        email="",
+        phone="",
+        address_line1="7 Oak Ln",
+        postcode="97001",
+    )
+    ingest(
+        clinic,
+        batch(
+            owner(
+                "C-4",
+                first_name="Patricia",
+                last_name="Maybe",
+                email="",
+                phone="",
+                address={"line1": "7 Oak Lane", "postcode": "97001"},
+                patients=[],
+            )
+        ),
+    )
+    match = ManualUpdate.objects.get(kind="possible_match")
+    staff = login(world.a.staff)
+    staff.post(
+        reverse("records:update-action", args=[clinic.slug, match.pk]), {"action": "confirm"}
+    )
+    assert Client.objects.filter(clinic=clinic, merged_into__isnull=False).count() == 1
+    assert names_listed(staff.get(list_url(world))) == ["Maybe, Pat"]
+    assert names_listed(staff.get(list_url(world, q="maybe"))) == ["Maybe, Pat"]
+
+
+def test_columns_sort_both_ways_and_pages_hold_fifty(world: World) -> None:
+    for i in range(55):
+        ClientFactory(
+            clinic=world.a.clinic,
+            first_name="F",
+            last_name=f"Name{i:02d}",
+            postcode=f"9{(54 - i):04d}",
+        )
+    staff = login(world.a.staff)
+    first = names_listed(staff.get(list_url(world)))
+    assert len(first) == 50 and first[0] == "Name00, F"
+    assert names_listed(staff.get(list_url(world, page="2"))) == [
+        f"Name{i}, F" for i in range(50, 55)
+    ]
+    assert names_listed(staff.get(list_url(world, sort="-name")))[0] == "Name54, F"
+    assert names_listed(staff.get(list_url(world, sort="postcode")))[0] == "Name54, F"
+    assert names_listed(staff.get(list_url(world, sort="-added")))[0] == "Name54, F"
+    html = staff.get(list_url(world, sort="name")).content.decode()
+    assert 'aria-sort="ascending"' in html and "sort=-name" in html
+
+
+def test_an_empty_clinic_says_where_clients_come_from(world: World) -> None:
+    html = login(world.a.staff).get(list_url(world)).content.decode()
+    assert "No clients yet." in html
+
+
+# --- the client page -----------------------------------------------------------------------
+
+
+def test_provenance_follows_a_field_from_sync_to_an_accepted_manual_update(world: World) -> None:
+    clinic = world.a.clinic
+    ingest(clinic, batch(owner()))
+    client = Client.objects.get(pims_id="C-1")
+    staff = login(world.a.staff)
+
+    page = staff.get(client_url(client))
+    assert "Copied from the PIMS" in section(page, "source-name")
+
+    ingest(clinic, batch(owner(first_name="Danielle", modified_at=LATER)))
+    page = staff.get(client_url(client))
+    assert "Copied from the PIMS" in section(page, "source-name")
+    assert "PIMS has <strong>Danielle Whitfield</strong>" in section(page, "field-name")
+    update = ManualUpdate.objects.get(kind="client_name", status="pending")
+    pending = section(page, f"pending-{update.pk}")
+    assert 'value="accept"' in pending and 'value="dismiss"' in pending
+
+    # Accepted from the client page, staff land back on it.
+    response = staff.post(
+        reverse("records:update-action", args=[clinic.slug, update.pk]),
+        {"action": "accept", "next": client_url(client)},
+    )
+    assert response.status_code == 302 and response["Location"] == client_url(client)
+    page = staff.get(client_url(client))
+    source = section(page, "source-name")
+    assert "Accepted manual update" in source and "by alder-staff" in source
+    assert "differs-name" not in page.content.decode()
+    # Fields nobody touched still say where they came from.
+    assert "Copied from the PIMS" in section(page, "source-address")
+
+
+def test_an_email_changed_in_the_pims_shows_as_applied_by_sync(world: World) -> None:
+    ingest(world.a.clinic, batch(owner()))
+    ingest(world.a.clinic, batch(owner(email="dana@new.example", modified_at=LATER)))
+    page = login(world.a.staff).get(client_url(Client.objects.get()))
+    assert "PIMS change, applied automatically" in section(page, "source-email")
+    assert "dana@new.example" in section(page, "field-email")
+
+
+def test_pims_differs_for_phone_shows_the_pims_value(world: World) -> None:
+    ingest(world.a.clinic, batch(owner(phone="+1 503 555 0142")))
+    client = Client.objects.get()
+    staff = login(world.a.staff)
+    assert "differs-phone" not in staff.get(client_url(client)).content.decode()
+
+    # The same number written another way is not a difference.
+    ingest(world.a.clinic, batch(owner(phone="(503) 555-0142", modified_at=LATER)))
+    assert "differs-phone" not in staff.get(client_url(client)).content.decode()
+
+    ingest(world.a.clinic, batch(owner(phone="503-555-0199", modified_at=LATEST)))
+    client.refresh_from_db()
+    assert client.phone == "+1 503 555 0142"  # never applied
+    row = section(staff.get(client_url(client)), "field-phone")
+    assert "+1 503 555 0142" in row
+    assert "PIMS differs" in row and "PIMS has <strong>503-555-0199</strong>" in row
+    assert "not applied, by policy" in row
+
+
+def test_pims_differs_for_a_pets_breed_on_the_pet_page(world: World) -> None:
+    ingest(world.a.clinic, batch(owner()))
+    ingest(
+        world.a.clinic,
+        batch(owner(modified_at=LATER, patients=[pet(breed="Harrier", modified_at=LATER)])),
+    )
+    biscuit = Patient.objects.get()
+    row = section(login(world.a.staff).get(pet_url(biscuit)), "field-breed")
+    assert "Beagle" in row and "PIMS has <strong>Harrier</strong>" in row
+
+
+def test_a_possible_match_is_confirmed_from_the_client_page(world: World) -> None:
+    clinic = world.a.clinic
+    customer = ClientFactory(
+        clinic=clinic,
+        customer_ref="HD-3",
+        first_name="Pat",
+        last_name="Maybe",
+        email="",
+        phone="",
+        address_line1="7 Oak Ln",
+        postcode="97001",
+    )
+    ingest(
+        clinic,
+        batch(
+            owner(
+                "C-4",
+                first_name="Patricia",
+                last_name="Maybe",
+                email="",
+                phone="",
+                address={"line1": "7 Oak Lane", "postcode": "97001"},
+                patients=[],
+            )
+        ),
+    )
+    match = ManualUpdate.objects.get(kind="possible_match")
+    staff = login(world.a.staff)
+    page = staff.get(client_url(customer))
+    assert 'value="confirm"' in section(page, f"match-{match.pk}")
+    staff.post(
+        reverse("records:update-action", args=[clinic.slug, match.pk]),
+        {"action": "confirm", "next": client_url(customer)},
+    )
+    page = staff.get(client_url(customer))
+    story = section(page, "merge-story")
+    assert "C-4" in story and "confirmed by" in story and "unmerge-form" in story
+
+
+def test_update_action_does_not_redirect_off_site(world: World) -> None:
+    ingest(world.a.clinic, batch(owner()))
+    ingest(world.a.clinic, batch(owner(first_name="Danielle", modified_at=LATER)))
+    update = ManualUpdate.objects.get()
+    response = login(world.a.staff).post(
+        reverse("records:update-action", args=[world.a.clinic.slug, update.pk]),
+        {"action": "accept", "next": "https://evil.example/"},
+    )
+    assert response["Location"] == reverse("records:update-queue", args=[world.a.clinic.slug])
+
+
+def test_panels_from_other_apps_appear_on_the_client_page(world: World) -> None:
+    client = ClientFactory(clinic=world.a.clinic)
+
+    def prescriptions(request: Any, record: Client) -> Panel:
+        return Panel(
+            title="Prescriptions and orders",
+            template="records/_field_row.html",
+            context={},
+            key="rx",
+        )
+
+    register_client_panel(prescriptions)
+    try:
+        page = login(world.a.staff).get(client_url(client))
+    finally:
+        unregister_panel(prescriptions)
+    assert "Prescriptions and orders" in section(page, "panel-rx")
+
+
+# --- history -------------------------------------------------------------------------------
+
+
+def test_timeline_lists_sync_staff_and_owner_requested_changes_in_order(world: World) -> None:
+    clinic = world.a.clinic
+    ingest(clinic, batch(owner()))
+    client = Client.objects.get()
+    ingest(clinic, batch(owner(email="dana@new.example", first_name="Danielle", modified_at=LATER)))
+    update = ManualUpdate.objects.get(kind="client_name")
+    staff = login(world.a.staff)
+    staff.post(
+        reverse("records:update-action", args=[clinic.slug, update.pk]), {"action": "accept"}
+    )
+    # Pet Owner Care records a change the owner asked for (the care feature writes this).
+    audit_log(
+        action="care.client_updated",
+        actor=world.care,
+        clinic=clinic,
+        obj=client,
+        before={"phone": "+1 503 555 0142"},
+        after={"phone": "+1 503 555 7777"},
+    )
+
+    page = staff.get(client_url(client))
+    html = section(page, "timeline")
+    titles = re.findall(
+        r"<strong>([^<]+)</strong>",
+        page.content.decode()[page.content.decode().index('data-testid="timeline"') :],
+    )
+    care = titles.index("Pet Owner Care change at the owner&#x27;s request")
+    accepted = titles.index("Staff accepted the PIMS&#x27;s client name")
+    applied = titles.index("Changed in the PIMS, applied automatically")
+    copied = titles.index("Copied from the PIMS (new client, PIMS id C-1)")
+    assert care < accepted < applied < copied  # newest first
+    assert "dana@new.example" in html and "Danielle" in html and "+1 503 555 7777" in html
+    # The owner's change is also the phone's provenance.
+    assert "Pet Owner Care change at the owner" in section(page, "source-phone")
+
+
+def test_a_pet_page_shows_weights_deceased_date_and_renames(world: World) -> None:
+    clinic = world.a.clinic
+    ingest(clinic, batch(owner(patients=[pet(weight=11.4)])))
+    ingest(
+        clinic,
+        batch(
+            owner(
+                modified_at=LATER, patients=[pet(weight=12.0, name="Biscuit II", modified_at=LATER)]
+            )
+        ),
+    )
+    rename = ManualUpdate.objects.get(kind="pet_name")
+    staff = login(world.a.staff)
+    staff.post(
+        reverse("records:update-action", args=[clinic.slug, rename.pk]), {"action": "accept"}
+    )
+    ingest(
+        clinic,
+        batch(
+            owner(
+                modified_at=LATEST,
+                patients=[
+                    pet(
+                        weight=12.5,
+                        name="Biscuit II",
+                        deceased=True,
+                        deceased_on="2026-12-04",
+                        modified_at=LATEST,
+                    )
+                ],
+            )
+        ),
+    )
+    biscuit = Patient.objects.get()
+    page = staff.get(pet_url(biscuit))
+    html = page.content.decode()
+    assert WeightRecord.objects.filter(patient=biscuit).count() == 3
+    assert html.count('data-testid="weight-point"') == 3
+    assert "<polyline" in html and "style=" not in section(page, "weight-chart")
+    assert "12.5 kg on 5 Dec 2026" in html
+    assert "Deceased 4 Dec 2026" in section(page, "deceased")
+    renames = section(page, "renames")
+    assert "<strong>Biscuit</strong> → <strong>Biscuit II</strong>" in renames
+    assert "alder-staff" in renames
+    assert "Accepted manual update" in section(page, "source-name")
+    assert "Changed in the PIMS, applied automatically" in section(page, "timeline")
+
+
+# --- unmerge -------------------------------------------------------------------------------
+
+
+def _comparable(values: dict[str, Any], *skip: str) -> dict[str, Any]:
+    import json
+
+    from django.core.serializers.json import DjangoJSONEncoder
+
+    data = json.loads(json.dumps(values, cls=DjangoJSONEncoder))
+    return {k: v for k, v in data.items() if k not in skip}
+
+
+def test_unmerge_of_a_confirmed_match_restores_both_records_and_their_pets_exactly(
+    world: World,
+) -> None:
+    from records.sync import client_snapshot, patient_snapshot
+
+    clinic = world.a.clinic
+    customer = ClientFactory(
+        clinic=clinic,
+        customer_ref="HD-3",
+        first_name="Pat",
+        last_name="Maybe",
+        email="",
+        phone="",
+        address_line1="7 Oak Ln",
+        postcode="97001",
+    )
+    rex = PatientFactory(clinic=clinic, client=customer, name="Rex", species="", weight=None)
+    own_only = PatientFactory(clinic=clinic, client=customer, name="Mittens", weight=None)
+    ingest(
+        clinic,
+        batch(
+            owner(
+                "C-4",
+                first_name="Patricia",
+                last_name="Maybe",
+                email="pat@x.org",
+                phone="",
+                address={"line1": "7 Oak Lane", "postcode": "97001"},
+                patients=[
+                    pet("P-40", name="Rex", weight=30.0),
+                    pet("P-41", name="Tiny", species="Feline"),
+                ],
+            )
+        ),
+    )
+    candidate = Client.objects.get(pims_id="C-4")
+    before_customer = client_snapshot(customer)
+    before_candidate = client_snapshot(candidate)
+    pets_before = {p.pk: patient_snapshot(p) for p in Patient.objects.all()}
+    weights_before = set(WeightRecord.objects.values_list("pk", "patient_id"))
+    match = ManualUpdate.objects.get(kind="possible_match")
+    staff = login(world.a.staff)
+    staff.post(
+        reverse("records:update-action", args=[clinic.slug, match.pk]), {"action": "confirm"}
+    )
+    customer.refresh_from_db()
+    assert customer.pims_id == "C-4" and customer.email == "pat@x.org"
+    rex.refresh_from_db()
+    assert rex.pims_id == "P-40" and rex.species == "Canine"
+    merge = ClientMerge.objects.get()
+
+    response = staff.post(
+        reverse("records:client-unmerge", args=[clinic.slug, customer.pk, merge.pk]),
+        {"reason": "Different families on the same street"},
+    )
+    assert response.status_code == 302
+
+    customer.refresh_from_db()
+    candidate.refresh_from_db()
+    assert _comparable(client_snapshot(customer)) == _comparable(before_customer)
+    assert _comparable(client_snapshot(candidate)) == _comparable(before_candidate)
+    for patient in Patient.objects.all():
+        assert _comparable(patient_snapshot(patient)) == _comparable(pets_before[patient.pk])
+    assert Patient.objects.count() == len(pets_before)
+    assert set(WeightRecord.objects.values_list("pk", "patient_id")) == weights_before
+    own_only.refresh_from_db()
+    assert own_only.client_id == customer.pk
+    # Never suggested again, on record, and the page tells the story.
+    assert customer.pk in set(
+        __import__("records.models", fromlist=["MatchRejection"])
+        .MatchRejection.objects.filter(pims_id="C-4")
+        .values_list("customer_id", flat=True)
+    )
+    page = staff.get(client_url(customer))
+    assert "Unmerged" in section(page, "unmerged")
+    assert "Different families on the same street" in page.content.decode()
+    assert "unmerge-form" not in page.content.decode()
+    # A second unmerge is refused.
+    again = staff.post(
+        reverse("records:client-unmerge", args=[clinic.slug, customer.pk, merge.pk]),
+        {"reason": "twice"},
+        follow=True,
+    )
+    assert "already undone" in again.content.decode()
+
+
+def test_unmerge_of_an_automatic_merge_makes_the_pims_record_a_client_again(
+    world: World,
+) -> None:
+    from records.sync import client_snapshot, patient_snapshot
+
+    clinic = world.a.clinic
+    customer = ClientFactory(
+        clinic=clinic,
+        customer_ref="HD-1",
+        first_name="Dana",
+        last_name="Whitfeld",
+        email="dana@example.org",
+        phone="",
+        address_line1="12 Alder Street",
+        postcode="97205",
+    )
+    biscuit = PatientFactory(
+        clinic=clinic, client=customer, name="biscuit", species="", weight=None
+    )
+    before_customer = client_snapshot(customer)
+    before_biscuit = patient_snapshot(biscuit)
+    entry = owner(patients=[pet("P-1", name="Biscuit"), pet("P-2", name="Rex", weight=30)])
+    ingest(clinic, batch(entry))
+    customer.refresh_from_db()
+    assert customer.pims_id == "C-1" and customer.phone  # merged, phone filled from the PIMS
+    # While merged, the PIMS changes the name (held for staff) and weighs Biscuit again.
+    ingest(
+        clinic,
+        batch(
+            owner(
+                first_name="Danielle",
+                modified_at=LATER,
+                patients=[
+                    pet("P-1", name="Biscuit", weight=12.0, modified_at=LATER),
+                    pet("P-2", name="Rex", weight=30, modified_at=LATER),
+                ],
+            )
+        ),
+    )
+    # The PIMS's record as it is now, copied into a clinic without the customer: what the
+    # PIMS client must look like once separated.
+    ingest(
+        world.b.clinic,
+        batch(
+            owner(
+                first_name="Danielle",
+                modified_at=LATER,
+                patients=[
+                    pet("P-1", name="Biscuit", weight=12.0, modified_at=LATER),
+                    pet("P-2", name="Rex", weight=30, modified_at=LATER),
+                ],
+            )
+        ),
+    )
+    assert ManualUpdate.objects.filter(
+        client=customer, kind="client_name", status="pending"
+    ).exists()
+    merge = ClientMerge.objects.get(clinic=clinic)
+    staff = login(world.a.staff)
+    response = staff.post(
+        reverse("records:client-unmerge", args=[clinic.slug, customer.pk, merge.pk]),
+        {"reason": "Wrong Dana"},
+    )
+    assert response.status_code == 302
+
+    customer.refresh_from_db()
+    biscuit.refresh_from_db()
+    assert _comparable(client_snapshot(customer)) == _comparable(before_customer)
+    assert _comparable(patient_snapshot(biscuit)) == _comparable(before_biscuit)
+    assert list(customer.patients.all()) == [biscuit]
+    assert not WeightRecord.objects.filter(patient=biscuit).exists()
+
+    pims_client = Client.objects.get(clinic=clinic, pims_id="C-1")
+    reference = Client.objects.get(clinic=world.b.clinic, pims_id="C-1")
+    skip = ("id", "clinic_id", "phone_normalized")
+    assert _comparable(client_snapshot(pims_client), *skip) == _comparable(
+        client_snapshot(reference), *skip
+    )
+    assert pims_client.customer_ref == "" and pims_client.merged_into_id is None
+    pets = {p.pims_id: p for p in pims_client.patients.all()}
+    references = {p.pims_id: p for p in reference.patients.all()}
+    assert set(pets) == {"P-1", "P-2"}
+    for pims_id, pet_row in pets.items():
+        skip_pet = ("id", "clinic_id", "client_id")
+        assert _comparable(patient_snapshot(pet_row), *skip_pet) == _comparable(
+            patient_snapshot(references[pims_id]), *skip_pet
+        )
+    # The weighings the PIMS sent while merged go with its pet, history included.
+    assert [str(w) for w in WeightRecord.objects.filter(patient=pets["P-1"])] == [
+        "11.40 kg",
+        "12.00 kg",
+    ]
+    assert [str(w) for w in WeightRecord.objects.filter(patient=pets["P-2"])] == ["30.00 kg"]
+    # The name change the PIMS made while merged now waits on the PIMS client; it already
+    # carries the PIMS's name, so nothing is left to confirm.
+    held = ManualUpdate.objects.get(kind="client_name")
+    assert (held.client_id, held.status) == (pims_client.pk, "superseded")
+    # A later sync updates the PIMS client, and never merges the pair again.
+    ingest(clinic, batch(owner(email="dana@later.example", modified_at=LATEST, patients=[])))
+    pims_client.refresh_from_db()
+    customer.refresh_from_db()
+    assert pims_client.email == "dana@later.example" and customer.pims_id == ""
+    page = staff.get(client_url(pims_client))
+    assert "A PIMS record of its own again" in section(page, "timeline")
+
+
+def test_unmerge_needs_a_reason(world: World) -> None:
+    clinic = world.a.clinic
+    customer = ClientFactory(
+        clinic=clinic,
+        customer_ref="HD-1",
+        first_name="Dana",
+        last_name="Whitfeld",
+        email="dana@example.org",
+        phone="",
+    )
+    ingest(clinic, batch(owner(patients=[])))
+    merge = ClientMerge.objects.get()
+    response = login(world.a.staff).post(
+        reverse("records:client-unmerge", args=[clinic.slug, customer.pk, merge.pk]),
+        {"reason": " "},
+        follow=True,
+    )
+    assert "Say why the merge was wrong." in response.content.decode()
+    customer.refresh_from_db()
+    assert customer.pims_id == "C-1"
+
+
+# --- bounded queries -----------------------------------------------------------------------
+
+
+def _busy_clinic(world: World, clients: int) -> None:
+    clinic = world.a.clinic
+    entries = [
+        owner(
+            f"C-{i}",
+            first_name=f"First{i}",
+            last_name=f"Last{i}",
+            email=f"o{i}@x.org",
+            phone=f"503555{i:04d}",
+            patients=[pet(f"P-{i}-a", name=f"Pet{i}a"), pet(f"P-{i}-b", name=f"Pet{i}b")],
+        )
+        for i in range(clients)
+    ]
+    ingest(clinic, batch(*entries))
+    later = [
+        owner(
+            f"C-{i}",
+            first_name=f"Renamed{i}",
+            last_name=f"Last{i}",
+            email=f"n{i}@x.org",
+            phone=f"503555{i:04d}",
+            modified_at=LATER,
+            patients=[
+                pet(f"P-{i}-a", name=f"Pet{i}a", weight=12 + i, modified_at=LATER),
+                pet(f"P-{i}-b", name=f"Pet{i}b2", modified_at=LATER),
+            ],
+        )
+        for i in range(clients)
+    ]
+    ingest(clinic, batch(*later))
+
+
+@pytest.mark.parametrize("clients", [3, 60])
+def test_pages_run_a_bounded_number_of_queries(
+    world: World, django_assert_max_num_queries: Any, clients: int
+) -> None:
+    _busy_clinic(world, clients)
+    staff = login(world.a.staff)
+    client = Client.objects.get(pims_id="C-1")
+    patient = Patient.objects.get(pims_id="P-1-b")
+    for url in (
+        list_url(world),
+        list_url(world, q="last1"),
+        list_url(world, q="(503) 555-0001"),
+        list_url(world, q="pet1", filter="pending", sort="-added"),
+        list_url(world, filter="deceased"),
+    ):
+        with django_assert_max_num_queries(10):
+            assert staff.get(url).status_code == 200
+    with django_assert_max_num_queries(12):
+        page = staff.get(client_url(client))
+    assert page.status_code == 200 and "Waiting for staff" in page.content.decode()
+    with django_assert_max_num_queries(12):
+        assert staff.get(pet_url(patient)).status_code == 200
+
+
+# --- the dashboard -------------------------------------------------------------------------
+
+
+def test_dashboard_counts_link_to_the_filtered_lists(world: World) -> None:
+    html = login(world.a.staff).get(reverse("clinic-dashboard", args=["alder"])).content.decode()
+    ingest(world.a.clinic, batch(owner()))
+    ingest(world.a.clinic, batch(owner(first_name="Danielle", modified_at=LATER)))
+    html = login(world.a.staff).get(reverse("clinic-dashboard", args=["alder"])).content.decode()
+    for flt in ("customer", "deceased", "pending"):
+        assert f"/c/alder/clients/?filter={flt}" in html
