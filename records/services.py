@@ -16,7 +16,7 @@ from django.utils import timezone
 from clinics.audit import audit_log
 from clinics.models import Clinic
 from records import hooks
-from records.matching import normalize_phone, normalize_text
+from records.matching import CustomerPool, Person, normalize_phone, normalize_text, plan_matches
 from records.models import (
     Client,
     ClientMerge,
@@ -358,6 +358,7 @@ class CustomerImport:
     updated: int = 0
     unchanged: int = 0
     pets_created: int = 0
+    possible_matches: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
 
 
@@ -466,14 +467,106 @@ def customers_import(
         Client.objects.bulk_create(new_clients, batch_size=1000)
         Patient.objects.bulk_create(pets, batch_size=1000)
         result.pets_created = len(pets)
+        if new_clients:
+            result.possible_matches = _match_imported_customers(clinic, new_clients)
         if result.created:
             audit_log(
                 action="customer.imported",
                 actor_label=actor_label,
                 clinic=clinic,
-                after={"created": result.created, "pets": result.pets_created},
+                after={
+                    "created": result.created,
+                    "pets": result.pets_created,
+                    "possible_matches": result.possible_matches,
+                },
             )
     return result
+
+
+def _match_imported_customers(clinic: Clinic, customers: list[Client]) -> int:
+    """Customers imported after the PIMS's first copy: who might already be here from the PIMS?
+
+    The sync engine matches PIMS clients to customers when the PIMS client is new; a customer
+    who arrives later meets PIMS clients that already have a record, history and pets of
+    their own. Joining two existing records is a person's decision, so every match found
+    here, strong or not, becomes a possible match for staff.
+    """
+    region = clinic.country or "US"
+    pool = CustomerPool(
+        rejected={
+            (str(customer_id), pims_id)
+            for customer_id, pims_id in MatchRejection.objects.filter(clinic=clinic).values_list(
+                "customer_id", "pims_id"
+            )
+        }
+    )
+    pet_names: dict[int, list[str]] = {}
+    for client_id, name in Patient.objects.filter(client__in=[c.pk for c in customers]).values_list(
+        "client_id", "name"
+    ):
+        pet_names.setdefault(client_id, []).append(name)
+    for customer in customers:
+        pool.add(
+            Person.build(
+                key=str(customer.pk),
+                first_name=customer.first_name,
+                last_name=customer.last_name,
+                email=customer.email,
+                phone=customer.phone,
+                line1=customer.address_line1,
+                postcode=customer.postcode,
+                pet_names=pet_names.get(customer.pk, ()),
+                region=region,
+            )
+        )
+    pims_clients = (
+        Client.objects.filter(clinic=clinic, customer_ref="", merged_into__isnull=True)
+        .exclude(pims_id="")
+        .order_by()
+    )
+    pims_pets: dict[int, list[str]] = {}
+    for client_id, name in Patient.objects.filter(client__in=pims_clients.values("pk")).values_list(
+        "client_id", "name"
+    ):
+        pims_pets.setdefault(client_id, []).append(name)
+    ids_by_pims_id: dict[str, int] = {}
+    people = []
+    for pk, pims_id, first, last, email, phone, line1, postcode in pims_clients.values_list(
+        "pk", "pims_id", "first_name", "last_name", "email", "phone", "address_line1", "postcode"
+    ):
+        ids_by_pims_id[pims_id] = pk
+        people.append(
+            Person.build(
+                key=pims_id,
+                first_name=first,
+                last_name=last,
+                email=email,
+                phone=phone,
+                line1=line1,
+                postcode=postcode,
+                pet_names=pims_pets.get(pk, ()),
+                region=region,
+            )
+        )
+    plan = plan_matches(pool, people)
+    now = timezone.now()
+    ManualUpdate.objects.bulk_create(
+        [
+            ManualUpdate(
+                clinic=clinic,
+                kind=ManualUpdate.Kind.POSSIBLE_MATCH,
+                client_id=int(match.customer_key),
+                candidate_id=ids_by_pims_id[pims_id],
+                detail=f"{match.rule} (found when the customer was imported)",
+                proposed={"rule": match.rule, "score": round(match.score)},
+                created_at=now,
+                updated_at=now,
+            )
+            for pims_id, match in plan.items()
+        ],
+        ignore_conflicts=True,  # a pair already waiting for staff stays as it is
+    )
+    return len(plan)
 
 
 # --- unmerge -------------------------------------------------------------------------------

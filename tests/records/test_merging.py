@@ -161,3 +161,29 @@ def test_an_email_two_customers_share_merges_neither(world: World) -> None:
     ingest(world.a.clinic, batch(owner(phone="")))
     assert not ClientMerge.objects.exists()
     assert ManualUpdate.objects.filter(kind="possible_match").exists()
+
+
+def test_a_customer_imported_after_the_first_copy_is_offered_to_staff(world: World) -> None:
+    from records.services import customers_import
+
+    ingest(world.a.clinic, batch(owner()))
+    result = customers_import(
+        clinic=world.a.clinic,
+        rows=[
+            {
+                "customer_ref": "HD-late",
+                "first_name": "Dana",
+                "last_name": "Whitfield",
+                "email": "dana@example.org",
+                "pet_names": "Biscuit",
+            },
+            {"customer_ref": "HD-other", "first_name": "Sam", "last_name": "Okafor"},
+        ],
+    )
+
+    assert result.possible_matches == 1
+    update = ManualUpdate.objects.get(kind="possible_match")
+    assert update.client.customer_ref == "HD-late"
+    assert update.candidate.pims_id == "C-1"
+    assert "found when the customer was imported" in update.detail
+    assert not ClientMerge.objects.exists()  # joining two existing records is for staff

@@ -41,6 +41,7 @@ class Command(BaseCommand):
             self.style.SUCCESS(
                 f"{clinic.name}: {result.created} created, {result.updated} updated, "
                 f"{result.unchanged} unchanged, {result.pets_created} pets added, "
+                f"{result.possible_matches} possible matches with PIMS clients for staff, "
                 f"{len(result.errors)} rows with errors (not imported)."
             )
         )
