@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.apps import AppConfig
+from django.apps import apps as global_apps
 from django.db.models.signals import post_migrate
 
 
@@ -12,14 +13,30 @@ class ClinicsConfig(AppConfig):
 
     def ready(self) -> None:
         post_migrate.connect(ensure_team_groups, dispatch_uid="clinics.ensure_team_groups")
+        post_migrate.connect(
+            ensure_onboarding_paths, sender=self, dispatch_uid="clinics.ensure_onboarding_paths"
+        )
 
 
 # The teams that work across clinics, and the model permissions each needs in /admin/.
 TEAM_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "Onboarding team": {
-        "clinics": ("clinic", "integration", "membership", "vet"),
+        "clinics": (
+            "clinic",
+            "integration",
+            "membership",
+            "vet",
+            "onboardingchecklist",
+            "onboardingstep",
+        ),
         "auth": ("user",),
-        "view:clinics": ("auditevent",),
+        "view:clinics": (
+            "auditevent",
+            "onboardingpath",
+            "onboardingsteptemplate",
+            "onboardingemail",
+            "onboardingsummary",
+        ),
         "view:records": ("client", "patient"),
     },
     "Pet Owner Care": {
@@ -49,3 +66,16 @@ def ensure_team_groups(sender: AppConfig, **kwargs: Any) -> None:
                 )
             )
         group.permissions.add(*wanted)
+
+
+def ensure_onboarding_paths(sender: AppConfig, **kwargs: Any) -> None:
+    """Add any onboarding path missing after a migrate or a flush (the migration loads them)."""
+    from clinics.onboarding_paths import onboarding_paths_install
+
+    # migrate passes its model states; flush passes none (the current models then).
+    apps = kwargs.get("apps") or global_apps
+    try:
+        apps.get_model("clinics", "OnboardingStepTemplate")
+    except LookupError:  # migrated back to before the onboarding tables
+        return
+    onboarding_paths_install(apps, using=kwargs.get("using", "default"))

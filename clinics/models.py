@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zoneinfo
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -154,6 +154,15 @@ class Integration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.clinic} — {self.get_connector_display()}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Here rather than in one service: integrations come into being from the admin, the
+        # demo seed, factories and scripts, and each must start with its onboarding checklist
+        # (or a fresh one when its connector changes). Saves of other fields skip the lookup.
+        update_fields = kwargs.get("update_fields")
+        super().save(*args, **kwargs)
+        if update_fields is None or "connector" in update_fields:
+            OnboardingChecklist.objects.ensure_for(self)
 
     @property
     def is_agent(self) -> bool:
@@ -310,3 +319,246 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label}: {self.action}"
+
+
+# --- Onboarding checklists ---------------------------------------------------------------
+#
+# Each onboarding path (one per connector) is data: an ordered list of step templates loaded
+# by a data migration from the seeds (clinics/onboarding_paths.py). Every integration gets a
+# checklist of that path's steps; the onboarding team ticks them in /admin/. Nothing is gated
+# on a checklist: a clinic uses home delivery before its integration is complete.
+
+
+class StepActor(models.TextChoices):
+    CLINIC = "clinic", "Clinic"
+    ONBOARDING = "onboarding", "VetSync onboarding team"
+    SYNCVET = "syncvet", "SyncVet"
+    VETDATA = "vetdata", "VetData"
+    IDEXX = "idexx", "IDEXX DataPoint"
+    VETSUCCESS = "vetsuccess", "VetSuccess"
+    VETSYNC = "vetsync", "VetSync (automatic)"
+
+
+class StepTrigger(models.TextChoices):
+    """What ticks a step by itself, besides the onboarding team."""
+
+    MANUAL = "", "Ticked by hand"
+    CREDENTIALS_STORED = "credentials_stored", "PIMS credentials stored"
+    CONNECTION_OK = "connection_ok", "Connection check succeeded"
+    FIRST_DATA = "first_data", "First successful sync"
+
+
+class OnboardingPath(models.Model):
+    """The checklist template for one way of connecting a PIMS."""
+
+    connector = models.CharField(max_length=20, choices=Connector.choices, unique=True)
+    name = models.CharField(max_length=120)
+    summary = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OnboardingStepTemplate(models.Model):
+    path = models.ForeignKey(OnboardingPath, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField()
+    key = models.SlugField(max_length=60, help_text="Stable name, unique within the path.")
+    title = models.CharField(max_length=200)
+    actor = models.CharField("who acts", max_length=20, choices=StepActor.choices)
+    help_text = models.TextField(blank=True)
+    depends_on = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="dependents",
+        help_text="The step whose completion starts this step's clock.",
+    )
+    due_after = models.DurationField(
+        null=True, blank=True, help_text="Due this long after the step it depends on is done."
+    )
+    requires_technical_contact = models.BooleanField(
+        default=False,
+        help_text="Cannot be ticked until the checklist names a technical contact.",
+    )
+    email_template = models.CharField(
+        max_length=80,
+        blank=True,
+        help_text="templates/emails/onboarding/<name>.txt, sent to the clinic's primary "
+        "contact from the admin (or automatically, for the final confirmation).",
+    )
+    completes_on = models.CharField(
+        max_length=30, choices=StepTrigger.choices, default=StepTrigger.MANUAL, blank=True
+    )
+
+    class Meta:
+        ordering = ["path", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["path", "position"], name="step_template_position"),
+            models.UniqueConstraint(fields=["path", "key"], name="step_template_key"),
+            models.CheckConstraint(
+                condition=Q(depends_on__isnull=True, due_after__isnull=True)
+                | Q(depends_on__isnull=False, due_after__isnull=False),
+                name="step_template_due_rule_complete",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.position}. {self.title}"
+
+    @property
+    def due_rule_text(self) -> str:
+        if self.depends_on is None or self.due_after is None:
+            return ""
+        hours = int(self.due_after.total_seconds() // 3600)
+        return f"within {hours} h of step {self.depends_on.position}"
+
+
+class OnboardingChecklistQuerySet(models.QuerySet["OnboardingChecklist"]):
+    def create_for(self, integration: Integration) -> OnboardingChecklist | None:
+        """A checklist for the integration's path with one row per step (None: no such path)."""
+        path = OnboardingPath.objects.filter(connector=integration.connector).first()
+        if path is None:
+            return None
+        checklist = self.create(integration=integration, path=path)
+        OnboardingStep.objects.bulk_create(
+            OnboardingStep(checklist=checklist, template=template) for template in path.steps.all()
+        )
+        return checklist
+
+    def ensure_for(self, integration: Integration) -> OnboardingChecklist | None:
+        """The integration's checklist; a new one if it has none or its connector changed."""
+        checklist = self.filter(integration=integration).select_related("path").first()
+        if checklist is not None and checklist.path.connector == integration.connector:
+            return checklist
+        if checklist is not None:
+            # Steps of another path do not carry over to the new one.
+            checklist.delete()
+        return self.create_for(integration)
+
+
+class OnboardingChecklist(models.Model):
+    integration = models.OneToOneField(
+        Integration, on_delete=models.CASCADE, related_name="checklist"
+    )
+    path = models.ForeignKey(OnboardingPath, on_delete=models.PROTECT, related_name="checklists")
+    technical_contact_name = models.CharField(max_length=150, blank=True)
+    technical_contact_email = models.EmailField(blank=True)
+    technical_contact_phone = models.CharField(max_length=40, blank=True)
+    receiving_data_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The first successful sync; claimed once, it sends the final confirmation.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = OnboardingChecklistQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["integration__clinic__name"]
+
+    def __str__(self) -> str:
+        return f"{self.integration.clinic}: {self.path}"
+
+    @property
+    def has_technical_contact(self) -> bool:
+        return bool(
+            self.technical_contact_name.strip()
+            and (self.technical_contact_email.strip() or self.technical_contact_phone.strip())
+        )
+
+
+class OnboardingStepQuerySet(models.QuerySet["OnboardingStep"]):
+    def overdue(self, now: datetime | None = None) -> OnboardingStepQuerySet:
+        return self.filter(done_at__isnull=True, due_at__lt=now or timezone.now())
+
+
+class OnboardingStep(models.Model):
+    checklist = models.ForeignKey(
+        OnboardingChecklist, on_delete=models.CASCADE, related_name="steps"
+    )
+    template = models.ForeignKey(
+        OnboardingStepTemplate, on_delete=models.PROTECT, related_name="instances"
+    )
+    due_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set when the step this one depends on is done."
+    )
+    done_at = models.DateTimeField(null=True, blank=True)
+    done_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    done_by_label = models.CharField(max_length=150, blank=True)
+    notes = models.TextField(blank=True)
+    email_sent_at = models.DateTimeField(null=True, blank=True)
+
+    objects = OnboardingStepQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["checklist", "template__position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["checklist", "template"], name="step_once_per_checklist"
+            )
+        ]
+        indexes = [models.Index(fields=["done_at", "due_at"])]
+
+    def __str__(self) -> str:
+        return str(self.template)
+
+    @property
+    def is_done(self) -> bool:
+        return self.done_at is not None
+
+    def is_overdue(self, now: datetime | None = None) -> bool:
+        return (
+            self.done_at is None
+            and self.due_at is not None
+            and self.due_at < (now or timezone.now())
+        )
+
+
+class OnboardingEmail(models.Model):
+    """Every onboarding email sent, as sent: the checklist's record of what the clinic got."""
+
+    checklist = models.ForeignKey(
+        OnboardingChecklist, on_delete=models.CASCADE, related_name="emails"
+    )
+    step = models.ForeignKey(
+        OnboardingStep, on_delete=models.SET_NULL, null=True, blank=True, related_name="emails"
+    )
+    template = models.CharField(max_length=80)
+    to = models.CharField(max_length=500)
+    subject = models.CharField(max_length=300)
+    body = models.TextField()
+    sent_at = models.DateTimeField(default=timezone.now)
+    sent_by_label = models.CharField("sent by", max_length=150)
+
+    class Meta:
+        ordering = ["-sent_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.sent_at:%Y-%m-%d %H:%M} {self.subject}"
+
+
+class OnboardingSummary(models.Model):
+    """One row per daily overdue summary: the unique day makes a second run a no-op."""
+
+    day = models.DateField(unique=True)
+    sent_at = models.DateTimeField(default=timezone.now)
+    overdue_steps = models.PositiveIntegerField()
+    recipients = models.TextField()
+
+    class Meta:
+        ordering = ["-day"]
+        verbose_name_plural = "onboarding summaries"
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.overdue_steps} overdue"

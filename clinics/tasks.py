@@ -6,6 +6,8 @@ from celery import shared_task
 from django.core.cache import cache
 from django.utils import timezone
 
+from clinics import services
+
 WORKER_HEARTBEAT_KEY = "vetsync:worker-heartbeat"
 
 
@@ -15,3 +17,15 @@ def record_worker_heartbeat() -> str:
     stamp = timezone.now().isoformat()
     cache.set(WORKER_HEARTBEAT_KEY, stamp, timeout=None)
     return stamp
+
+
+@shared_task
+def onboarding_final_confirmation(checklist_id: int) -> bool:
+    """After the first successful sync commits: the "we are receiving your data" email, once."""
+    return services.onboarding_final_confirmation_send(checklist_id=checklist_id) is not None
+
+
+@shared_task
+def onboarding_overdue_summary() -> int:
+    """Beat sends this daily: the onboarding team's list of overdue steps (once per day)."""
+    return services.onboarding_overdue_summary_send(day=timezone.localdate())

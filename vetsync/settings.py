@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.utils.csp import CSP
 
 
@@ -155,6 +156,7 @@ if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = CELERY_BROKER_TRANSPORT_OPTIONS_REDIS
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+ONBOARDING_SUMMARY_HOUR_UTC = env_int("ONBOARDING_SUMMARY_HOUR_UTC", 13)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "clinics-heartbeat": {
@@ -169,6 +171,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "records-ezyvet-pulls": {
         "task": "records.tasks.ezyvet_pulls_due",
         "schedule": 60.0,
+    },
+    # The onboarding team's daily list of overdue checklist steps (once per day; a rerun
+    # the same day sends nothing).
+    "clinics-onboarding-overdue-summary": {
+        "task": "clinics.tasks.onboarding_overdue_summary",
+        "schedule": crontab(hour=ONBOARDING_SUMMARY_HOUR_UTC, minute=0),
     },
 }
 
