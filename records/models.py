@@ -14,7 +14,7 @@ from django.db.models.lookups import GreaterThanOrEqual, LessThan, StartsWith
 from django.urls import reverse
 from django.utils import timezone
 
-from clinics.models import Clinic
+from clinics.models import AuditEvent, Clinic
 from records.matching import normalize_phone
 
 
@@ -277,6 +277,22 @@ class Client(models.Model):
                 Lower("email"),
                 condition=Q(merged_into__isnull=True),
                 name="client_current_lower_email",
+            ),
+            # Pet Owner Care looks up across every clinic: phone, email and postcode indexes
+            # without the clinic in front. The typo-tolerant name indexes depend on the
+            # database (trigram GIN on PostgreSQL), so they live in the care_lookup migration.
+            models.Index(
+                fields=["phone_normalized"],
+                condition=Q(merged_into__isnull=True),
+                name="care_client_phone",
+            ),
+            models.Index(
+                Lower("email"), condition=Q(merged_into__isnull=True), name="care_client_email"
+            ),
+            models.Index(
+                fields=["postcode"],
+                condition=Q(merged_into__isnull=True),
+                name="care_client_postcode",
             ),
         ]
 
@@ -750,3 +766,21 @@ class ClientMerge(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pims_id} → {self.customer}"
+
+
+CARE_LOG_PERMISSION = "view_care_log"
+
+
+class CareLogEntry(AuditEvent):
+    """Pet Owner Care's audit trail (searches, clients opened, owner-requested changes).
+
+    A proxy, so that reading the trail is a permission of its own: Pet Owner Care leads hold
+    ``records.view_care_log``, granted per user (or through a group) in the admin.
+    """
+
+    class Meta:
+        proxy = True
+        default_permissions = ()
+        permissions = [("view_care_log", "Can view the Pet Owner Care audit log")]
+        verbose_name = "Pet Owner Care log entry"
+        verbose_name_plural = "Pet Owner Care log"

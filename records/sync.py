@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
@@ -335,6 +335,7 @@ def sync_run_process(
             run.match_plan = _plan(run, entries)
             run.save(update_fields=["match_plan"])
         engine = _Engine(run=run)
+        chunks = 0
         while run.position < len(entries) or extra:
             end = min(run.position + chunk_size, len(entries))
             with transaction.atomic():
@@ -346,6 +347,9 @@ def sync_run_process(
                 run.counts = dict(merged)
                 run.position = end
                 run.save(update_fields=["counts", "position"])
+            chunks += 1
+            if chunks in STATS_REFRESH_AFTER_CHUNKS:
+                _refresh_planner_statistics()
             if on_progress is not None:
                 on_progress(run.position, run.total)
         with transaction.atomic():
@@ -367,6 +371,22 @@ def sync_run_process(
         raise
     sync_lock_release(run, owner)
     return run
+
+
+# A first copy grows the tables from nothing; PostgreSQL's statistics (refreshed by autovacuum
+# only now and then) would still say "empty" and plan the engine's lookups as scans.
+STATS_REFRESH_AFTER_CHUNKS = frozenset({2, 8, 32, 128})
+
+
+def _refresh_planner_statistics() -> None:
+    if connection.vendor != "postgresql":
+        return  # SQLite keeps no statistics unless asked; its plans here do not need them
+    tables = ", ".join(
+        connection.ops.quote_name(model._meta.db_table)
+        for model in (Client, Patient, SyncRecordOutcome, WeightRecord)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {tables}")
 
 
 def sync_run_resume(*, run: SyncRun) -> SyncRun:
@@ -473,9 +493,15 @@ def _plan(run: SyncRun, entries: list[Entry]) -> dict[str, list[Any]]:
     if not rows:
         return {}
     pet_names: dict[int, list[str]] = {}
-    pets = Patient.objects.filter(client__in=customers.values("pk"), pims_id="").order_by()
-    for client_id, name in pets.values_list("client_id", "name"):
-        pet_names.setdefault(client_id, []).append(name)
+    # By lists of ids rather than a subquery: on freshly loaded tables PostgreSQL has no
+    # statistics yet and plans the subquery as a nested loop of scans (seconds, not ms).
+    customer_pks = [row[0] for row in rows]
+    for start in range(0, len(customer_pks), 1000):
+        pets = Patient.objects.filter(
+            client_id__in=customer_pks[start : start + 1000], pims_id=""
+        ).order_by()
+        for client_id, name in pets.values_list("client_id", "name"):
+            pet_names.setdefault(client_id, []).append(name)
     region = clinic.country or "US"
     pool = CustomerPool(
         rejected={
