@@ -20,7 +20,6 @@ import argparse
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +28,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import harness  # noqa: E402  (bench/ is put on the path just above)
 
 FIRST = [
     "Dana", "Sam", "Alex", "Jordan", "Taylor", "Morgan", "Casey", "Riley", "Jamie", "Avery",
@@ -241,55 +243,23 @@ def main() -> None:
         child(args.clients, args.clinics, args.lookups)
         return
     with tempfile.TemporaryDirectory(prefix="vetsync-bench-care-") as tmp:
-        backends = ["postgres", "sqlite"] if args.backend == "both" else [args.backend]
-        for backend in backends:
+        for backend in harness.backends(args.backend):
             n = args.clients if backend == "postgres" else args.sqlite_clients
-            env = {
-                **os.environ,
-                "DEBUG": "0",
-                "SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-                "VETSYNC_VAR_DIR": str(Path(tmp) / f"var-{backend}"),
-                "ALLOWED_HOSTS": "testserver",
-            }
-            env.pop("REDIS_URL", None)
-            pg_admin = os.environ.get(
-                "BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
+            print(f"{backend}: {n:,} clients, {args.clinics} clinics, {args.lookups} lookups")
+            harness.run_child(
+                backend,
+                __file__,
+                [
+                    "--clients",
+                    str(n),
+                    "--clinics",
+                    str(args.clinics),
+                    "--lookups",
+                    str(args.lookups),
+                ],
+                var_dir=Path(tmp),
+                extra_env={"ALLOWED_HOSTS": "testserver"},
             )
-            db_name = f"vetsync_bench_care_{os.getpid()}"
-            if backend == "postgres":
-                created = subprocess.run(
-                    ["psql", pg_admin, "-qc", f"CREATE DATABASE {db_name}"], capture_output=True
-                )
-                if created.returncode != 0:
-                    print("== postgres: not reachable, skipped")
-                    continue
-                env["DATABASE_URL"] = pg_admin.rsplit("/", 1)[0] + f"/{db_name}"
-            else:
-                env.pop("DATABASE_URL", None)
-            print(f"== {backend}: {n:,} clients, {args.clinics} clinics, {args.lookups} lookups")
-            try:
-                subprocess.run(
-                    [
-                        sys.executable,
-                        __file__,
-                        "--child",
-                        "--clients",
-                        str(n),
-                        "--clinics",
-                        str(args.clinics),
-                        "--lookups",
-                        str(args.lookups),
-                    ],
-                    env=env,
-                    check=True,
-                    cwd=ROOT,
-                )
-            finally:
-                if backend == "postgres":
-                    subprocess.run(
-                        ["psql", pg_admin, "-qc", f"DROP DATABASE IF EXISTS {db_name}"],
-                        capture_output=True,
-                    )
 
 
 if __name__ == "__main__":

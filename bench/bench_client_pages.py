@@ -20,7 +20,6 @@ import datetime as dt
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +29,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import harness  # noqa: E402  (bench/ is put on the path just above)
 
 FIRST = [
     "Dana", "Sam", "Alex", "Jordan", "Taylor", "Morgan", "Casey", "Riley", "Jamie", "Avery",
@@ -393,56 +395,14 @@ def main() -> None:
         return
     print(f"Client pages with {args.clients:,} clients, {args.requests} requests per page")
     with tempfile.TemporaryDirectory(prefix="vetsync-bench-") as tmp:
-        tmpdir = Path(tmp)
-        backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
-        for backend in backends:
-            # Production settings: DEBUG would log every query and skew the figures.
-            env = {
-                **os.environ,
-                "DEBUG": "0",
-                "SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-                "VETSYNC_VAR_DIR": str(tmpdir / f"var-{backend}"),
-                "ALLOWED_HOSTS": "testserver",
-            }
-            env.pop("REDIS_URL", None)
-            pg_admin = os.environ.get(
-                "BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
+        for backend in harness.backends(args.backend):
+            harness.run_child(
+                backend,
+                __file__,
+                ["--clients", str(args.clients), "--requests", str(args.requests)],
+                var_dir=Path(tmp),
+                extra_env={"ALLOWED_HOSTS": "testserver"},
             )
-            db_name = f"vetsync_bench_pages_{os.getpid()}"
-            if backend == "postgres":
-                if (
-                    subprocess.run(
-                        ["psql", pg_admin, "-qc", f"CREATE DATABASE {db_name}"], capture_output=True
-                    ).returncode
-                    != 0
-                ):
-                    print("== postgres: not reachable, skipped")
-                    continue
-                env["DATABASE_URL"] = pg_admin.rsplit("/", 1)[0] + f"/{db_name}"
-            else:
-                env.pop("DATABASE_URL", None)
-            print(f"== {backend}")
-            try:
-                subprocess.run(
-                    [
-                        sys.executable,
-                        __file__,
-                        "--child",
-                        "--clients",
-                        str(args.clients),
-                        "--requests",
-                        str(args.requests),
-                    ],
-                    env=env,
-                    check=True,
-                    cwd=ROOT,
-                )
-            finally:
-                if backend == "postgres":
-                    subprocess.run(
-                        ["psql", pg_admin, "-qc", f"DROP DATABASE IF EXISTS {db_name}"],
-                        capture_output=True,
-                    )
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import json
 import os
 import random
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import harness  # noqa: E402  (bench/ is put on the path just above)
 
 FIRST = [
     "Dana",
@@ -271,46 +273,8 @@ def main() -> None:
         started = time.perf_counter()
         paths = make_batches(args.clients, seed=7, out=tmpdir)
         print(f"Generated {args.clients:,} clients in {time.perf_counter() - started:.1f} s")
-        backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
-        for backend in backends:
-            # Production settings: DEBUG would log every query and skew the figures.
-            env = {
-                **os.environ,
-                "DEBUG": "0",
-                "SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-                "VETSYNC_VAR_DIR": str(tmpdir / f"var-{backend}"),
-            }
-            env.pop("REDIS_URL", None)
-            pg_admin = os.environ.get(
-                "BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
-            )
-            db_name = f"vetsync_bench_{os.getpid()}"
-            if backend == "postgres":
-                if (
-                    subprocess.run(
-                        ["psql", pg_admin, "-qc", f"CREATE DATABASE {db_name}"], capture_output=True
-                    ).returncode
-                    != 0
-                ):
-                    print("== postgres: not reachable, skipped")
-                    continue
-                env["DATABASE_URL"] = pg_admin.rsplit("/", 1)[0] + f"/{db_name}"
-            else:
-                env.pop("DATABASE_URL", None)
-            print(f"== {backend}")
-            try:
-                subprocess.run(
-                    [sys.executable, __file__, "--child", *map(str, paths)],
-                    env=env,
-                    check=True,
-                    cwd=ROOT,
-                )
-            finally:
-                if backend == "postgres":
-                    subprocess.run(
-                        ["psql", pg_admin, "-qc", f"DROP DATABASE IF EXISTS {db_name}"],
-                        capture_output=True,
-                    )
+        for backend in harness.backends(args.backend):
+            harness.run_child(backend, __file__, [str(p) for p in paths], var_dir=tmpdir)
 
 
 if __name__ == "__main__":
