@@ -16,7 +16,7 @@ from django.utils import timezone
 from clinics.audit import audit_log
 from clinics.models import Clinic
 from records import hooks
-from records.matching import CustomerPool, Person, normalize_phone, normalize_text, plan_matches
+from records.matching import CustomerPool, normalize_phone, normalize_text, plan_matches
 from records.models import (
     Client,
     ClientMerge,
@@ -25,7 +25,13 @@ from records.models import (
     Patient,
     WeightRecord,
 )
-from records.sync import ADDRESS_TO_CLIENT, client_snapshot, patient_snapshot
+from records.sync import (
+    ADDRESS_TO_CLIENT,
+    client_snapshot,
+    patient_snapshot,
+    people_of,
+    rejected_pairs,
+)
 
 
 def clinic_record_counts(*, clinic: Clinic) -> dict[str, int]:
@@ -492,62 +498,17 @@ def _match_imported_customers(clinic: Clinic, customers: list[Client]) -> int:
     here, strong or not, becomes a possible match for staff.
     """
     region = clinic.country or "US"
-    pool = CustomerPool(
-        rejected={
-            (str(customer_id), pims_id)
-            for customer_id, pims_id in MatchRejection.objects.filter(clinic=clinic).values_list(
-                "customer_id", "pims_id"
-            )
-        }
-    )
-    pet_names: dict[int, list[str]] = {}
-    for client_id, name in Patient.objects.filter(client__in=[c.pk for c in customers]).values_list(
-        "client_id", "name"
+    pool = CustomerPool(rejected=rejected_pairs(clinic))
+    for person, _ in people_of(
+        Client.objects.filter(pk__in=[c.pk for c in customers]), key="pk", region=region
     ):
-        pet_names.setdefault(client_id, []).append(name)
-    for customer in customers:
-        pool.add(
-            Person.build(
-                key=str(customer.pk),
-                first_name=customer.first_name,
-                last_name=customer.last_name,
-                email=customer.email,
-                phone=customer.phone,
-                line1=customer.address_line1,
-                postcode=customer.postcode,
-                pet_names=pet_names.get(customer.pk, ()),
-                region=region,
-            )
-        )
-    pims_clients = (
-        Client.objects.filter(clinic=clinic, customer_ref="", merged_into__isnull=True)
-        .exclude(pims_id="")
-        .order_by()
-    )
-    pims_pets: dict[int, list[str]] = {}
-    for client_id, name in Patient.objects.filter(client__in=pims_clients.values("pk")).values_list(
-        "client_id", "name"
-    ):
-        pims_pets.setdefault(client_id, []).append(name)
-    ids_by_pims_id: dict[str, int] = {}
-    people = []
-    for pk, pims_id, first, last, email, phone, line1, postcode in pims_clients.values_list(
-        "pk", "pims_id", "first_name", "last_name", "email", "phone", "address_line1", "postcode"
-    ):
-        ids_by_pims_id[pims_id] = pk
-        people.append(
-            Person.build(
-                key=pims_id,
-                first_name=first,
-                last_name=last,
-                email=email,
-                phone=phone,
-                line1=line1,
-                postcode=postcode,
-                pet_names=pims_pets.get(pk, ()),
-                region=region,
-            )
-        )
+        pool.add(person)
+    pims_clients = Client.objects.filter(
+        clinic=clinic, customer_ref="", merged_into__isnull=True
+    ).exclude(pims_id="")
+    found = people_of(pims_clients, key="pims_id", region=region)
+    ids_by_pims_id = {person.key: pk for person, pk in found}
+    people = [person for person, _ in found]
     plan = plan_matches(pool, people)
     now = timezone.now()
     ManualUpdate.objects.bulk_create(

@@ -480,41 +480,55 @@ def _plan(run: SyncRun, entries: list[Entry]) -> dict[str, list[Any]]:
     new_clients = [c for c, _ in entries if c is not None and c.pims_id not in linked]
     if not new_clients:
         return {}  # a delta of known clients: nobody to match
-    customers = (
-        Client.objects.filter(clinic=clinic, pims_id="", merged_into__isnull=True)
-        .exclude(customer_ref="")
-        .order_by()
+    customers = Client.objects.filter(clinic=clinic, pims_id="", merged_into__isnull=True).exclude(
+        customer_ref=""
     )
+    region = clinic.country or "US"
+    pool = CustomerPool(rejected=rejected_pairs(clinic))
+    for person, _ in people_of(customers, key="pk", region=region, unlinked_pets_only=True):
+        pool.add(person)
+    if not pool:
+        return {}
+    people = [_person(client, region) for client in new_clients]
+    plan = plan_matches(pool, people)
+    return {
+        pims_id: [m.verdict.value, m.customer_key, m.rule, m.score] for pims_id, m in plan.items()
+    }
+
+
+def rejected_pairs(clinic: Clinic) -> set[tuple[str, str]]:
+    """(customer id, PIMS id) pairs staff said are different people."""
+    return {
+        (str(customer_id), pims_id)
+        for customer_id, pims_id in MatchRejection.objects.filter(clinic=clinic).values_list(
+            "customer_id", "pims_id"
+        )
+    }
+
+
+def people_of(
+    clients: Any, *, key: str, region: str, unlinked_pets_only: bool = False
+) -> list[tuple[Person, int]]:
+    """The comparable form of each client (keyed by ``key``: "pk" or "pims_id"), with its pk."""
     rows = list(
-        customers.values_list(
-            "pk", "first_name", "last_name", "email", "phone", "address_line1", "postcode"
+        clients.order_by().values_list(
+            "pk", key, "first_name", "last_name", "email", "phone", "address_line1", "postcode"
         )
     )
-    if not rows:
-        return {}
     pet_names: dict[int, list[str]] = {}
     # By lists of ids rather than a subquery: on freshly loaded tables PostgreSQL has no
     # statistics yet and plans the subquery as a nested loop of scans (seconds, not ms).
-    customer_pks = [row[0] for row in rows]
-    for start in range(0, len(customer_pks), 1000):
-        pets = Patient.objects.filter(
-            client_id__in=customer_pks[start : start + 1000], pims_id=""
-        ).order_by()
+    pks = [row[0] for row in rows]
+    for start in range(0, len(pks), 1000):
+        pets = Patient.objects.filter(client_id__in=pks[start : start + 1000]).order_by()
+        if unlinked_pets_only:
+            pets = pets.filter(pims_id="")
         for client_id, name in pets.values_list("client_id", "name"):
             pet_names.setdefault(client_id, []).append(name)
-    region = clinic.country or "US"
-    pool = CustomerPool(
-        rejected={
-            (str(customer_id), pims_id)
-            for customer_id, pims_id in MatchRejection.objects.filter(clinic=clinic).values_list(
-                "customer_id", "pims_id"
-            )
-        }
-    )
-    for pk, first, last, email, phone, line1, postcode in rows:
-        pool.add(
+    return [
+        (
             Person.build(
-                key=str(pk),
+                key=str(keyed),
                 first_name=first,
                 last_name=last,
                 email=email,
@@ -523,13 +537,11 @@ def _plan(run: SyncRun, entries: list[Entry]) -> dict[str, list[Any]]:
                 postcode=postcode,
                 pet_names=pet_names.get(pk, ()),
                 region=region,
-            )
+            ),
+            pk,
         )
-    people = [_person(client, region) for client in new_clients]
-    plan = plan_matches(pool, people)
-    return {
-        pims_id: [m.verdict.value, m.customer_key, m.rule, m.score] for pims_id, m in plan.items()
-    }
+        for pk, keyed, first, last, email, phone, line1, postcode in rows
+    ]
 
 
 def _by_pims_id(
