@@ -162,9 +162,6 @@ class CareSearch:
         return len(self.results)
 
 
-TRIGRAM_THRESHOLD = 0.4
-
-
 def _current() -> QuerySet[Client]:
     return Client.objects.filter(merged_into__isnull=True)
 
@@ -188,14 +185,10 @@ def _name_matches(words: Sequence[str], postcodes: Sequence[str]) -> list[tuple[
             best = Greatest(TrigramSimilarity(first, word), TrigramSimilarity(last, word))
             rank = best if rank is None else rank + best
         rows = base.annotate(rank=rank).order_by("-rank", "last_name", "first_name", "id")
-        with transaction.atomic(), connection.cursor() as cursor:
-            # pg_trgm's default threshold (0.3) lets a common surname's trigram cousins in by
-            # the thousand; a typo of the name itself stays above this one.
-            cursor.execute("SET LOCAL pg_trgm.similarity_threshold = %s", [TRIGRAM_THRESHOLD])
-            return [
-                (pk, float(score) * 100 / len(words))
-                for pk, score in rows.values_list("pk", "rank")[: RESULT_LIMIT + 1]
-            ]
+        return [
+            (pk, float(score) * 100 / len(words))
+            for pk, score in rows.values_list("pk", "rank")[: RESULT_LIMIT + 1]
+        ]
     # SQLite: candidates whose first or last name starts like each word (a typo is seldom in
     # the first two letters), scored in Python.
     for word in words:
