@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django import forms
-from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import F, Prefetch, Q, QuerySet, TextField
 from django.db.models.functions import Cast, Greatest, Lower
@@ -29,7 +28,14 @@ from clinics.audit import audit_log
 from clinics.models import AuditEvent
 from records.history import CARE_PREFIX
 from records.matching import normalize_phone, normalize_text
-from records.models import CareLogEntry, Client, ManualUpdate, Patient, _prefix
+from records.models import (
+    CareLogEntry,
+    Client,
+    ManualUpdate,
+    Patient,
+    _prefix,
+    changed_fields_error,
+)
 
 RESULT_LIMIT = 50
 SEARCH_ACTION = f"{CARE_PREFIX}search"
@@ -425,16 +431,9 @@ def client_owner_change(
         before = {name: getattr(locked, name) for name in changed}
         for name, value in changed.items():
             setattr(locked, name, value)
-        try:
-            locked.full_clean(
-                exclude=[f.name for f in Client._meta.fields if f.name not in changed]
-            )
-        except ValidationError as exc:
-            raise OwnerChangeError(
-                " ".join(
-                    f"{k.replace('_', ' ')}: {' '.join(v)}" for k, v in exc.message_dict.items()
-                )
-            ) from exc
+        error = changed_fields_error(locked, changed)
+        if error:
+            raise OwnerChangeError(error)
         locked.save(update_fields=[*changed, "updated_at"])
         _refresh_held_changes(locked, changed)
         audit_log(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import F, Q
@@ -784,3 +786,20 @@ class CareLogEntry(AuditEvent):
         permissions = [("view_care_log", "Can view the Pet Owner Care audit log")]
         verbose_name = "Pet Owner Care log entry"
         verbose_name_plural = "Pet Owner Care log"
+
+
+def changed_fields_error(obj: models.Model, names: Iterable[str]) -> str:
+    """Validate only ``names`` on ``obj``; the errors as one sentence for a person, or "".
+
+    A stray value elsewhere on the record (an unusual email from the PIMS) must not block a
+    change to the shipping name or address.
+    """
+    wanted = set(names)
+    try:
+        obj.full_clean(exclude=[f.name for f in obj._meta.fields if f.attname not in wanted])
+    except ValidationError as exc:
+        return " ".join(
+            f"{key.replace('_', ' ')}: {' '.join(errors)}"
+            for key, errors in exc.message_dict.items()
+        )
+    return ""

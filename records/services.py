@@ -24,6 +24,7 @@ from records.models import (
     MatchRejection,
     Patient,
     WeightRecord,
+    changed_fields_error,
 )
 from records.sync import (
     ADDRESS_TO_CLIENT,
@@ -123,18 +124,9 @@ def manual_update_accept(
         before = {attr: getattr(target, attr) for attr in fields}
         for attr, value in fields.items():
             setattr(target, attr, value)
-        # Only the fields being changed are checked: a stray PIMS value elsewhere on the record
-        # (an unusual email) must not block the shipping name or address.
-        try:
-            target.full_clean(
-                exclude=[f.name for f in target._meta.fields if f.attname not in fields]
-            )
-        except ValidationError as exc:
-            raise ManualUpdateError(
-                " ".join(
-                    f"{k.replace('_', ' ')}: {' '.join(v)}" for k, v in exc.message_dict.items()
-                )
-            ) from exc
+        error = changed_fields_error(target, fields)
+        if error:
+            raise ManualUpdateError(error)
         target.save(update_fields=[*fields, "updated_at"])
         _resolve(
             update,
