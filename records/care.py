@@ -20,6 +20,7 @@ from django import forms
 from django.db import connection, transaction
 from django.db.models import F, Prefetch, Q, QuerySet, TextField
 from django.db.models.functions import Cast, Greatest, Lower
+from django.db.models.lookups import In
 from django.http import HttpRequest
 from django.utils import timezone
 from rapidfuzz import fuzz
@@ -168,6 +169,32 @@ class CareSearch:
         return len(self.results)
 
 
+# How many of the closest names a typed word stands for. A single typo leaves the real name
+# among the closest few; more would bring back the thousands of cousins of a common surname.
+CLOSE_NAMES = 4
+
+
+def _close_name_tokens(word: str) -> list[str]:
+    """The names in the dictionary closest to ``word`` (PostgreSQL), with the word itself."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT token FROM care_name_tokens WHERE token %% %s "
+            "ORDER BY similarity(token, %s) DESC, token LIMIT %s",
+            [word, word, CLOSE_NAMES],
+        )
+        found = [row[0] for row in cursor.fetchall()]
+    # The word as typed always counts: a name added since the last refresh is found exactly.
+    return [*found, word] if found else []
+
+
+def care_name_tokens_refresh() -> None:
+    """Rebuild the name dictionary (PostgreSQL) without blocking searches meanwhile."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("REFRESH MATERIALIZED VIEW CONCURRENTLY care_name_tokens")
+
+
 def _current() -> QuerySet[Client]:
     return Client.objects.filter(merged_into__isnull=True)
 
@@ -184,7 +211,14 @@ def _name_matches(words: Sequence[str], postcodes: Sequence[str]) -> list[tuple[
         rank: Any = None
         for word in words:
             first, last = Lower("first_name"), Lower("last_name")
-            close = Q(TrigramSimilar(first, word)) | Q(TrigramSimilar(last, word))
+            tokens = _close_name_tokens(word)
+            if tokens:
+                # The closest names from the dictionary, then their clients by exact name.
+                close = Q(In(first, tokens)) | Q(In(last, tokens))
+            else:
+                # The dictionary is empty (a new site before its first refresh): search the
+                # clients' names by trigram directly.
+                close = Q(TrigramSimilar(first, word)) | Q(TrigramSimilar(last, word))
             if len(word) >= 4:  # a surname being typed: "whitf" is far from "whitfield"
                 close |= _prefix(last, word)
             base = base.filter(close)

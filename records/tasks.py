@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from celery import shared_task
 
+from records.care import care_name_tokens_refresh
 from records.models import SyncRun
 from records.pulls import ezyvet_integrations_due, ezyvet_pull_run, ezyvet_pull_start
 from records.sync import SyncBusy, sync_fetches_abandoned, sync_run_process, sync_runs_due
@@ -64,3 +65,9 @@ def ezyvet_pulls_due() -> None:
         run, created = ezyvet_pull_start(integration=integration)
         if created:
             ezyvet_pull.delay_on_commit(run.pk)
+
+
+@shared_task(ignore_result=True)
+def care_name_tokens_refresh_task() -> None:
+    """Keep Pet Owner Care's name dictionary current (new clients' names, renames)."""
+    care_name_tokens_refresh()

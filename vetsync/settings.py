@@ -172,6 +172,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 60.0,
     },
     # Each ezyVet integration has its own interval; this only checks who is due.
+    # Pet Owner Care's dictionary of client names (PostgreSQL): new names become typo-findable.
+    "records-care-name-tokens": {
+        "task": "records.tasks.care_name_tokens_refresh_task",
+        "schedule": 300.0,
+    },
     "records-ezyvet-pulls": {
         "task": "records.tasks.ezyvet_pulls_due",
         "schedule": 60.0,

@@ -322,3 +322,18 @@ def test_log_pages(world: World) -> None:
     assert "Page 1 of 2" in first
     second = http.get(reverse("care:log"), {"page": 2}).text
     assert second.count('<tr data-testid="log-') == 10
+
+
+def test_a_typo_finds_the_client_through_the_name_dictionary(world: World) -> None:
+    from records.care import care_name_tokens_refresh, clients_find
+
+    ClientFactory(clinic=world.a.clinic, first_name="Dana", last_name="Whitfield")
+    ClientFactory(clinic=world.b.clinic, first_name="Sam", last_name="Okafor")
+    care_name_tokens_refresh()  # what the beat task does every few minutes
+    # A client added after the last refresh is still found by the name as typed.
+    ClientFactory(clinic=world.b.clinic, first_name="Lee", last_name="Whitfeild")
+
+    found = {r.client.last_name for r in clients_find("whitfeild").results}
+
+    assert found == {"Whitfield", "Whitfeild"}
+    assert {r.client.last_name for r in clients_find("okafr").results} == {"Okafor"}
