@@ -171,7 +171,7 @@ class CareSearch:
 
 # How many of the closest names a typed word stands for. A single typo leaves the real name
 # among the closest few; more would bring back the thousands of cousins of a common surname.
-CLOSE_NAMES = 4
+CLOSE_NAMES = 2
 
 
 def _close_name_tokens(word: str) -> list[str]:
