@@ -56,7 +56,7 @@ from records.models import (
 )
 from vetsync.lib.bulk import RowInserter, bulk_update_rows
 from vetsync.pims import agent
-from vetsync.pims.records import PimsClient, PimsPatient, QuarantinedRecord
+from vetsync.pims.records import PimsAddress, PimsClient, PimsPatient, QuarantinedRecord
 
 CHUNK_SIZE = 1000
 LOCK_LEASE = dt.timedelta(minutes=2)
@@ -221,17 +221,18 @@ def sync_run_retry_quarantined(
 def _entry_as_seen(client: Client) -> dict[str, Any]:
     """A batch entry of the client exactly as VetSync last saw it in the PIMS (no patients)."""
     seen = client.pims_seen or {}
-    return {
-        "pims_id": client.pims_id,
-        "first_name": seen.get("first_name", client.first_name),
-        "last_name": seen.get("last_name", client.last_name),
-        "email": seen.get("email", ""),
-        "phone": seen.get("phone", ""),
-        "address": {key: seen.get(key, "") for key in CLIENT_ADDRESS_FIELDS},
-        "active": seen.get("active", True),
-        "modified_at": client.pims_modified_at.isoformat() if client.pims_modified_at else None,
-        "patients": [],
-    }
+    return agent.client_to_entry(
+        PimsClient(
+            pims_id=client.pims_id,
+            first_name=seen.get("first_name", client.first_name),
+            last_name=seen.get("last_name", client.last_name),
+            email=seen.get("email", ""),
+            phone=seen.get("phone", ""),
+            address=PimsAddress(**{key: seen.get(key, "") for key in CLIENT_ADDRESS_FIELDS}),
+            active=seen.get("active", True),
+            modified_at=client.pims_modified_at,
+        )
+    )
 
 
 # --- the lock ------------------------------------------------------------------------------
