@@ -51,12 +51,10 @@ BATCH = 5000
 
 def insert(model: Any, rows: list[dict[str, Any]]) -> None:
     """Straight to the driver (executemany on SQLite, COPY on PostgreSQL), as the sync does."""
-    from vetsync.lib.bulk import RowInserter
+    from vetsync.lib.bulk import insert_rows
 
     for start in range(0, len(rows), BATCH * 10):
-        inserter = RowInserter(model)
-        inserter.rows = rows[start : start + BATCH * 10]
-        inserter.flush()
+        insert_rows(model, rows[start : start + BATCH * 10])
 
 
 def load(n_clients: int, rng: random.Random) -> dict[str, Any]:

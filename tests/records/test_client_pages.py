@@ -20,6 +20,34 @@ LATER = "2026-11-30T09:00:00Z"
 LATEST = "2026-12-05T09:00:00Z"
 
 
+def possible_match_pair(clinic: Any) -> None:
+    """A store customer and a PIMS client with the same address and no pet: a possible match."""
+    ClientFactory(
+        clinic=clinic,
+        customer_ref="HD-3",
+        first_name="Pat",
+        last_name="Maybe",
+        email="",
+        phone="",
+        address_line1="7 Oak Ln",
+        postcode="97001",
+    )
+    ingest(
+        clinic,
+        batch(
+            owner(
+                "C-4",
+                first_name="Patricia",
+                last_name="Maybe",
+                email="",
+                phone="",
+                address={"line1": "7 Oak Lane", "postcode": "97001"},
+                patients=[],
+            )
+        ),
+    )
+
+
 def list_url(world: World, **params: str) -> str:
     url = reverse("records:client-list", args=[world.a.clinic.slug])
     if params:
@@ -189,30 +217,7 @@ def test_filters_pick_the_right_clients(world: World) -> None:
         ),
     )
     # duplicate: a possible match (same address, no pet) with a store customer
-    ClientFactory(
-        clinic=clinic,
-        customer_ref="HD-3",
-        first_name="Pat",
-        last_name="Maybe",
-        email="",
-        phone="",
-        address_line1="7 Oak Ln",
-        postcode="97001",
-    )
-    ingest(
-        clinic,
-        batch(
-            owner(
-                "C-4",
-                first_name="Patricia",
-                last_name="Maybe",
-                email="",
-                phone="",
-                address={"line1": "7 Oak Lane", "postcode": "97001"},
-                patients=[],
-            )
-        ),
-    )
+    possible_match_pair(clinic)
     assert ManualUpdate.objects.filter(kind="possible_match", status="pending").exists()
     staff = login(world.a.staff)
 
@@ -233,30 +238,7 @@ def test_filters_pick_the_right_clients(world: World) -> None:
 
 def test_a_merged_pims_copy_is_hidden_from_the_list(world: World) -> None:
     clinic = world.a.clinic
-    ClientFactory(
-        clinic=clinic,
-        customer_ref="HD-3",
-        first_name="Pat",
-        last_name="Maybe",
-        email="",
-        phone="",
-        address_line1="7 Oak Ln",
-        postcode="97001",
-    )
-    ingest(
-        clinic,
-        batch(
-            owner(
-                "C-4",
-                first_name="Patricia",
-                last_name="Maybe",
-                email="",
-                phone="",
-                address={"line1": "7 Oak Lane", "postcode": "97001"},
-                patients=[],
-            )
-        ),
-    )
+    possible_match_pair(clinic)
     match = ManualUpdate.objects.get(kind="possible_match")
     staff = login(world.a.staff)
     staff.post(

@@ -79,8 +79,8 @@ class RowInserter:
     def add(self, **values: object) -> None:
         self.rows.append(values)
 
-    def __len__(self) -> int:
-        return len(self.rows)
+    def extend(self, rows: Iterable[dict[str, object]]) -> None:
+        self.rows.extend(rows)
 
     def flush(self) -> int:
         if not self.rows:
@@ -131,3 +131,10 @@ def _adapter(field: Any, connection: Any) -> Callable[[Any], Any] | None:
             value, field.max_digits, field.decimal_places
         )
     return None
+
+
+def insert_rows(model: type[models.Model], rows: Iterable[dict[str, Any]]) -> int:
+    """Insert plain rows (dicts by attribute name) into ``model``'s table in one go."""
+    inserter = RowInserter(model)
+    inserter.extend(rows)
+    return inserter.flush()
