@@ -179,8 +179,9 @@ class CredentialsError(ValueError):
     """The uploaded credentials cannot be read; the message says what is missing."""
 
 
-def ezyvet_client(integration: Integration) -> ezyvet.EzyVetClient:
-    """A connector for the clinic's ezyVet site, with its stored credentials and time zone."""
+def ezyvet_client(integration: Integration, **options: Any) -> ezyvet.EzyVetClient:
+    """A connector for the clinic's ezyVet site, with its stored credentials and time zone
+    (``options`` tune its retries, e.g. for the writeback worker)."""
     if not integration.base_url:
         raise CredentialsError("The integration has no ezyVet address (base URL).")
     if not integration.has_credentials:
@@ -189,6 +190,7 @@ def ezyvet_client(integration: Integration) -> ezyvet.EzyVetClient:
         integration.base_url,
         ezyvet.credentials_from_mapping(integration.credentials()),
         timezone=integration.clinic.timezone,
+        **options,
     )
 
 

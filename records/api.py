@@ -31,14 +31,14 @@ ACCEPTED_SOURCES: dict[str, set[str]] = {
 }
 
 
-def _error(status: int, message: str, **extra: Any) -> JsonResponse:
+def agent_error(status: int, message: str, **extra: Any) -> JsonResponse:
     response = JsonResponse({"error": message, **extra}, status=status)
     if status == 401:
         response["WWW-Authenticate"] = 'Bearer realm="vetsync-agent"'
     return response
 
 
-def _integration(request: HttpRequest) -> Integration | None:
+def agent_integration(request: HttpRequest) -> Integration | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -67,16 +67,16 @@ def run_summary(request: HttpRequest, run: SyncRun, **extra: Any) -> dict[str, A
 @require_POST
 def batches(request: HttpRequest) -> JsonResponse:
     """Accept one batch. 200 with the outcome counts, or 202 while a worker applies it."""
-    integration = _integration(request)
+    integration = agent_integration(request)
     if integration is None:
-        return _error(401, "Missing, wrong or revoked agent token.")
+        return agent_error(401, "Missing, wrong or revoked agent token.")
     if integration.status == Integration.Status.PAUSED:
-        return _error(409, "This clinic's integration is paused; the batch was not accepted.")
+        return agent_error(409, "This clinic's integration is paused; the batch was not accepted.")
     if request.content_type != "application/json":
-        return _error(415, "Send the batch as Content-Type: application/json.")
+        return agent_error(415, "Send the batch as Content-Type: application/json.")
     length = int(request.headers.get("Content-Length") or 0)
     if length > settings.AGENT_BATCH_MAX_BYTES:
-        return _error(413, f"A batch may be at most {settings.AGENT_BATCH_MAX_BYTES} bytes.")
+        return agent_error(413, f"A batch may be at most {settings.AGENT_BATCH_MAX_BYTES} bytes.")
     # request.body would refuse anything over DATA_UPLOAD_MAX_MEMORY_SIZE, which is sized for
     # forms, not for a clinic's first extract; the cap above applies instead.
     body = request.read(settings.AGENT_BATCH_MAX_BYTES + 1)
@@ -89,7 +89,7 @@ def batches(request: HttpRequest) -> JsonResponse:
             allowed_sources=accepted,
         )
     except BatchError as exc:
-        return _error(
+        return agent_error(
             400,
             f"{exc} (this token belongs to a {integration.get_connector_display()} integration)",
         )
@@ -108,10 +108,10 @@ def batches(request: HttpRequest) -> JsonResponse:
 @require_GET
 def batch_status(request: HttpRequest, batch_id: str) -> JsonResponse:
     """How far a posted batch has got (the agent polls this after a 202)."""
-    integration = _integration(request)
+    integration = agent_integration(request)
     if integration is None:
-        return _error(401, "Missing, wrong or revoked agent token.")
+        return agent_error(401, "Missing, wrong or revoked agent token.")
     run = SyncRun.objects.filter(clinic=integration.clinic, batch_id=batch_id).first()
     if run is None:
-        return _error(404, "No batch with this id for this clinic.")
+        return agent_error(404, "No batch with this id for this clinic.")
     return JsonResponse(run_summary(request, run))

@@ -23,6 +23,31 @@ class PetNameForm(forms.Form):
     name = forms.CharField(label="Pet name", max_length=100)
 
 
+class RenameForm(forms.Form):
+    """What every pet rename records: the same animal, and why (federal pharmacy rules)."""
+
+    same_pet = forms.BooleanField(
+        label="This is the same pet; only its name has changed.",
+        error_messages={
+            "required": (
+                "Confirm that this is the same pet: a different animal needs its own record."
+            )
+        },
+    )
+    reason = forms.CharField(
+        label="Reason for the rename",
+        max_length=300,
+        help_text="Kept on the pet's name history, with who renamed it and when.",
+        error_messages={"required": "Give the reason for the rename."},
+    )
+
+
+class PetRenameForm(RenameForm):
+    name = forms.CharField(label="New name", max_length=100)
+
+    field_order = ["name", "same_pet", "reason"]
+
+
 EDIT_FORMS: dict[str, type[forms.Form]] = {
     "client_name": ClientNameForm,
     "client_address": ClientAddressForm,

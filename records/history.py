@@ -631,14 +631,22 @@ def patient_rows(
 
 def name_history(
     patient: Patient, events: Sequence[AuditEvent]
-) -> list[tuple[dt.datetime, str, str, str]]:
-    """(when, old name, new name, who) for each rename of a pet, oldest first."""
+) -> list[tuple[dt.datetime, str, str, str, str]]:
+    """(when, old name, new name, who, why) for each rename of a pet, oldest first."""
     renames = []
     for event in events:
         before = event.before if isinstance(event.before, dict) else {}
         after = event.after if isinstance(event.after, dict) else {}
         if "name" in after and before.get("name") and before.get("name") != after["name"]:
-            renames.append((event.created_at, before["name"], after["name"], event.actor_label))
+            renames.append(
+                (
+                    event.created_at,
+                    before["name"],
+                    after["name"],
+                    event.actor_label,
+                    str(after.get("reason") or ""),
+                )
+            )
     return renames
 
 

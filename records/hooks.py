@@ -7,6 +7,7 @@ inside the transaction that marks the pets deceased, so both commit or neither d
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from records.models import Patient
 
@@ -32,3 +33,23 @@ def patients_became_deceased(patients: Sequence[Patient]) -> None:
         return
     for handler in list(_deceased_handlers):
         handler(patients)
+
+
+# A pet renamed by staff (by hand or by accepting the PIMS's new name). Called inside the
+# rename's transaction with (patient after the rename, old name, actor, reason): the
+# prescriptions app ends the pet's open prescriptions and drafts new ones under the new name.
+PatientRenamedHandler = Callable[[Patient, str, Any, str], None]
+
+_renamed_handlers: list[PatientRenamedHandler] = []
+
+
+def on_patient_renamed(handler: PatientRenamedHandler) -> PatientRenamedHandler:
+    """Register ``handler(patient, old_name, actor, reason)`` for every staff rename."""
+    if handler not in _renamed_handlers:
+        _renamed_handlers.append(handler)
+    return handler
+
+
+def patient_was_renamed(patient: Patient, old_name: str, actor: Any, reason: str) -> None:
+    for handler in list(_renamed_handlers):
+        handler(patient, old_name, actor, reason)

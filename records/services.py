@@ -82,14 +82,83 @@ def _resolve(update: ManualUpdate, *, status: str, actor: Any, note: str = "") -
     return update
 
 
+RENAME_ATTESTATION = "I confirm this is the same pet, only its name has changed."
+
+
+def _rename_checks(*, patient: Patient, name: str, reason: str, same_pet: bool) -> str:
+    name = name.strip()
+    if not name:
+        raise ManualUpdateError("The pet's name cannot be empty.")
+    if name == patient.name:
+        raise ManualUpdateError(f"The pet is already called {name}.")
+    if not same_pet:
+        raise ManualUpdateError(
+            "Confirm that this is the same pet: a different animal needs its own record."
+        )
+    if not reason.strip():
+        raise ManualUpdateError("Give the reason for the rename; it stays on the pet's record.")
+    error = changed_fields_error(patient, {"name": name})
+    if error:
+        raise ManualUpdateError(error)
+    return name
+
+
+def _rename(
+    *,
+    patient: Patient,
+    name: str,
+    reason: str,
+    actor: Any,
+    request: HttpRequest | None,
+    **extra: Any,
+) -> None:
+    """The rename itself, inside the caller's transaction: the record, the audit row that is
+    the pet's name history (who, when, why), and the prescriptions app's re-prescription."""
+    old = patient.name
+    patient.name = name
+    patient.save(update_fields=["name", "updated_at"])
+    audit_log(
+        action="patient.renamed",
+        actor=actor,
+        request=request,
+        clinic=patient.clinic,
+        obj=patient,
+        before={"name": old},
+        after={"name": name, "reason": reason.strip(), "same_pet_attested": True, **extra},
+    )
+    hooks.patient_was_renamed(patient, old, actor, reason.strip())
+
+
+def patient_rename(
+    *,
+    patient: Patient,
+    name: str,
+    reason: str,
+    same_pet: bool,
+    actor: Any,
+    request: HttpRequest | None = None,
+) -> Patient:
+    """Rename a pet by hand: staff attest it is the same individual and say why. Its open
+    prescriptions are ended and re-drafted under the new name, in this transaction."""
+    with transaction.atomic():
+        patient = Patient.objects.select_for_update().get(pk=patient.pk)
+        name = _rename_checks(patient=patient, name=name, reason=reason, same_pet=same_pet)
+        _rename(patient=patient, name=name, reason=reason, actor=actor, request=request)
+    return patient
+
+
 def manual_update_accept(
     *,
     update: ManualUpdate,
     actor: Any,
     values: dict[str, str] | None = None,
     request: HttpRequest | None = None,
+    reason: str = "",
+    same_pet: bool = False,
 ) -> ManualUpdate:
-    """Apply a held client name, client address or pet name (as proposed, or as edited)."""
+    """Apply a held client name, client address or pet name (as proposed, or as edited).
+
+    A pet name goes through the rename flow: ``same_pet`` and a ``reason`` are required."""
     with transaction.atomic():
         update = _pending(update)
         if update.kind == ManualUpdate.Kind.POSSIBLE_MATCH:
@@ -100,12 +169,30 @@ def manual_update_accept(
         )
         if update.kind == ManualUpdate.Kind.PET_NAME:
             assert update.patient is not None
-            target: Client | Patient = update.patient
-            fields = {"name": chosen.get("name", "").strip()}
-            if not fields["name"]:
-                raise ManualUpdateError("The pet's name cannot be empty.")
-        elif update.kind == ManualUpdate.Kind.CLIENT_NAME:
-            target = update.client
+            name = _rename_checks(
+                patient=update.patient,
+                name=chosen.get("name", ""),
+                reason=reason,
+                same_pet=same_pet,
+            )
+            _resolve(
+                update,
+                status=ManualUpdate.Status.ACCEPTED,
+                actor=actor,
+                note="Edited before accepting." if edited else "",
+            )
+            _rename(
+                patient=update.patient,
+                name=name,
+                reason=reason,
+                actor=actor,
+                request=request,
+                manual_update=update.pk,
+                edited=edited,
+            )
+            return update
+        if update.kind == ManualUpdate.Kind.CLIENT_NAME:
+            target: Client = update.client
             fields = {
                 "first_name": chosen.get("first_name", "").strip(),
                 "last_name": chosen.get("last_name", "").strip(),

@@ -15,6 +15,7 @@ urlpatterns = [
         name="client-unmerge",
     ),
     path("pets/<int:patient_id>/", views.patient_detail, name="patient-detail"),
+    path("pets/<int:patient_id>/rename/", views.patient_rename_view, name="patient-rename"),
     path("sync/", views.run_list, name="run-list"),
     path("sync/now/", views.sync_now, name="sync-now"),
     path("sync/runs/<int:run_id>/", views.run_detail, name="run-detail"),

@@ -23,7 +23,7 @@ from clinics.access import clinic_for_user, get_for_clinic, is_pet_owner_care
 from clinics.audit import audit_log
 from clinics.models import Connector, Integration
 from records import care
-from records.forms import EDIT_FORMS, ReasonForm
+from records.forms import EDIT_FORMS, PetRenameForm, ReasonForm, RenameForm
 from records.history import (
     TIMELINE_LIMIT,
     UNMERGE_ACTION,
@@ -55,6 +55,7 @@ from records.services import (
     manual_update_accept,
     manual_update_counts,
     manual_update_dismiss,
+    patient_rename,
     possible_match_confirm,
     possible_match_reject,
 )
@@ -320,6 +321,39 @@ def patient_detail(request: HttpRequest, clinic_slug: str, patient_id: int) -> H
     )
 
 
+@login_required
+@require_http_methods(["GET", "POST"])
+def patient_rename_view(request: HttpRequest, clinic_slug: str, patient_id: int) -> HttpResponse:
+    """Rename a pet by hand: the same animal, a reason, and its prescriptions re-drafted."""
+    clinic = clinic_for_user(request, clinic_slug)
+    pet = get_for_clinic(Patient.objects.select_related("client"), clinic, pk=patient_id)
+    form = PetRenameForm(request.POST or None, initial={"name": pet.name})
+    if request.method == "POST" and form.is_valid():
+        try:
+            patient_rename(
+                patient=pet,
+                name=form.cleaned_data["name"],
+                reason=form.cleaned_data["reason"],
+                same_pet=form.cleaned_data["same_pet"],
+                actor=request.user,
+                request=request,
+            )
+        except ManualUpdateError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(
+                request,
+                f"Renamed to {form.cleaned_data['name']}. Any open prescriptions were ended "
+                "and re-drafted under the new name for a vet to approve.",
+            )
+            return redirect("records:patient-detail", clinic_slug=clinic.slug, patient_id=pet.pk)
+    return TemplateResponse(
+        request,
+        "records/patient_rename.html",
+        {"clinic": clinic, "pet": pet, "form": form, "panels": patient_panels(request, pet)},
+    )
+
+
 def care_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Pet Owner Care only; clinic staff are refused."""
 
@@ -480,14 +514,21 @@ def update_action(request: HttpRequest, clinic_slug: str, update_id: int) -> Htt
     action = request.POST.get("action", "")
     error = ""
     try:
-        if action == "accept":
-            manual_update_accept(update=update, actor=request.user, request=request)
-        elif action == "edit":
-            form = EDIT_FORMS[update.kind](request.POST) if update.kind in EDIT_FORMS else None
-            if form is None or not form.is_valid():
-                raise ManualUpdateError(_form_error(form))
+        if action in ("accept", "edit"):
+            values = None
+            if action == "edit":
+                form = EDIT_FORMS[update.kind](request.POST) if update.kind in EDIT_FORMS else None
+                if form is None or not form.is_valid():
+                    raise ManualUpdateError(_form_error(form))
+                values = form.cleaned_data
+            rename: dict[str, Any] = {}
+            if update.kind == ManualUpdate.Kind.PET_NAME:
+                rename_form = RenameForm(request.POST)
+                if not rename_form.is_valid():
+                    raise ManualUpdateError(_form_error(rename_form))
+                rename = rename_form.cleaned_data
             manual_update_accept(
-                update=update, actor=request.user, values=form.cleaned_data, request=request
+                update=update, actor=request.user, values=values, request=request, **rename
             )
         elif action == "dismiss":
             reason = ReasonForm(request.POST)

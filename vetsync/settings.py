@@ -177,6 +177,20 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "records.tasks.care_name_tokens_refresh_task",
         "schedule": 300.0,
     },
+    # The outbox row is the source of truth: deliver what is due and was never sent (a lost
+    # message, a crashed worker, a retry whose time has come).
+    "prescriptions-writeback-sweep": {
+        "task": "prescriptions.tasks.writeback_sweep",
+        "schedule": 15.0,
+    },
+    "prescriptions-rx-requests-daily": {
+        "task": "prescriptions.tasks.rx_requests_expire_and_remind",
+        "schedule": 3600.0,
+    },
+    "prescriptions-autoship": {
+        "task": "prescriptions.tasks.autoships_due",
+        "schedule": 3600.0,
+    },
     "records-ezyvet-pulls": {
         "task": "records.tasks.ezyvet_pulls_due",
         "schedule": 60.0,
@@ -223,6 +237,16 @@ else:
     MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "VetSync <noreply@vetsync.local>")
 ONBOARDING_TEAM_EMAIL = os.environ.get("ONBOARDING_TEAM_EMAIL", "onboarding@vetsync.local")
+
+# WriteBack. Links written into the PIMS point at VETSYNC_SITE_URL; the prefix keeps two
+# VetSync installations' prescription references apart in one PIMS. A row is failed (dead
+# letter) after WRITEBACK_MAX_ATTEMPTS; retries back off exponentially with jitter.
+VETSYNC_SITE_URL = os.environ.get("VETSYNC_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+VETSYNC_REFERENCE_PREFIX = os.environ.get("VETSYNC_REFERENCE_PREFIX", "VS")
+WRITEBACK_MAX_ATTEMPTS = env_int("WRITEBACK_MAX_ATTEMPTS", 8)
+WRITEBACK_BACKOFF_BASE = float(os.environ.get("WRITEBACK_BACKOFF_BASE", "5"))
+WRITEBACK_BACKOFF_MAX = float(os.environ.get("WRITEBACK_BACKOFF_MAX", "1800"))
+WRITEBACK_LEASE = timedelta(seconds=env_int("WRITEBACK_LEASE_SECONDS", 120))
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -15,7 +15,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("care/", include("records.urls_care")),
     path("api/agent/v1/", include("records.urls_api")),
+    path("api/agent/v1/", include("prescriptions.urls_api")),
     path("c/<slug:clinic_slug>/", views.clinic_dashboard, name="clinic-dashboard"),
     path("c/<slug:clinic_slug>/", include("records.urls")),
     path("c/<slug:clinic_slug>/", include("clinics.urls")),
+    path("c/<slug:clinic_slug>/", include("prescriptions.urls")),
 ]

@@ -1,0 +1,46 @@
+"""Celery doors onto WriteBack delivery and the prescriptions schedules. Each takes ids, is
+safe to run twice, and returns quietly when the work is done or gone."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from prescriptions import services, writeback
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(ignore_result=True)
+def writeback_deliver(item_id: int) -> None:
+    """Send one outbox row to ezyVet; a row already sent, claimed or blocked is left alone."""
+    result = writeback.writeback_deliver(item_id=item_id)
+    if result is not None:
+        logger.info("writeback %s: %s %s", item_id, result.outcome, result.error)
+
+
+@shared_task(ignore_result=True)
+def writeback_sweep() -> int:
+    """Deliver every row that is due and unsent: lost messages, crashed workers, retries."""
+    due = writeback.writeback_due()
+    for item_id in due:
+        writeback_deliver.delay(item_id)
+    return len(due)
+
+
+@shared_task(ignore_result=True)
+def writeback_incident_alert(incident_id: int) -> None:
+    """One email per incident: the claim on ``alerted_at`` makes a second run send nothing."""
+    writeback.writeback_incident_alert(incident_id=incident_id)
+
+
+@shared_task(ignore_result=True)
+def rx_requests_expire_and_remind() -> None:
+    reminded, expired = services.rx_requests_expire_and_remind()
+    logger.info("Rx requests: %s reminded, %s expired.", reminded, expired)
+
+
+@shared_task(ignore_result=True)
+def autoships_due() -> None:
+    logger.info("Autoship: %s orders placed.", services.autoships_due())

@@ -1,0 +1,749 @@
+"""WriteBack: the outbox rows written with each change, and their delivery to the PIMS.
+
+Writing (``writeback_*_enqueue``) happens inside the caller's transaction, so the row and the
+change that caused it commit or roll back together; the Celery task is published on commit.
+Delivery claims a row with a conditional update, talks to the PIMS outside any transaction,
+and records the outcome. Never sent twice: a POST retried after an ambiguous failure first
+looks its ``external_reference`` up, and a PATCH retried first reads the prescription back to
+see whether it was already applied. Rows of one prescription go in ``sequence`` order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.db import transaction
+from django.db.models import Count, F, Max, Q
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from clinics.audit import audit_log
+from clinics.models import Clinic, Connector
+from clinics.services import CredentialsError, ezyvet_client
+from prescriptions.models import (
+    Order,
+    OrderLine,
+    Prescription,
+    PrescriptionItem,
+    WritebackAttempt,
+    WritebackIncident,
+    WritebackItem,
+)
+from prescriptions.rules import writeback_eligibility
+from vetsync.pims import ezyvet
+
+log = logging.getLogger(__name__)
+
+Target = WritebackItem.Target
+Kind = WritebackItem.Kind
+Status = WritebackItem.Status
+OPEN = (Status.PENDING, Status.SENDING)
+# Rows that hold back later rows of the same prescription (a failed one until it is retried).
+BLOCKING = (Status.PENDING, Status.SENDING, Status.FAILED)
+
+
+# --- what is written back, and where ---------------------------------------------------------
+
+
+def writeback_target(clinic: Clinic) -> str | None:
+    """ezyVet's API, an agent's feed, or nothing (WriteBack off, no integration)."""
+    if not clinic.writeback_enabled:
+        return None
+    integration = getattr(clinic, "integration", None)
+    if integration is None:
+        return None
+    return Target.EZYVET if integration.connector == Connector.EZYVET else Target.AGENT
+
+
+def eligible_items(prescription: Prescription) -> list[PrescriptionItem]:
+    return [
+        item
+        for item in prescription.items.select_related("product")
+        if writeback_eligibility(
+            clinic=prescription.clinic,
+            product=item.product,
+            channel=prescription.channel,
+            prescribed=True,
+        ).eligible
+    ]
+
+
+def _epoch(value: dt.datetime | dt.date) -> int:
+    if not isinstance(value, dt.datetime):
+        value = dt.datetime.combine(value, dt.time(12, 0), tzinfo=dt.UTC)
+    return int(value.timestamp())
+
+
+def prescription_link(prescription: Prescription) -> str:
+    return settings.VETSYNC_SITE_URL + prescription.get_absolute_url()
+
+
+def _identity(prescription: Prescription) -> dict[str, Any]:
+    """Who and what the PIMS files it under; refreshed when a failed row is retried."""
+    patient = prescription.patient
+    payload: dict[str, Any] = {
+        "animal_id": patient.pims_id,
+        "contact_id": patient.client.pims_id,
+        "prescribing_vet_user_id": prescription.vet.pims_user_id,
+    }
+    if prescription.consult_ref:
+        payload["consult_id"] = prescription.consult_ref
+    return payload
+
+
+def _prescribe_payload(prescription: Prescription, items: Sequence[PrescriptionItem]) -> dict:
+    assert prescription.approved_at is not None
+    link = prescription_link(prescription)
+    lines = [
+        {
+            "external_product_name": item.product.name,
+            "external_product_reference": item.product.sku,
+            "external_link": link,
+            "instructions": item.instructions,
+            "price": str(item.product.price * item.quantity),
+            "qty": item.quantity,
+            "remaining": item.total_quantity,
+        }
+        for item in items
+    ]
+    return {
+        **_identity(prescription),
+        "date_of_prescription": _epoch(prescription.approved_at),
+        "external_reference": prescription.external_reference,
+        "total_price": str(sum(item.product.price * item.quantity for item in items)),
+        "external_prescription_item_list": lines,
+    }
+
+
+def _agent_line(
+    prescription: Prescription, item: PrescriptionItem, *, kind: str, order: Order | None = None
+) -> dict[str, Any]:
+    patient = prescription.patient
+    return {
+        "kind": kind,
+        "client_pims_id": patient.client.pims_id,
+        "patient_pims_id": patient.pims_id,
+        "product_name": item.product.name,
+        "product_reference": item.product.sku,
+        "instructions": item.instructions,
+        "prescriber": str(prescription.vet),
+        "prescriber_pims_id": prescription.vet.pims_user_id,
+        "prescription_ref": prescription.number,
+        "order_ref": order.number if order is not None else "",
+        "link": prescription_link(prescription),
+    }
+
+
+def _next_sequence(prescription: Prescription) -> int:
+    last = WritebackItem.objects.filter(prescription=prescription).aggregate(m=Max("sequence"))
+    return (last["m"] or 0) + 1
+
+
+def _add(
+    *,
+    prescription: Prescription,
+    kind: str,
+    target: str,
+    key: str,
+    payload: dict[str, Any],
+    order: Order | None = None,
+) -> WritebackItem | None:
+    """One outbox row, once per key; the delivery task is published when the caller commits."""
+    if WritebackItem.objects.filter(key=key).exists():
+        return None
+    row = WritebackItem.objects.create(
+        clinic=prescription.clinic,
+        prescription=prescription,
+        order=order,
+        kind=kind,
+        target=target,
+        sequence=_next_sequence(prescription),
+        key=key,
+        payload=payload,
+    )
+    if target == Target.EZYVET:
+        _deliver_on_commit(row.pk)
+    return row
+
+
+def _deliver_on_commit(item_id: int) -> None:
+    from prescriptions.tasks import writeback_deliver  # tasks import this module
+
+    writeback_deliver.delay_on_commit(item_id)
+
+
+def was_prescribed_to_pims(prescription: Prescription) -> bool:
+    """Whether the prescription itself went (or is going) to the PIMS, so changes follow it."""
+    return WritebackItem.objects.filter(
+        prescription=prescription, kind=Kind.PRESCRIBE, retry_of__isnull=True
+    ).exists()
+
+
+def writeback_prescribe_enqueue(*, prescription: Prescription) -> WritebackItem | None:
+    """Approved (and, for a request, paid): POST it to ezyVet with its eligible items.
+
+    Agent-based PIMS take only dispenses and ends (their feed has no prescription kind)."""
+    target = writeback_target(prescription.clinic)
+    if target != Target.EZYVET or not prescription.is_sendable:
+        return None
+    items = eligible_items(prescription)
+    if not items:
+        return None
+    return _add(
+        prescription=prescription,
+        kind=Kind.PRESCRIBE,
+        target=target,
+        key=f"rx:{prescription.pk}:prescribe",
+        payload=_prescribe_payload(prescription, items),
+    )
+
+
+def writeback_dispense_enqueue(*, order: Order, lines: Iterable[OrderLine]) -> list[WritebackItem]:
+    """A shipment: one PATCH per prescription (ezyVet), or one feed line per item (agent)."""
+    target = writeback_target(order.clinic)
+    if target is None:
+        return []
+    shipped_at = _epoch(order.shipped_on) if order.shipped_on else _epoch(timezone.now())
+    by_rx: dict[int, list[OrderLine]] = {}
+    for line in lines:
+        item = line.prescription_item
+        if item is None:
+            continue  # an OTC product outside a treatment plan: never written back
+        rx = item.prescription
+        if (
+            not rx.is_sendable
+            or not writeback_eligibility(
+                clinic=order.clinic, product=line.product, channel=order.channel, prescribed=True
+            ).eligible
+        ):
+            continue
+        if (
+            rx.channel != order.channel
+            and not writeback_eligibility(
+                clinic=order.clinic, product=line.product, channel=rx.channel, prescribed=True
+            ).eligible
+        ):
+            continue
+        by_rx.setdefault(rx.pk, []).append(line)
+    rows = []
+    for rx_lines in by_rx.values():
+        rx = rx_lines[0].prescription_item.prescription  # type: ignore[union-attr]
+        if target == Target.EZYVET:
+            if not was_prescribed_to_pims(rx):
+                continue
+            payload = {
+                "external_prescription_item_list": [
+                    {
+                        "external_product_reference": line.product.sku,
+                        "date_of_lastdispense": shipped_at,
+                        "qty": line.quantity,
+                        "remaining": line.prescription_item.remaining,  # type: ignore[union-attr]
+                    }
+                    for line in rx_lines
+                ]
+            }
+            row = _add(
+                prescription=rx,
+                kind=Kind.DISPENSE,
+                target=target,
+                key=f"rx:{rx.pk}:order:{order.pk}:dispense",
+                payload=payload,
+                order=order,
+            )
+            rows.append(row)
+            continue
+        for line in rx_lines:
+            item = line.prescription_item
+            assert item is not None
+            payload = {
+                **_agent_line(rx, item, kind="dispense", order=order),
+                "qty": line.quantity,
+                "remaining": item.remaining,
+                "shipped_at": order.shipped_on.isoformat() if order.shipped_on else "",
+            }
+            rows.append(
+                _add(
+                    prescription=rx,
+                    kind=Kind.DISPENSE,
+                    target=target,
+                    key=f"rx:{rx.pk}:order:{order.pk}:line:{line.pk}:dispense",
+                    payload=payload,
+                    order=order,
+                )
+            )
+    return [row for row in rows if row is not None]
+
+
+def writeback_end_enqueue(
+    *, prescription: Prescription, items: Sequence[PrescriptionItem]
+) -> list[WritebackItem]:
+    """Items ended (declined or cancelled): a PATCH with status and status_date, or feed lines."""
+    target = writeback_target(prescription.clinic)
+    if target is None or not prescription.is_sendable:
+        return []
+    eligible = {item.pk for item in eligible_items(prescription)}
+    ended = [item for item in items if item.pk in eligible]
+    if not ended:
+        return []
+    if target == Target.EZYVET:
+        if not was_prescribed_to_pims(prescription):
+            return []
+        payload = {
+            "external_prescription_item_list": [
+                {
+                    "external_product_reference": item.product.sku,
+                    "status": item.status,
+                    "status_date": _epoch(item.status_date),
+                }
+                for item in ended
+            ]
+        }
+        keys = "-".join(str(item.pk) for item in ended)
+        row = _add(
+            prescription=prescription,
+            kind=Kind.STATUS,
+            target=target,
+            key=f"rx:{prescription.pk}:end:{keys}",
+            payload=payload,
+        )
+        return [row] if row is not None else []
+    rows = []
+    for item in ended:
+        if item.dispensed_quantity == 0 and not item.last_dispensed_at:
+            # An agent PIMS only ever heard of dispensed items: nothing to end there.
+            continue
+        payload = {
+            **_agent_line(prescription, item, kind="status"),
+            "qty": item.dispensed_quantity,
+            "status": item.status,
+            "status_date": item.status_date.isoformat(),
+        }
+        row = _add(
+            prescription=prescription,
+            kind=Kind.STATUS,
+            target=target,
+            key=f"rx:{prescription.pk}:item:{item.pk}:end",
+            payload=payload,
+        )
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
+# --- delivery to ezyVet ----------------------------------------------------------------------
+
+
+@dataclass
+class Delivery:
+    """What one delivery call did, for the task's log and the tests."""
+
+    item_id: int
+    outcome: str
+    error: str = ""
+
+
+ClientFactory = Callable[[Clinic], ezyvet.EzyVetClient]
+_clients: dict[tuple[int, str], ezyvet.EzyVetClient] = {}
+
+
+def _worker_client(clinic: Clinic) -> ezyvet.EzyVetClient:
+    """One connector per clinic per worker process, so the token is reused; retries are the
+    outbox's (a 429 comes back at once with its Retry-After, instead of sleeping here)."""
+    integration = clinic.integration
+    stamp = str(integration.credentials_updated_at) + integration.base_url
+    cached = _clients.get((clinic.pk, stamp))
+    if cached is None:
+        cached = ezyvet_client(
+            integration, max_attempts=2, max_rate_limited=0, backoff_base=0.2, backoff_cap=2.0
+        )
+        _clients[(clinic.pk, stamp)] = cached
+    return cached
+
+
+def _is_blocked(item: WritebackItem) -> bool:
+    return (
+        WritebackItem.objects.filter(
+            prescription_id=item.prescription_id,
+            sequence__lt=item.sequence,
+            status__in=BLOCKING,
+        )
+        .exclude(pk=item.pk)
+        .exists()
+    )
+
+
+def _claim(item_id: int, now: dt.datetime) -> WritebackItem | None:
+    """Take the row for this worker: only one worker sends it, and a crashed worker's lease
+    runs out so the sweep can hand it to another."""
+    due = Q(status=Status.PENDING, next_attempt_at__lte=now) | Q(
+        status=Status.SENDING, claimed_until__lt=now
+    )
+    claimed = (
+        WritebackItem.objects.filter(due, pk=item_id, target=Target.EZYVET).update(
+            status=Status.SENDING,
+            claimed_until=now + settings.WRITEBACK_LEASE,
+            attempts=F("attempts") + 1,
+        )
+        == 1
+    )
+    if not claimed:
+        return None
+    item = WritebackItem.objects.select_related(
+        "clinic__integration", "prescription__patient__client", "prescription__vet"
+    ).get(pk=item_id)
+    # An attempt still "sending" belonged to a worker that stopped: its write may have landed.
+    WritebackAttempt.objects.filter(item=item, outcome=WritebackAttempt.Outcome.SENDING).update(
+        outcome=WritebackAttempt.Outcome.RETRY,
+        finished_at=now,
+        error="The worker stopped before the answer was recorded.",
+    )
+    WritebackAttempt.objects.create(item=item, number=item.attempts, started_at=now)
+    return item
+
+
+def _backoff(attempts: int, rng: random.Random) -> float:
+    base = settings.WRITEBACK_BACKOFF_BASE * (2 ** max(attempts - 1, 0))
+    return min(base, settings.WRITEBACK_BACKOFF_MAX) * rng.uniform(0.5, 1.5)
+
+
+def _missing_identity(item: WritebackItem) -> str:
+    if item.kind != Kind.PRESCRIBE:
+        return ""
+    payload = item.payload
+    missing = []
+    if not payload.get("animal_id"):
+        missing.append(f"the pet {item.prescription.patient.name} has no PIMS id")
+    if not payload.get("contact_id"):
+        missing.append("its owner has no PIMS id")
+    if not payload.get("prescribing_vet_user_id"):
+        missing.append(f"{item.prescription.vet} has no ezyVet user id")
+    if not missing:
+        return ""
+    return (
+        "Not sent: "
+        + "; ".join(missing)
+        + ". Link the records (the next sync, or the vet's PIMS user id), then retry."
+    )
+
+
+def _send(item: WritebackItem, client: ezyvet.EzyVetClient) -> tuple[str, dict[str, Any]]:
+    """Talk to ezyVet; returns the attempt's outcome and ezyVet's record."""
+    again = item.attempts > 1 or item.retry_of_id is not None
+    if item.kind == Kind.PRESCRIBE:
+        record = item.prescription.pims_id and client.externalprescription_get(
+            item.prescription.pims_id
+        )
+        if record:
+            return WritebackAttempt.Outcome.ALREADY_APPLIED, record
+        record = client.externalprescription_create(item.payload, look_first=again)
+        return WritebackAttempt.Outcome.DELIVERED, record
+    pims_id = item.prescription.pims_id
+    if not pims_id:
+        found = client.externalprescription_find(item.prescription.external_reference)
+        if found is None:
+            raise ezyvet.EzyVetRequestError(
+                f"ezyVet has no prescription {item.prescription.external_reference} to update."
+            )
+        pims_id = str(found.get("id", ""))
+        Prescription.objects.filter(pk=item.prescription_id).update(pims_id=pims_id)
+    if again:
+        current = client.externalprescription_get(pims_id)
+        if current is not None and ezyvet.patch_applied(current, item.payload):
+            return WritebackAttempt.Outcome.ALREADY_APPLIED, current
+    record = client.externalprescription_update(pims_id, item.payload)
+    return WritebackAttempt.Outcome.DELIVERED, record
+
+
+def writeback_deliver(
+    *,
+    item_id: int,
+    client_factory: ClientFactory = _worker_client,
+    rng: random.Random | None = None,
+) -> Delivery | None:
+    """Send one due outbox row to ezyVet; safe to call twice (the claim decides who sends)."""
+    now = timezone.now()
+    candidate = WritebackItem.objects.filter(pk=item_id).only("prescription_id", "sequence").first()
+    if candidate is None or _is_blocked(candidate):
+        return None
+    item = _claim(item_id, now)
+    if item is None:
+        return None
+    rng = rng or random.Random()
+    missing = _missing_identity(item)
+    try:
+        if missing:
+            raise ezyvet.EzyVetRequestError(missing)
+        client = client_factory(item.clinic)
+        outcome, record = _send(item, client)
+    except ezyvet.EzyVetRateLimited as exc:
+        return _failed(item, exc, retry_in=exc.retry_after + rng.uniform(0, 1), permanent=False)
+    except ezyvet.EzyVetRequestError as exc:
+        return _failed(item, exc, retry_in=0, permanent=True)
+    except (ezyvet.EzyVetError, CredentialsError, requests.RequestException) as exc:
+        return _failed(item, exc, retry_in=_backoff(item.attempts, rng), permanent=False)
+    return _delivered(item, outcome, record)
+
+
+def _delivered(item: WritebackItem, outcome: str, record: dict[str, Any]) -> Delivery:
+    now = timezone.now()
+    with transaction.atomic():
+        WritebackItem.objects.filter(pk=item.pk).update(
+            status=Status.DELIVERED,
+            delivered_at=now,
+            claimed_until=None,
+            last_error="",
+            response=record,
+        )
+        WritebackAttempt.objects.filter(item=item, number=item.attempts).update(
+            outcome=outcome, finished_at=now, http_status=200
+        )
+        if item.kind == Kind.PRESCRIBE and record.get("id"):
+            Prescription.objects.filter(pk=item.prescription_id).update(pims_id=str(record["id"]))
+        _incident_close(item.clinic)
+        for successor in _due_successors(item):
+            _deliver_on_commit(successor)
+    return Delivery(item.pk, outcome)
+
+
+def _due_successors(item: WritebackItem) -> list[int]:
+    """The next row of the prescription, now free to go."""
+    nxt = (
+        WritebackItem.objects.filter(
+            prescription_id=item.prescription_id,
+            status=Status.PENDING,
+            target=Target.EZYVET,
+            sequence__gt=item.sequence,
+        )
+        .order_by("sequence", "pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    return [nxt] if nxt else []
+
+
+def _failed(item: WritebackItem, exc: Exception, *, retry_in: float, permanent: bool) -> Delivery:
+    now = timezone.now()
+    message = str(exc) or exc.__class__.__name__
+    status_code = getattr(exc, "status", None)
+    dead = permanent or item.attempts >= settings.WRITEBACK_MAX_ATTEMPTS
+    if dead and not permanent:
+        message = f"Gave up after {item.attempts} attempts. Last error: {message}"
+    with transaction.atomic():
+        WritebackItem.objects.filter(pk=item.pk).update(
+            status=Status.FAILED if dead else Status.PENDING,
+            next_attempt_at=now + dt.timedelta(seconds=retry_in),
+            claimed_until=None,
+            last_error=message[:2000],
+        )
+        WritebackAttempt.objects.filter(item=item, number=item.attempts).update(
+            outcome=WritebackAttempt.Outcome.FAILED if dead else WritebackAttempt.Outcome.RETRY,
+            finished_at=now,
+            http_status=status_code,
+            error=message[:2000],
+        )
+        if dead:
+            _incident_open(item.clinic, message)
+    log.warning("writeback %s attempt %s failed: %s", item.pk, item.attempts, message)
+    return Delivery(
+        item.pk,
+        WritebackAttempt.Outcome.FAILED if dead else WritebackAttempt.Outcome.RETRY,
+        message,
+    )
+
+
+def writeback_due(*, now: dt.datetime | None = None, limit: int = 500) -> list[int]:
+    """ezyVet rows to deliver now: due and pending, or abandoned mid-send; heads of their
+    prescription only (a later row waits for the earlier one)."""
+    now = now or timezone.now()
+    rows = list(
+        WritebackItem.objects.filter(
+            Q(status=Status.PENDING, next_attempt_at__lte=now)
+            | Q(status=Status.SENDING, claimed_until__lt=now),
+            target=Target.EZYVET,
+        )
+        .order_by("next_attempt_at", "pk")
+        .values_list("pk", "prescription_id", "sequence")[:limit]
+    )
+    heads: dict[int, tuple[int, int]] = {}
+    for pk, rx, seq in rows:
+        if rx not in heads or seq < heads[rx][1]:
+            heads[rx] = (pk, seq)
+    due = []
+    for rx, (pk, seq) in heads.items():
+        earlier = WritebackItem.objects.filter(
+            prescription_id=rx, sequence__lt=seq, status__in=BLOCKING
+        ).exists()
+        if not earlier:
+            due.append(pk)
+    return due
+
+
+# --- the agent feed --------------------------------------------------------------------------
+
+FEED_PAGE = 200
+
+
+class AckError(ValueError):
+    """An acknowledgement that cannot be taken (unknown item, bad body)."""
+
+
+def agent_feed(*, clinic: Clinic, after: int = 0, limit: int = FEED_PAGE) -> list[dict[str, Any]]:
+    """The clinic's pending line items after the cursor, oldest first, in the feed's format."""
+    rows = (
+        WritebackItem.objects.filter(
+            clinic=clinic, target=Target.AGENT, status=Status.PENDING, pk__gt=after
+        )
+        .order_by("pk")
+        .values("pk", "payload")[:limit]
+    )
+    return [{"id": row["pk"], **row["payload"]} for row in rows]
+
+
+def agent_ack(*, clinic: Clinic, item_id: int, ok: bool, error: str = "") -> WritebackItem:
+    """The agent wrote (or could not write) a line item; a repeated ack changes nothing."""
+    now = timezone.now()
+    with transaction.atomic():
+        item = (
+            WritebackItem.objects.select_for_update()
+            .filter(clinic=clinic, target=Target.AGENT, pk=item_id)
+            .first()
+        )
+        if item is None:
+            raise AckError(f"No writeback item {item_id} for this clinic.")
+        if item.status != Status.PENDING:
+            return item
+        item.attempts += 1
+        WritebackAttempt.objects.create(
+            item=item,
+            number=item.attempts,
+            started_at=now,
+            finished_at=now,
+            outcome=WritebackAttempt.Outcome.DELIVERED if ok else WritebackAttempt.Outcome.FAILED,
+            error="" if ok else (error or "The agent reported a failure.")[:2000],
+        )
+        if ok:
+            item.status = Status.DELIVERED
+            item.delivered_at = now
+            item.last_error = ""
+            _incident_close(clinic)
+        else:
+            item.status = Status.FAILED
+            item.last_error = (error or "The agent reported a failure without a reason.")[:2000]
+            _incident_open(clinic, item.last_error)
+        item.save(update_fields=["status", "attempts", "delivered_at", "last_error"])
+    return item
+
+
+# --- failed rows: retry, incidents -----------------------------------------------------------
+
+
+class RetryError(ValueError):
+    """This row cannot be retried (not failed, or already retried)."""
+
+
+def writeback_retry(*, item: WritebackItem, actor: Any, request: Any = None) -> WritebackItem:
+    """A new attempt for a failed row, linked to it; identifiers are refreshed from the
+    records (a pet linked to the PIMS since is now found)."""
+    with transaction.atomic():
+        original = WritebackItem.objects.select_for_update().get(pk=item.pk)
+        if original.status != Status.FAILED:
+            raise RetryError("Only a failed writeback can be retried.")
+        prescription = Prescription.objects.select_related("patient__client", "vet", "clinic").get(
+            pk=original.prescription_id
+        )
+        payload = dict(original.payload)
+        if original.kind == Kind.PRESCRIBE:
+            payload.update(_identity(prescription))
+        elif original.target == Target.AGENT:
+            payload["client_pims_id"] = prescription.patient.client.pims_id
+            payload["patient_pims_id"] = prescription.patient.pims_id
+        count = WritebackItem.objects.filter(key__startswith=f"{original.key}:retry").count()
+        retry = WritebackItem.objects.create(
+            clinic=original.clinic,
+            prescription=prescription,
+            order=original.order,
+            kind=original.kind,
+            target=original.target,
+            sequence=original.sequence,
+            key=f"{original.key}:retry{count + 1}",
+            payload=payload,
+            retry_of=original,
+        )
+        original.status = Status.RETRIED
+        original.save(update_fields=["status"])
+        audit_log(
+            action="writeback.retried",
+            actor=actor,
+            request=request,
+            clinic=original.clinic,
+            obj=retry,
+            after={"retry_of": original.pk, "kind": original.kind},
+        )
+        if retry.target == Target.EZYVET:
+            _deliver_on_commit(retry.pk)
+    return retry
+
+
+def _incident_open(clinic: Clinic, error: str) -> None:
+    if WritebackIncident.objects.filter(clinic=clinic, closed_at__isnull=True).exists():
+        return
+    incident = WritebackIncident.objects.create(clinic=clinic, first_error=error[:2000])
+    from prescriptions.tasks import writeback_incident_alert
+
+    writeback_incident_alert.delay_on_commit(incident.pk)
+
+
+def _incident_close(clinic: Clinic) -> None:
+    """A delivery went through and nothing is left failed: the incident is over."""
+    if WritebackItem.objects.filter(clinic=clinic, status=Status.FAILED).exists():
+        return
+    WritebackIncident.objects.filter(clinic=clinic, closed_at__isnull=True).update(
+        closed_at=timezone.now()
+    )
+
+
+def writeback_incident_alert(*, incident_id: int) -> bool:
+    """Email the clinic and the onboarding team once for an incident; False if already sent."""
+    now = timezone.now()
+    if not WritebackIncident.objects.filter(pk=incident_id, alerted_at__isnull=True).update(
+        alerted_at=now
+    ):
+        return False
+    incident = WritebackIncident.objects.select_related("clinic").get(pk=incident_id)
+    clinic = incident.clinic
+    failed = WritebackItem.objects.filter(clinic=clinic, status=Status.FAILED).count()
+    context = {
+        "clinic": clinic,
+        "incident": incident,
+        "failed": failed,
+        "monitor_url": settings.VETSYNC_SITE_URL + f"/c/{clinic.slug}/writeback/?status=failed",
+    }
+    text = render_to_string("emails/writeback_failing.txt", context).lstrip()
+    subject, _, body = text.partition("\n")
+    recipients = [r for r in (clinic.email, settings.ONBOARDING_TEAM_EMAIL) if r]
+    EmailMessage(
+        subject=subject.removeprefix("Subject:").strip(),
+        body=body.lstrip("\n"),
+        to=recipients,
+    ).send()
+    return True
+
+
+def writeback_counts(*, clinic: Clinic | None = None) -> dict[str, Any]:
+    """Counts by status and the last success, for the monitor and the dashboard."""
+    rows = WritebackItem.objects.all()
+    if clinic is not None:
+        rows = rows.filter(clinic=clinic)
+    counts = dict.fromkeys(Status.values, 0)
+    for row in rows.values("status").order_by().annotate(n=Count("pk")):
+        counts[row["status"]] = row["n"]
+    last = rows.filter(status=Status.DELIVERED).aggregate(m=Max("delivered_at"))["m"]
+    return {"counts": counts, "last_success": last}
