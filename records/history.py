@@ -241,6 +241,10 @@ def event_title(event: AuditEvent) -> str:
         return f"Staff accepted the PIMS's {kind_label}{edited}"
     if action.startswith("manual_update.dismissed."):
         return f"Staff kept the pharmacy's {kind_label}"
+    if action == "patient.renamed":
+        source = " (the PIMS's new name)" if after.get("manual_update") else ""
+        why = f": {after['reason']}" if after.get("reason") else ""
+        return f"Renamed by staff, same pet attested{source}{why}"
     if action == "manual_update.match_confirmed":
         return f"Staff confirmed the merge with PIMS record {after.get('pims_id', '')}"
     if action == "manual_update.match_rejected":
@@ -392,8 +396,14 @@ def _event_source(event: AuditEvent) -> Source | None:
         label = "Pet Owner Care change at the owner's request"
     elif kind == "pims":
         label = "PIMS change, applied automatically"
-    elif action.startswith("manual_update.accepted."):
+    elif action.startswith("manual_update.accepted.") or (
+        action == "patient.renamed"
+        and isinstance(event.after, dict)
+        and event.after.get("manual_update")
+    ):
         label = "Accepted manual update"
+    elif action == "patient.renamed":
+        label = "Renamed by staff"
     elif action == "customer.imported_update":
         label = "Home-delivery store import"
     elif action in UNMERGE_ACTIONS:

@@ -82,6 +82,8 @@ def test_staff_work_the_queue_in_place(world: World, page: Any) -> None:
 
     # Accept the rename.
     row = page.get_by_test_id(f"update-{updates['pet_name'].pk}")
+    row.get_by_label("Same pet; only its name has changed").first.check()
+    row.get_by_label("Reason for the rename").first.fill("The owner renamed him")
     row.get_by_role("button", name="Accept rename").click()
     row.wait_for(state="detached")
     assert Patient.objects.get(pims_id="P-1").name == "Biscuit II"

@@ -156,7 +156,7 @@ def test_opening_a_client_is_logged_and_shows_details_pets_and_pending(
     assert "dana.whitfield@example.org" in page and "(503) 555-0142" in page
     assert "Biscuit" in page
     assert "9 New Rd" in page  # the held PIMS address
-    assert "appear here once orders exist" in page
+    assert 'data-testid="panel-prescriptions"' in page
     event = AuditEvent.objects.get(action="care.client_opened")
     assert event.actor == world.care
     assert event.object_id == str(dana.pk) and event.clinic == world.a.clinic

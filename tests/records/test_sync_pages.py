@@ -89,11 +89,25 @@ def test_edit_then_accept_keeps_the_edited_shipping_address(world: World, held) 
     assert held["client_address"].resolution_note == "Edited before accepting."
 
 
-def test_accepting_a_pet_name_renames_the_pet_and_records_it(world: World, held) -> None:
-    login(world.a.staff).post(action_url(world, held["pet_name"]), {"action": "accept"})
+def test_accepting_a_pet_name_renames_the_pet_and_records_who_and_why(world: World, held) -> None:
+    login(world.a.staff).post(
+        action_url(world, held["pet_name"]),
+        {"action": "accept", "same_pet": "on", "reason": "Owner renamed him"},
+    )
     assert Patient.objects.get(pims_id="P-1").name == "Biscuit II"
-    event = AuditEvent.objects.get(action="manual_update.accepted.pet_name")
+    event = AuditEvent.objects.get(action="patient.renamed")
     assert (event.before, event.after["name"]) == ({"name": "Biscuit"}, "Biscuit II")
+    assert (event.actor, event.after["reason"]) == (world.a.staff, "Owner renamed him")
+
+
+def test_a_pet_name_is_not_accepted_without_the_same_pet_attestation(world: World, held) -> None:
+    page = login(world.a.staff).post(
+        action_url(world, held["pet_name"]), {"action": "accept", "reason": "x"}, follow=True
+    )
+    assert "Confirm that this is the same pet" in page.content.decode()
+    assert Patient.objects.get(pims_id="P-1").name == "Biscuit"
+    held["pet_name"].refresh_from_db()
+    assert held["pet_name"].status == "pending"
 
 
 def test_dismiss_needs_a_reason_and_keeps_the_pharmacy_value(world: World, held) -> None:
