@@ -938,7 +938,7 @@ def rx_requests_expire_and_remind(*, now: dt.datetime | None = None) -> tuple[in
             continue
         text = render_to_string(
             "emails/rx_request_reminder.txt",
-            {"clinic": clinic, "requests": claimed, "site_url": settings.VETSYNC_SITE_URL},
+            {"clinic": clinic, "requests": claimed, "site_url": settings.SITE_URL.rstrip("/")},
         ).lstrip()
         subject, _, body = text.partition("\n")
         EmailMessage(

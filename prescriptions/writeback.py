@@ -83,7 +83,7 @@ def _epoch(value: dt.datetime | dt.date) -> int:
 
 
 def prescription_link(prescription: Prescription) -> str:
-    return settings.VETSYNC_SITE_URL + prescription.get_absolute_url()
+    return settings.SITE_URL.rstrip("/") + prescription.get_absolute_url()
 
 
 def _identity(prescription: Prescription) -> dict[str, Any]:
@@ -724,7 +724,7 @@ def writeback_incident_alert(*, incident_id: int) -> bool:
         "clinic": clinic,
         "incident": incident,
         "failed": failed,
-        "monitor_url": settings.VETSYNC_SITE_URL + f"/c/{clinic.slug}/writeback/?status=failed",
+        "monitor_url": settings.SITE_URL.rstrip("/") + f"/c/{clinic.slug}/writeback/?status=failed",
     }
     text = render_to_string("emails/writeback_failing.txt", context).lstrip()
     subject, _, body = text.partition("\n")

@@ -238,10 +238,9 @@ else:
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "VetSync <noreply@vetsync.local>")
 ONBOARDING_TEAM_EMAIL = os.environ.get("ONBOARDING_TEAM_EMAIL", "onboarding@vetsync.local")
 
-# WriteBack. Links written into the PIMS point at VETSYNC_SITE_URL; the prefix keeps two
-# VetSync installations' prescription references apart in one PIMS. A row is failed (dead
-# letter) after WRITEBACK_MAX_ATTEMPTS; retries back off exponentially with jitter.
-VETSYNC_SITE_URL = os.environ.get("VETSYNC_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# WriteBack. Links written into the PIMS point at SITE_URL; the prefix keeps two VetSync
+# installations' prescription references apart in one PIMS. A row is failed (dead letter)
+# after WRITEBACK_MAX_ATTEMPTS; retries back off exponentially with jitter.
 VETSYNC_REFERENCE_PREFIX = os.environ.get("VETSYNC_REFERENCE_PREFIX", "VS")
 WRITEBACK_MAX_ATTEMPTS = env_int("WRITEBACK_MAX_ATTEMPTS", 8)
 WRITEBACK_BACKOFF_BASE = float(os.environ.get("WRITEBACK_BACKOFF_BASE", "5"))
