@@ -169,9 +169,11 @@ class Prescription(models.Model):
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    paid_at = models.DateTimeField(
-        null=True, blank=True, help_text="For an owner's request: sent to the PIMS once paid."
+    needs_payment = models.BooleanField(
+        default=False,
+        help_text="An owner's request: sent to the PIMS and filled only once paid.",
     )
+    paid_at = models.DateTimeField(null=True, blank=True)
     replaces = models.OneToOneField(
         "self",
         on_delete=models.PROTECT,
@@ -228,7 +230,7 @@ class Prescription(models.Model):
         """Approved by a vet and, for an owner's request, paid for (the ezyVet guide's rule)."""
         if self.state != self.State.APPROVED:
             return False
-        return self.source != self.Source.REQUEST or self.paid_at is not None
+        return not self.needs_payment or self.paid_at is not None
 
     @property
     def is_expired(self) -> bool:

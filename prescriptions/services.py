@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import transaction
+from django.db.models import Sum
 from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -40,6 +41,7 @@ from prescriptions.writeback import (
     writeback_prescribe_enqueue,
 )
 from records.models import Patient
+from records.services import ManualUpdateError
 
 DEFAULT_VALIDITY = dt.timedelta(days=365)
 MAX_VALIDITY = dt.timedelta(days=366)
@@ -152,6 +154,7 @@ def prescription_create(
             expires_on=expires_on,
             created_by=actor if getattr(actor, "pk", None) else None,
             source=source,
+            needs_payment=source == Prescription.Source.REQUEST,
             replaces=replaces,
         )
         PrescriptionItem.objects.bulk_create(
@@ -340,7 +343,20 @@ def _hold_autoships_of(items: Sequence[PrescriptionItem], *, reason: str) -> Non
 # --- orders ----------------------------------------------------------------------------------
 
 
-def _check_line(patient: Patient, line: LineSpec, channel: str) -> None:
+def _on_open_orders(item_ids: Sequence[int]) -> dict[int, int]:
+    """Per prescription item, the quantity on orders placed or on hold (not yet shipped)."""
+    rows = (
+        OrderLine.objects.filter(
+            prescription_item_id__in=item_ids,
+            order__status__in=(Order.Status.PLACED, Order.Status.ON_HOLD),
+        )
+        .values("prescription_item_id")
+        .annotate(total=Sum("quantity"))
+    )
+    return {row["prescription_item_id"]: row["total"] for row in rows}
+
+
+def _check_line(patient: Patient, line: LineSpec, channel: str, reserved: int = 0) -> None:
     if line.quantity < 1:
         raise PrescriptionError("Each line needs a quantity of at least 1.")
     item = line.prescription_item
@@ -357,15 +373,17 @@ def _check_line(patient: Patient, line: LineSpec, channel: str) -> None:
         raise PrescriptionError(f"{rx.number} does not prescribe {line.product}.")
     if rx.state != Prescription.State.APPROVED:
         raise PrescriptionError(f"{rx.number} is not approved yet.")
-    if rx.source == Prescription.Source.REQUEST and rx.paid_at is None:
+    if rx.needs_payment and rx.paid_at is None:
         raise PrescriptionError(f"{rx.number} is not paid yet.")
     if not item.is_open:
         raise PrescriptionError(f"{line.product} on {rx.number} has ended.")
     if rx.is_expired:
         raise PrescriptionError(f"{rx.number} expired on {rx.expires_on:%d %b %Y}.")
-    if line.quantity > item.remaining:
+    available = item.remaining - reserved
+    if line.quantity > available:
+        waiting = f" ({reserved} more on open orders)" if reserved else ""
         raise PrescriptionError(
-            f"{rx.number} has {item.remaining} of {line.product} left; "
+            f"{rx.number} has {max(available, 0)} of {line.product} left{waiting}; "
             f"{line.quantity} were ordered."
         )
 
@@ -391,11 +409,14 @@ def order_place(
             .select_related("prescription", "product")
             .filter(pk__in=[line.prescription_item.pk for line in lines if line.prescription_item])
         }
+        reserved = _on_open_orders(list(locked_items))
         checked = []
         for line in lines:
             item = locked_items.get(line.prescription_item.pk) if line.prescription_item else None
             spec = LineSpec(product=line.product, quantity=line.quantity, prescription_item=item)
-            _check_line(patient, spec, channel)
+            _check_line(patient, spec, channel, reserved.get(item.pk, 0) if item else 0)
+            if item is not None:
+                reserved[item.pk] = reserved.get(item.pk, 0) + line.quantity
             checked.append(spec)
         order = Order.objects.create(
             clinic=clinic,
@@ -462,6 +483,12 @@ def order_ship(
             .filter(pk__in=item_ids)
         }
         now = timezone.now()
+        # The dispense time, to the second: the ship date, at the time it was recorded.
+        dispensed_at = (
+            now
+            if shipped_on == timezone.localdate(now)
+            else dt.datetime.combine(shipped_on, timezone.localtime(now).timetz())
+        )
         for line in lines:
             if line.prescription_item_id is None:
                 continue
@@ -470,10 +497,15 @@ def order_ship(
                 check_dispense(item.status)
             except TransitionError as exc:
                 raise PrescriptionError(f"{line.product}: {exc}") from exc
+            if line.quantity > item.remaining:
+                raise PrescriptionError(
+                    f"{item.prescription.number} has {item.remaining} of {line.product} left; "
+                    f"{line.quantity} would ship."
+                )
             item.status = ItemStatus.CURRENT
-            item.status_date = now
+            item.status_date = dispensed_at
             item.dispensed_quantity += line.quantity
-            item.last_dispensed_at = now
+            item.last_dispensed_at = dispensed_at
             item.save(
                 update_fields=["status", "status_date", "dispensed_quantity", "last_dispensed_at"]
             )
@@ -493,7 +525,7 @@ def order_ship(
             obj=order,
             after={"shipped_on": shipped_on, "carrier": carrier, "tracking": tracking_number},
         )
-        writeback_dispense_enqueue(order=order, lines=lines)
+        writeback_dispense_enqueue(order=order, lines=lines, dispensed_at=dispensed_at)
     return order
 
 
@@ -672,11 +704,33 @@ def patients_deceased_hold(patients: Sequence[Patient]) -> None:
         )
 
 
+def _remaining_spec(item: PrescriptionItem) -> ItemSpec | None:
+    """The same item for what is left of it, never more (a fill that no longer fits whole is
+    left to the approving vet); None when nothing is left."""
+    left = item.remaining
+    if left <= 0:
+        return None
+    quantity = min(item.quantity, left)
+    return ItemSpec(
+        product=item.product,
+        quantity=quantity,
+        refills=left // quantity - 1,
+        instructions=item.instructions,
+    )
+
+
 def patient_renamed_represcribe(patient: Patient, old_name: str, actor: Any, reason: str) -> None:
     """The rename flow: every open prescription of the pet is ended (declined if never
-    dispensed, cancelled if dispensed) or, if a draft, discarded; a new draft with the same
-    open items is written under the new name for a vet to approve, linked to the old one.
-    Runs inside the rename's transaction (records.hooks)."""
+    dispensed, cancelled if dispensed) or, if a draft, discarded; a new draft with what is left
+    of the open items is written under the new name for a vet to approve, linked to the old
+    one. Runs inside the rename's transaction (records.hooks); a refusal is staff's message."""
+    try:
+        _represcribe(patient, old_name, actor, reason)
+    except PrescriptionError as exc:
+        raise ManualUpdateError(f"The rename was not made: {exc}") from exc
+
+
+def _represcribe(patient: Patient, old_name: str, actor: Any, reason: str) -> None:
     why = f"Pet renamed from {old_name} to {patient.name}: {reason}"[:300]
     open_rx = (
         Prescription.objects.select_for_update()
@@ -693,23 +747,15 @@ def patient_renamed_represcribe(patient: Patient, old_name: str, actor: Any, rea
             prescription_discard(prescription=old, actor=actor, reason=why)
         else:
             prescription_items_end(prescription=old, actor=actor, reason=why, items=open_items)
-        specs = []
-        for item in open_items:
-            fills_left = max(-(-item.remaining // item.quantity) - 1, 0)
-            specs.append(
-                ItemSpec(
-                    product=item.product,
-                    quantity=item.quantity,
-                    refills=fills_left if item.dispensed_quantity else item.refills,
-                    instructions=item.instructions,
-                )
-            )
+        specs = [spec for spec in map(_remaining_spec, open_items) if spec is not None]
+        if not specs:
+            continue
         vet = old.vet if old.vet.is_active else None
         if vet is None:
             vet = Vet.objects.filter(clinic=old.clinic, is_active=True).order_by("pk").first()
         if vet is None:
-            raise PrescriptionError("The clinic has no active vet to re-prescribe for.")
-        prescription_create(
+            raise PrescriptionError("the clinic has no active vet to re-prescribe for.")
+        new = prescription_create(
             clinic=old.clinic,
             patient=patient,
             vet=vet,
@@ -722,6 +768,11 @@ def patient_renamed_represcribe(patient: Patient, old_name: str, actor: Any, rea
             source=Prescription.Source.RENAME,
             replaces=old,
         )
+        # An owner's request that was not paid for stays unpaid under the new name.
+        if old.needs_payment:
+            new.needs_payment = True
+            new.paid_at = old.paid_at
+            new.save(update_fields=["needs_payment", "paid_at"])
 
 
 # --- owners' Rx requests ---------------------------------------------------------------------
@@ -902,6 +953,21 @@ def rx_request_note_add(
     return note
 
 
+def _clinic_decision_makers(clinic: Clinic) -> list[str]:
+    """Who hears about waiting requests: the clinic's address, else its vets'."""
+    if clinic.email:
+        return [clinic.email]
+    return sorted(
+        {
+            email
+            for email in Membership.objects.filter(clinic=clinic, role=Role.VET).values_list(
+                "user__email", flat=True
+            )
+            if email
+        }
+    )
+
+
 def rx_requests_expire_and_remind(*, now: dt.datetime | None = None) -> tuple[int, int]:
     """Remind each clinic once about requests waiting 38 days; expire those at 45 days.
     Returns (reminded, expired)."""
@@ -927,6 +993,9 @@ def rx_requests_expire_and_remind(*, now: dt.datetime | None = None) -> tuple[in
         by_clinic.setdefault(rx_request.clinic_id, []).append(rx_request)
     for requests_ in by_clinic.values():
         clinic = requests_[0].clinic
+        recipients = _clinic_decision_makers(clinic)
+        if not recipients:
+            continue  # kept due: sent once the clinic has an address or a vet with one
         claimed = [
             r
             for r in requests_
@@ -934,7 +1003,7 @@ def rx_requests_expire_and_remind(*, now: dt.datetime | None = None) -> tuple[in
                 reminder_sent_at=now
             )
         ]
-        if not claimed or not clinic.email:
+        if not claimed:
             continue
         text = render_to_string(
             "emails/rx_request_reminder.txt",
@@ -944,7 +1013,7 @@ def rx_requests_expire_and_remind(*, now: dt.datetime | None = None) -> tuple[in
         EmailMessage(
             subject=subject.removeprefix("Subject:").strip(),
             body=body.lstrip("\n"),
-            to=[clinic.email],
+            to=recipients,
         ).send()
         reminded += len(claimed)
     return reminded, expired

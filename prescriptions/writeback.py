@@ -206,12 +206,17 @@ def writeback_prescribe_enqueue(*, prescription: Prescription) -> WritebackItem 
     )
 
 
-def writeback_dispense_enqueue(*, order: Order, lines: Iterable[OrderLine]) -> list[WritebackItem]:
-    """A shipment: one PATCH per prescription (ezyVet), or one feed line per item (agent)."""
+def writeback_dispense_enqueue(
+    *, order: Order, lines: Iterable[OrderLine], dispensed_at: dt.datetime
+) -> list[WritebackItem]:
+    """A shipment: one PATCH per prescription (ezyVet), or one feed line per item (agent).
+
+    ``dispensed_at`` is to the second, so that two shipments of one item on the same day
+    differ: a retried PATCH is recognised as applied by its exact dispense time."""
     target = writeback_target(order.clinic)
     if target is None:
         return []
-    shipped_at = _epoch(order.shipped_on) if order.shipped_on else _epoch(timezone.now())
+    shipped_at = _epoch(dispensed_at)
     by_rx: dict[int, list[OrderLine]] = {}
     for line in lines:
         item = line.prescription_item
@@ -222,13 +227,6 @@ def writeback_dispense_enqueue(*, order: Order, lines: Iterable[OrderLine]) -> l
             not rx.is_sendable
             or not writeback_eligibility(
                 clinic=order.clinic, product=line.product, channel=order.channel, prescribed=True
-            ).eligible
-        ):
-            continue
-        if (
-            rx.channel != order.channel
-            and not writeback_eligibility(
-                clinic=order.clinic, product=line.product, channel=rx.channel, prescribed=True
             ).eligible
         ):
             continue

@@ -15,6 +15,14 @@ from django.conf import settings
 from django.test import Client as HttpClient
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from prescriptions.models import Product, ProductKind, WritebackItem
+from prescriptions.services import (
+    ItemSpec,
+    LineSpec,
+    order_place,
+    prescription_create,
+    rx_request_submit,
+)
 from records.models import ClientMerge, ManualUpdate
 from tests.conftest import ClinicWorld, World, login
 from tests.factories import ClientFactory, PatientFactory
@@ -67,6 +75,64 @@ def _merge(world: ClinicWorld) -> int:
     return ClientMerge.objects.get(clinic=world.clinic, pims_id=f"C-merge-{n}").pk
 
 
+def _product() -> Product:
+    product, _ = Product.objects.get_or_create(
+        sku="TEN-1",
+        defaults={"name": "Tenancy tabs", "kind": ProductKind.RX_MEDICATION, "price": 1},
+    )
+    return product
+
+
+def _prescription(world: ClinicWorld) -> int:
+    pet = PatientFactory(client=ClientFactory(clinic=world.clinic))
+    return prescription_create(
+        clinic=world.clinic,
+        patient=pet,
+        vet=world.vet,
+        items=[ItemSpec(product=_product(), quantity=10, refills=1, instructions="Daily")],
+        actor=world.vet_user,
+        approve=True,
+    ).pk
+
+
+def _order(world: ClinicWorld) -> int:
+    pet = PatientFactory(client=ClientFactory(clinic=world.clinic))
+    rx = prescription_create(
+        clinic=world.clinic,
+        patient=pet,
+        vet=world.vet,
+        items=[ItemSpec(product=_product(), quantity=10, refills=1, instructions="Daily")],
+        actor=world.vet_user,
+        approve=True,
+    )
+    item = rx.items.get()
+    return order_place(
+        clinic=world.clinic,
+        patient=pet,
+        lines=[LineSpec(product=item.product, quantity=10, prescription_item=item)],
+        actor=world.staff,
+    ).pk
+
+
+def _rx_request(world: ClinicWorld) -> int:
+    pet = PatientFactory(client=ClientFactory(clinic=world.clinic))
+    return rx_request_submit(clinic=world.clinic, patient=pet, product=_product(), quantity=10).pk
+
+
+def _writeback(world: ClinicWorld) -> int:
+    rx = _prescription(world)
+    return WritebackItem.objects.create(
+        clinic=world.clinic,
+        prescription_id=rx,
+        kind=WritebackItem.Kind.PRESCRIBE,
+        target=WritebackItem.Target.AGENT,
+        sequence=1,
+        key=f"tenancy:{rx}",
+        payload={},
+        status=WritebackItem.Status.FAILED,
+    ).pk
+
+
 LATER = "2026-11-30T00:00:00Z"
 OBJECT_IDS: dict[str, Callable[[ClinicWorld], Any]] = {
     "run_id": _run,
@@ -74,6 +140,10 @@ OBJECT_IDS: dict[str, Callable[[ClinicWorld], Any]] = {
     "client_id": _client,
     "patient_id": _patient,
     "merge_id": _merge,
+    "prescription_id": _prescription,
+    "order_id": _order,
+    "request_id": _rx_request,
+    "item_id": _writeback,
 }
 
 

@@ -126,8 +126,13 @@ def rx(world_clinic: Any, patient: Patient, *products: Product, approve: bool = 
         patient=patient,
         vet=world_clinic.vet,
         items=[
-            ItemSpec(product=p, quantity=30, refills=2, instructions="One daily with food")
-            for p in products
+            ItemSpec(
+                product=p,
+                quantity=30,
+                refills=kw.pop("refills", 2) if i == len(products) - 1 else 2,
+                instructions="One daily with food",
+            )
+            for i, p in enumerate(products)
         ],
         actor=world_clinic.vet_user if approve else world_clinic.staff,
         approve=approve,

@@ -869,7 +869,21 @@ def patch_applied(record: Mapping[str, Any], payload: Mapping[str, Any]) -> bool
         dispense = change.get("date_of_lastdispense") or root_dispense
         if dispense and _epoch_text(item.get("date_of_lastdispense")) != _epoch_text(dispense):
             return False
+        # Two dispenses at the same time differ in what is left: compare the numbers too.
+        for key in ("qty", "remaining"):
+            if key in change and _number_text(item.get(key)) != _number_text(change[key]):
+                return False
     return True
+
+
+def _number_text(value: object) -> str:
+    """A v1 number as comparable text: ``"30"``, ``30`` and ``30.0`` are the same."""
+    text = _text(value)
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return text
+    return format(number.normalize(), "f")
 
 
 class EzyVetPull:
