@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from django.db.models import Prefetch
 from django.http import HttpRequest
 
-from prescriptions.models import Order, Prescription
+from prescriptions.models import Order, OrderLine, Prescription, PrescriptionItem
 from records.models import Client, Patient
 from records.panels import Panel
 
 PANEL_ROWS = 10
+TITLE = "Prescriptions and orders"
+TEMPLATE = "prescriptions/_panel.html"
 
 
 def _prescriptions(**lookup: object) -> list[Prescription]:
+    # Two queries: the rows (with pet and vet), then their items with products.
     return list(
         Prescription.objects.filter(**lookup)
         .select_related("patient", "vet")
-        .prefetch_related("items__product")
+        .prefetch_related(
+            Prefetch("items", queryset=PrescriptionItem.objects.select_related("product"))
+        )
         .order_by("-created_at", "-pk")[:PANEL_ROWS]
     )
 
@@ -24,33 +30,50 @@ def _orders(**lookup: object) -> list[Order]:
     return list(
         Order.objects.filter(**lookup)
         .select_related("patient")
-        .prefetch_related("lines__product")
+        .prefetch_related(Prefetch("lines", queryset=OrderLine.objects.select_related("product")))
         .order_by("-placed_at", "-pk")[:PANEL_ROWS]
     )
 
 
+def _clinic_slug(request: HttpRequest, record: Client | Patient) -> str:
+    clinic = getattr(request, "clinic", None)  # set by clinic_for_user: no extra query
+    if clinic is not None and clinic.pk == record.clinic_id:
+        return str(clinic.slug)
+    return record.clinic.slug
+
+
+def _is_member(request: HttpRequest, clinic_id: int) -> bool:
+    """The clinic's own pages link to its prescription pages; Pet Owner Care (no membership)
+    sees the same panel without links it could not open. ``clinic_for_user`` has set this."""
+    membership = getattr(request, "membership", None)
+    return membership is not None and membership.clinic_id == clinic_id
+
+
 def client_prescriptions_panel(request: HttpRequest, client: Client) -> Panel | None:
     return Panel(
-        title="Prescriptions and orders",
-        template="prescriptions/_panel.html",
+        title=TITLE,
+        template=TEMPLATE,
         key="prescriptions",
         context={
             "prescriptions": _prescriptions(patient__client=client),
             "orders": _orders(client=client),
-            "clinic_slug": client.clinic.slug,
+            "clinic_slug": _clinic_slug(request, client),
+            "client": client,
+            "links": _is_member(request, client.clinic_id),
         },
     )
 
 
 def patient_prescriptions_panel(request: HttpRequest, patient: Patient) -> Panel | None:
     return Panel(
-        title="Prescriptions and orders",
-        template="prescriptions/_panel.html",
+        title=TITLE,
+        template=TEMPLATE,
         key="prescriptions",
         context={
             "prescriptions": _prescriptions(patient=patient),
             "orders": _orders(patient=patient),
-            "clinic_slug": patient.clinic.slug,
+            "clinic_slug": _clinic_slug(request, patient),
             "patient": patient,
+            "links": _is_member(request, patient.clinic_id),
         },
     )

@@ -7,7 +7,7 @@ and writes the WriteBack outbox row in the same transaction as the change that c
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -262,6 +262,12 @@ def prescription_mark_paid(
     """The owner paid for a requested prescription: now it may go to the PIMS."""
     with transaction.atomic():
         prescription = _locked(prescription)
+        if not prescription.needs_payment:
+            raise PrescriptionError(
+                "Only a prescription from an owner's Rx request waits for payment."
+            )
+        if prescription.state != Prescription.State.APPROVED:
+            raise PrescriptionError("Record the payment once a vet has approved it.")
         if prescription.paid_at is not None:
             raise PrescriptionError(f"{prescription.number} is already paid.")
         prescription.paid_at = timezone.now()
@@ -283,19 +289,25 @@ def prescription_items_end(
     actor: Any,
     reason: str,
     status: str | None = None,
+    statuses: Mapping[int, str] | None = None,
     items: Sequence[PrescriptionItem] | None = None,
     by_client: bool = False,
     request: HttpRequest | None = None,
 ) -> list[PrescriptionItem]:
-    """End open items: ``status`` if given (checked against ezyVet's rules), otherwise
-    declined when never dispensed and cancelled when dispensed. ``items`` default to all."""
+    """End open items, all or none: each with its status in ``statuses`` (item id → status),
+    or ``status`` for all, checked against ezyVet's rules; otherwise declined when never
+    dispensed and cancelled when dispensed. ``items`` default to those in ``statuses``, or all."""
     if not reason.strip():
         raise PrescriptionError("Say why the prescription is ended.")
+    statuses = statuses or {}
     with transaction.atomic():
         prescription = _locked(prescription)
         if prescription.state != Prescription.State.APPROVED:
             raise PrescriptionError("Only an approved prescription has items to end.")
-        wanted = {item.pk for item in items} if items is not None else None
+        if items is None and statuses:
+            wanted: set[int] | None = set(statuses)
+        else:
+            wanted = {item.pk for item in items} if items is not None else None
         targets = [
             item
             for item in prescription.items.select_for_update().select_related("product")
@@ -310,7 +322,11 @@ def prescription_items_end(
         ended = []
         for item in targets:
             try:
-                new_status = status or end_status_for(item.status, by_client=by_client)
+                new_status = (
+                    statuses.get(item.pk)
+                    or status
+                    or end_status_for(item.status, by_client=by_client)
+                )
                 check_end(item.status, new_status)
             except TransitionError as exc:
                 raise PrescriptionError(f"{item.product}: {exc}") from exc

@@ -237,7 +237,7 @@ def writeback_dispense_enqueue(
         if target == Target.EZYVET:
             if not was_prescribed_to_pims(rx):
                 continue
-            payload = {
+            payload: dict[str, Any] = {
                 "external_prescription_item_list": [
                     {
                         "external_product_reference": line.product.sku,
@@ -265,7 +265,7 @@ def writeback_dispense_enqueue(
                 **_agent_line(rx, item, kind="dispense", order=order),
                 "qty": line.quantity,
                 "remaining": item.remaining,
-                "shipped_at": order.shipped_on.isoformat() if order.shipped_on else "",
+                "shipped_at": dispensed_at.isoformat(),
             }
             rows.append(
                 _add(
@@ -294,7 +294,7 @@ def writeback_end_enqueue(
     if target == Target.EZYVET:
         if not was_prescribed_to_pims(prescription):
             return []
-        payload = {
+        payload: dict[str, Any] = {
             "external_prescription_item_list": [
                 {
                     "external_product_reference": item.product.sku,

@@ -7,6 +7,7 @@ import logging
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.db import connection
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -16,6 +17,7 @@ from django.views.decorators.http import require_GET
 from clinics.access import clinic_for_user, is_onboarding, is_pet_owner_care
 from clinics.models import Clinic, Integration
 from clinics.tasks import WORKER_HEARTBEAT_KEY
+from prescriptions.models import Order, Prescription, RxRequest
 from records.models import SyncRun
 from records.services import clinic_record_counts, manual_update_counts
 from vetsync.celery import app as celery_app
@@ -50,10 +52,28 @@ def clinic_dashboard(request: HttpRequest, clinic_slug: str) -> HttpResponse:
             "integration": integration,
             "counts": clinic_record_counts(clinic=clinic),
             "updates": manual_update_counts(clinic=clinic),
+            "rx_counts": _prescription_counts(clinic),
             "last_run": SyncRun.objects.for_clinic(clinic).order_by("-created_at", "-id").first(),
             "worker_heartbeat": cache.get(WORKER_HEARTBEAT_KEY),
         },
     )
+
+
+def _prescription_counts(clinic: Clinic) -> dict[str, int]:
+    """What waits for the clinic on the prescription side: one query per model."""
+    rx = Prescription.objects.for_clinic(clinic).aggregate(
+        drafts=Count("pk", filter=Q(state=Prescription.State.DRAFT))
+    )
+    orders = Order.objects.for_clinic(clinic).aggregate(
+        open=Count("pk", filter=Q(status__in=(Order.Status.PLACED, Order.Status.ON_HOLD))),
+        on_hold=Count("pk", filter=Q(status=Order.Status.ON_HOLD)),
+    )
+    return {
+        "drafts": rx["drafts"],
+        "rx_requests": RxRequest.objects.for_clinic(clinic).pending().count(),
+        "open_orders": orders["open"],
+        "orders_on_hold": orders["on_hold"],
+    }
 
 
 @never_cache

@@ -72,7 +72,10 @@ def test_a_shipment_is_a_dispense_line_in_the_feed_format(
     )
     assert (line["qty"], line["instructions"]) == (30, "One daily with food")
     assert line["prescriber"] == str(world.b.vet)
-    assert line["shipped_at"] == order.shipped_on.isoformat()
+    # When it shipped, to the second (the date the staff recorded, at the time they did).
+    item = prescription.items.get()
+    assert line["shipped_at"] == item.last_dispensed_at.isoformat()
+    assert line["shipped_at"].startswith(order.shipped_on.isoformat())
     assert line["order_ref"] == order.number
     assert line["link"].endswith(prescription.get_absolute_url())
     assert "status" not in line
