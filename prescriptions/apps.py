@@ -9,7 +9,7 @@ class PrescriptionsConfig(AppConfig):
 
     def ready(self) -> None:
         # records calls these inside its own transactions, without importing this app.
-        from prescriptions import panels, services
+        from prescriptions import care, panels, services
         from records import hooks
         from records.panels import register_client_panel, register_patient_panel
 
@@ -17,3 +17,4 @@ class PrescriptionsConfig(AppConfig):
         hooks.on_patient_renamed(services.patient_renamed_represcribe)
         register_client_panel(panels.client_prescriptions_panel)
         register_patient_panel(panels.patient_prescriptions_panel)
+        care.care_lookups_register()

@@ -1,12 +1,139 @@
-"""(in progress this session: the WriteBack monitor)"""
+"""The clinic's WriteBack monitor: what went to the PIMS, what waits, what failed and why.
+
+Thin doors onto ``prescriptions.writeback``: the list reads the outbox, the detail shows one
+row with its attempts, and "Retry" calls ``writeback_retry`` (which audit-logs).
+"""
 
 from __future__ import annotations
 
-from django.http import Http404, HttpRequest, HttpResponse
+import json
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from clinics.access import clinic_for_user, get_for_clinic
+from clinics.models import Clinic
+from prescriptions import writeback
+from prescriptions.models import WritebackIncident, WritebackItem
+
+PAGE_SIZE = 50
+Status = WritebackItem.Status
+Kind = WritebackItem.Kind
 
 
-def _todo(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-    raise Http404
+def _detail_url(clinic: Clinic, item_id: int) -> str:
+    return reverse(
+        "prescriptions:writeback-detail", kwargs={"clinic_slug": clinic.slug, "item_id": item_id}
+    )
 
 
-writeback_monitor = writeback_detail = writeback_retry = _todo
+def _pretty(value: Any) -> str:
+    if value in (None, "", {}, []):
+        return ""
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, cls=DjangoJSONEncoder)
+
+
+@login_required
+@require_GET
+def writeback_monitor(request: HttpRequest, clinic_slug: str) -> HttpResponse:
+    """Counts by status, the open incident, and the clinic's writebacks, newest first."""
+    clinic = clinic_for_user(request, clinic_slug)
+    query = " ".join(request.GET.get("q", "").split())[:200]
+    status = request.GET.get("status", "")
+    status = status if status in Status.values else ""
+    kind = request.GET.get("kind", "")
+    kind = kind if kind in Kind.values else ""
+    rows = WritebackItem.objects.for_clinic(clinic).search(query)
+    if status:
+        rows = rows.filter(status=status)
+    if kind:
+        rows = rows.filter(kind=kind)
+    rows = rows.select_related("prescription__patient__client", "order").order_by(
+        "-created_at", "-pk"
+    )
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    summary = writeback.writeback_counts(clinic=clinic)
+    template = "prescriptions/writeback_monitor.html"
+    if request.htmx.target == "writeback-list":  # type: ignore[attr-defined]
+        template += "#writeback-list"
+    return TemplateResponse(
+        request,
+        template,
+        {
+            "clinic": clinic,
+            "page": page,
+            "query": query,
+            "status": status,
+            "kind": kind,
+            "statuses": [
+                (value, label, summary["counts"].get(value, 0)) for value, label in Status.choices
+            ],
+            "kinds": Kind.choices,
+            "total": sum(summary["counts"].values()),
+            "last_success": summary["last_success"],
+            "incident": WritebackIncident.objects.filter(
+                clinic=clinic, closed_at__isnull=True
+            ).first(),
+            "target": writeback.writeback_target(clinic),
+            "filtered": bool(query or status or kind),
+        },
+    )
+
+
+@login_required
+@require_GET
+def writeback_detail(request: HttpRequest, clinic_slug: str, item_id: int) -> HttpResponse:
+    """One writeback: what was sent, each attempt, the last error, and its retries."""
+    clinic = clinic_for_user(request, clinic_slug)
+    item = get_for_clinic(
+        WritebackItem.objects.select_related(
+            "prescription__patient__client", "prescription__vet", "order", "retry_of"
+        ),
+        clinic,
+        pk=item_id,
+    )
+    template = "prescriptions/writeback_detail.html"
+    if request.htmx.target == "writeback-status":  # type: ignore[attr-defined]
+        template += "#writeback-status"
+    return TemplateResponse(
+        request,
+        template,
+        {
+            "clinic": clinic,
+            "item": item,
+            "attempts": list(item.attempts_made.order_by("number")),
+            "retried_by": WritebackItem.objects.filter(retry_of=item).first(),
+            "payload": _pretty(item.payload),
+            "response": _pretty(item.response),
+            # Only an ezyVet row moves on its own; an agent's row waits for the agent's pull.
+            "polling": item.is_open and item.target == WritebackItem.Target.EZYVET,
+        },
+    )
+
+
+@login_required
+@require_POST
+def writeback_retry(request: HttpRequest, clinic_slug: str, item_id: int) -> HttpResponse:
+    """Send a failed writeback again as a new, linked row; then show that row."""
+    clinic = clinic_for_user(request, clinic_slug)
+    item = get_for_clinic(WritebackItem.objects.all(), clinic, pk=item_id)
+    try:
+        retry = writeback.writeback_retry(item=item, actor=request.user, request=request)
+    except writeback.RetryError as exc:
+        messages.error(request, str(exc))
+        return redirect(_detail_url(clinic, item.pk))
+    where = (
+        "It is on its way to ezyVet."
+        if retry.target == WritebackItem.Target.EZYVET
+        else "It waits on the feed for the practice system's agent."
+    )
+    messages.success(request, f"Writeback {item.pk} is retried as writeback {retry.pk}. {where}")
+    return redirect(_detail_url(clinic, retry.pk))

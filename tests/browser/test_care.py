@@ -39,7 +39,7 @@ def test_care_lookup_open_change_and_log(world: World, page: Any) -> None:
 
     log_in(page, world.care.username)
     expect(page).to_have_url(re.compile(r"/care/$"))  # care users land on the lookup
-    expect(page.get_by_test_id("orders-not-yet")).to_be_visible()
+    expect(page.get_by_test_id("search-keys")).to_contain_text("Order number")
     page.fill("#q", "whitfeild")
     page.click("form[role=search] button")
     results = page.get_by_test_id("care-results")

@@ -1,0 +1,469 @@
+"""The onboarding team's view of prescriptions: the catalogue, prescriptions, Rx requests and
+orders (read-only: they change through the clinic's pages and the services), and WriteBack
+across every clinic, with "Retry failed writebacks" and a per-clinic health page."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import Count, Max, Min, Model, Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from clinics.access import is_onboarding
+from clinics.admin import AuditedAdmin
+from clinics.models import Clinic
+from prescriptions import writeback
+from prescriptions.models import (
+    Order,
+    OrderLine,
+    Prescription,
+    PrescriptionItem,
+    Product,
+    RxRequest,
+    WritebackAttempt,
+    WritebackIncident,
+    WritebackItem,
+    WritebackQuerySet,
+)
+
+Status = WritebackItem.Status
+
+
+class TeamReadable:
+    """The onboarding team reads these without model permissions of their own: the admin site
+    already admits only the team (``VetSyncAdminSite.has_permission``)."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return is_onboarding(request.user) or super().has_module_permission(request)  # type: ignore[misc]
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return is_onboarding(request.user) or super().has_view_permission(request, obj)  # type: ignore[misc]
+
+
+class ReadOnly(TeamReadable):
+    """Domain state changes through the services (with their audit rows and writebacks),
+    never by editing a row here."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str]:
+        # Every field shown is read-only (each admin here lists its ``fields``).
+        shown = getattr(self, "fields", None) or ()
+        return [name for name in shown if isinstance(name, str)]
+
+
+def _number_search(
+    queryset: QuerySet[Any], term: str, prefix: str, parse: Any
+) -> QuerySet[Any] | None:
+    """``RX-000123`` / ``ORD-000123`` as typed: that one row (None when it is not a number)."""
+    compact = term.replace(" ", "").upper()
+    if not compact.startswith(prefix):
+        return None
+    number = parse(compact)
+    return queryset.filter(pk=number) if number is not None else None
+
+
+def _admin_link(obj: Model, label: str) -> SafeString:
+    url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
+    return format_html('<a href="{}">{}</a>', url, label)
+
+
+def _pretty(value: Any) -> SafeString | str:
+    if value in (None, "", {}, []):
+        return "—"
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, cls=DjangoJSONEncoder)
+    return format_html("<pre>{}</pre>", text)
+
+
+# --- the catalogue ---------------------------------------------------------------------------
+
+
+@admin.register(Product)
+class ProductAdmin(TeamReadable, AuditedAdmin):
+    list_display = ["name", "sku", "kind", "is_compounded", "unit", "price", "is_active"]
+    list_filter = ["kind", "is_compounded", "is_active"]
+    search_fields = ["name", "sku"]
+    ordering = ["name"]
+
+
+# --- prescriptions, requests, orders (read-only) ---------------------------------------------
+
+
+class PrescriptionItemInline(ReadOnly, admin.TabularInline):
+    model = PrescriptionItem
+    extra = 0
+    fields = [
+        "product",
+        "quantity",
+        "refills",
+        "instructions",
+        "status",
+        "status_date",
+        "dispensed_quantity",
+        "last_dispensed_at",
+        "end_reason",
+    ]
+
+
+@admin.register(Prescription)
+class PrescriptionAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = [
+        "number",
+        "clinic",
+        "patient_name",
+        "owner",
+        "vet",
+        "state",
+        "source",
+        "channel",
+        "created_at",
+        "approved_at",
+    ]
+    list_filter = ["state", "source", "channel", "clinic"]
+    search_fields = ["patient__name", "patient__client__last_name", "patient__client__email"]
+    search_help_text = "A prescription number (RX-000123), a pet's name, or an owner's last name."
+    list_select_related = ["clinic", "patient__client", "vet"]
+    date_hierarchy = "created_at"
+    inlines = [PrescriptionItemInline]
+    fields = [
+        "number",
+        "clinic",
+        "patient",
+        "patient_name",
+        "vet",
+        "state",
+        "source",
+        "channel",
+        "consult_ref",
+        "expires_on",
+        "notes",
+        "created_at",
+        "created_by",
+        "approved_at",
+        "approved_by",
+        "paid_at",
+        "replaces",
+        "pims_id",
+    ]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        found = _number_search(queryset, search_term, "RX", Prescription.number_from_text)
+        if found is not None:
+            return found, False
+        return super().get_search_results(request, queryset, search_term)
+
+    @admin.display(description="number", ordering="pk")
+    def number(self, obj: Prescription) -> str:
+        return obj.number
+
+    @admin.display(description="owner", ordering="patient__client__last_name")
+    def owner(self, obj: Prescription) -> str:
+        return obj.patient.client.full_name
+
+
+@admin.register(RxRequest)
+class RxRequestAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = [
+        "pk",
+        "clinic",
+        "patient",
+        "product",
+        "quantity",
+        "channel",
+        "status",
+        "created_at",
+        "expires_at",
+        "reminder_sent_at",
+    ]
+    list_filter = ["status", "channel", "clinic"]
+    search_fields = ["patient__name", "patient__client__last_name", "product__name"]
+    list_select_related = ["clinic", "patient", "product"]
+    fields = [
+        "clinic",
+        "patient",
+        "product",
+        "quantity",
+        "channel",
+        "owner_note",
+        "status",
+        "created_at",
+        "expires_at",
+        "reminder_sent_at",
+        "decided_at",
+        "decided_by",
+        "decline_reason",
+        "owner_message",
+        "prescription",
+    ]
+
+
+class OrderLineInline(ReadOnly, admin.TabularInline):
+    model = OrderLine
+    extra = 0
+    fields = ["product", "prescription_item", "quantity", "price"]
+
+
+@admin.register(Order)
+class OrderAdmin(ReadOnly, admin.ModelAdmin):
+    list_display = [
+        "number",
+        "clinic",
+        "client",
+        "patient",
+        "channel",
+        "status",
+        "placed_at",
+        "shipped_on",
+        "carrier",
+        "tracking_number",
+    ]
+    list_filter = ["status", "channel", "clinic"]
+    search_fields = ["client__last_name", "client__email", "patient__name", "tracking_number"]
+    search_help_text = "An order number (ORD-000123), an owner's last name or email, a pet's name."
+    list_select_related = ["clinic", "client", "patient"]
+    date_hierarchy = "placed_at"
+    inlines = [OrderLineInline]
+    fields = [
+        "number",
+        "clinic",
+        "client",
+        "patient",
+        "channel",
+        "status",
+        "hold_reason",
+        "autoship",
+        "placed_at",
+        "placed_by",
+        "shipped_on",
+        "carrier",
+        "tracking_number",
+        "cancelled_at",
+    ]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        found = _number_search(queryset, search_term, "ORD", Order.number_from_text)
+        if found is not None:
+            return found, False
+        return super().get_search_results(request, queryset, search_term)
+
+    @admin.display(description="number", ordering="pk")
+    def number(self, obj: Order) -> str:
+        return obj.number
+
+
+# --- WriteBack -------------------------------------------------------------------------------
+
+
+class WritebackAttemptInline(ReadOnly, admin.TabularInline):
+    model = WritebackAttempt
+    extra = 0
+    fields = ["number", "started_at", "finished_at", "outcome", "http_status", "error"]
+
+
+@admin.register(WritebackItem)
+class WritebackItemAdmin(ReadOnly, admin.ModelAdmin):
+    change_list_template = "prescriptions/writeback_admin_changelist.html"
+    list_display = [
+        "pk",
+        "clinic",
+        "prescription_number",
+        "order_number",
+        "kind",
+        "target",
+        "sequence",
+        "status",
+        "attempts",
+        "created_at",
+        "delivered_at",
+        "error",
+    ]
+    list_display_links = ["pk"]
+    list_filter = ["status", "target", "kind", "clinic"]
+    search_fields = ["key"]  # the real search is WritebackItem.objects.search, below
+    search_help_text = "A client or pet name, an owner's email, ORD-000123 or RX-000123."
+    list_select_related = ["clinic", "prescription", "order"]
+    date_hierarchy = "created_at"
+    inlines = [WritebackAttemptInline]
+    actions = ["retry_failed"]
+    fields = [
+        "clinic",
+        "prescription_link",
+        "order_link",
+        "kind",
+        "target",
+        "sequence",
+        "key",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "claimed_until",
+        "created_at",
+        "delivered_at",
+        "last_error",
+        "retry_of_link",
+        "retried_by_link",
+        "payload_json",
+        "response_json",
+    ]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        return cast(WritebackQuerySet, queryset).search(search_term), False
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return is_onboarding(request.user)
+
+    @admin.action(description="Retry failed writebacks", permissions=["retry"])
+    def retry_failed(self, request: HttpRequest, queryset: QuerySet[WritebackItem]) -> None:
+        retried, skipped = [], []
+        for item in queryset.order_by("pk"):
+            try:
+                retry = writeback.writeback_retry(item=item, actor=request.user, request=request)
+            except writeback.RetryError:
+                skipped.append(item)
+                continue
+            retried.append((item, retry))
+        if retried:
+            pairs = ", ".join(f"#{old.pk} as #{new.pk}" for old, new in retried)
+            self.message_user(request, f"Retried {len(retried)} writeback(s): {pairs}.")
+        if skipped:
+            listed = ", ".join(
+                f"#{item.pk} ({item.get_status_display().lower()})" for item in skipped
+            )
+            self.message_user(
+                request,
+                f"Skipped {len(skipped)} that had not failed (only a failed writeback can be "
+                f"retried): {listed}.",
+                messages.WARNING,
+            )
+
+    @admin.display(description="prescription", ordering="prescription_id")
+    def prescription_number(self, obj: WritebackItem) -> str:
+        return obj.prescription.number
+
+    @admin.display(description="order", ordering="order_id")
+    def order_number(self, obj: WritebackItem) -> str:
+        return obj.order.number if obj.order else "—"
+
+    @admin.display(description="last error")
+    def error(self, obj: WritebackItem) -> str:
+        text = obj.last_error
+        return text if len(text) <= 80 else text[:79] + "…"
+
+    @admin.display(description="prescription")
+    def prescription_link(self, obj: WritebackItem) -> SafeString:
+        return _admin_link(obj.prescription, obj.prescription.number)
+
+    @admin.display(description="order")
+    def order_link(self, obj: WritebackItem) -> SafeString | str:
+        return _admin_link(obj.order, obj.order.number) if obj.order else "—"
+
+    @admin.display(description="retry of")
+    def retry_of_link(self, obj: WritebackItem) -> SafeString | str:
+        return _admin_link(obj.retry_of, f"#{obj.retry_of_id}") if obj.retry_of else "—"
+
+    @admin.display(description="retried by")
+    def retried_by_link(self, obj: WritebackItem) -> SafeString | str:
+        retry = WritebackItem.objects.filter(retry_of=obj).first()
+        return _admin_link(retry, f"#{retry.pk}") if retry else "—"
+
+    @admin.display(description="payload")
+    def payload_json(self, obj: WritebackItem) -> SafeString | str:
+        return _pretty(obj.payload)
+
+    @admin.display(description="response")
+    def response_json(self, obj: WritebackItem) -> SafeString | str:
+        return _pretty(obj.response)
+
+    # --- WriteBack health across clinics ---
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "health/",
+                self.admin_site.admin_view(self.health_view),
+                name="prescriptions_writebackitem_health",
+            ),
+            *super().get_urls(),
+        ]
+
+    def health_view(self, request: HttpRequest) -> HttpResponse:
+        """Every clinic with WriteBack on or with writebacks: failing first, then pending."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return TemplateResponse(
+            request,
+            "prescriptions/writeback_health.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": "WriteBack health by clinic",
+                "rows": writeback_health_rows(),
+                "totals": writeback.writeback_counts(),
+                "changelist": reverse("admin:prescriptions_writebackitem_changelist"),
+            },
+        )
+
+
+def writeback_health_rows() -> list[dict[str, Any]]:
+    """Per clinic: failed and pending counts, oldest pending, last success, open incident."""
+    stats: dict[int, dict[str, Any]] = {
+        row["clinic"]: dict(row)
+        for row in WritebackItem.objects.values("clinic")
+        .order_by()
+        .annotate(
+            failed=Count("pk", filter=Q(status=Status.FAILED)),
+            pending=Count("pk", filter=Q(status__in=(Status.PENDING, Status.SENDING))),
+            delivered=Count("pk", filter=Q(status=Status.DELIVERED)),
+            oldest_pending=Min("created_at", filter=Q(status__in=(Status.PENDING, Status.SENDING))),
+            last_success=Max("delivered_at"),
+        )
+    }
+    incidents = {
+        incident.clinic_id: incident
+        for incident in WritebackIncident.objects.filter(closed_at__isnull=True)
+    }
+    clinics = (
+        Clinic.objects.filter(Q(writeback_enabled=True) | Q(pk__in=list(stats)))
+        .select_related("integration")
+        .order_by("name")
+    )
+    rows = []
+    for clinic in clinics:
+        row = stats.get(clinic.pk, {})
+        integration = getattr(clinic, "integration", None)
+        rows.append(
+            {
+                "clinic": clinic,
+                "target": writeback.writeback_target(clinic),
+                "connector": integration.get_connector_display() if integration else "",
+                "failed": row.get("failed", 0),
+                "pending": row.get("pending", 0),
+                "delivered": row.get("delivered", 0),
+                "oldest_pending": row.get("oldest_pending"),
+                "last_success": row.get("last_success"),
+                "incident": incidents.get(clinic.pk),
+            }
+        )
+    rows.sort(key=lambda r: (-r["failed"], r["incident"] is None, -r["pending"]))
+    return rows
