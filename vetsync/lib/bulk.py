@@ -76,6 +76,10 @@ class RowInserter:
         self.defaults = {f.attname: f.get_default() for f in self.fields}
         self.rows: list[dict[str, object]] = []
 
+    def __len__(self) -> int:
+        """Rows waiting for the next flush (a caller flushes every so many)."""
+        return len(self.rows)
+
     def add(self, **values: object) -> None:
         self.rows.append(values)
 
