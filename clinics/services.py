@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
@@ -179,6 +182,34 @@ class CredentialsError(ValueError):
     """The uploaded credentials cannot be read; the message says what is missing."""
 
 
+class CachedTokenStore:
+    """The clinic's ezyVet token in Django's cache (Redis, or files on one machine), shared
+    by every worker and web process; keyed by the credentials, so new ones start afresh."""
+
+    def __init__(self, integration: Integration) -> None:
+        stamp = (
+            integration.credentials_updated_at.timestamp()
+            if integration.credentials_updated_at
+            else 0
+        )
+        site = hashlib.sha256(integration.base_url.encode()).hexdigest()[:12]
+        self.key = f"ezyvet-token:{integration.pk}:{site}:{stamp:.0f}"
+
+    def get(self) -> tuple[str, float] | None:
+        value = cache.get(self.key)
+        if not isinstance(value, list | tuple) or len(value) != 2:
+            return None
+        return str(value[0]), float(value[1])
+
+    def put(self, token: str, expires_at: float) -> None:
+        cache.set(self.key, (token, expires_at), timeout=max(int(expires_at - time.time()), 1))
+
+    def discard(self, token: str) -> None:
+        stored = self.get()
+        if stored is not None and stored[0] == token:
+            cache.delete(self.key)
+
+
 def ezyvet_client(integration: Integration, **options: Any) -> ezyvet.EzyVetClient:
     """A connector for the clinic's ezyVet site, with its stored credentials and time zone
     (``options`` tune its retries, e.g. for the writeback worker)."""
@@ -190,6 +221,7 @@ def ezyvet_client(integration: Integration, **options: Any) -> ezyvet.EzyVetClie
         integration.base_url,
         ezyvet.credentials_from_mapping(integration.credentials()),
         timezone=integration.clinic.timezone,
+        token_store=CachedTokenStore(integration),
         **options,
     )
 

@@ -24,8 +24,7 @@ def writebacks(request: HttpRequest) -> JsonResponse:
     after_text = request.GET.get("after", "") or "0"
     if not after_text.isdigit():
         return agent_error(400, "after must be the id of the last item you have seen.")
-    items = agent_feed(clinic=integration.clinic, after=int(after_text))
-    cursor = items[-1]["id"] if items else int(after_text)
+    items, cursor = agent_feed(clinic=integration.clinic, after=int(after_text))
     return JsonResponse(
         {"items": items, "cursor": cursor, "more": len(items) == FEED_PAGE},
         json_dumps_params={"default": str},

@@ -484,6 +484,13 @@ class Autoship(models.Model):
 
     class Meta:
         ordering = ["next_order_on", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["prescription_item"],
+                condition=Q(status__in=["active", "on_hold"]),
+                name="autoship_one_per_item",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Autoship of {self.product} every {self.interval_days} days"
@@ -536,6 +543,7 @@ class WritebackItem(models.Model):
         DELIVERED = "delivered", "Delivered"
         FAILED = "failed", "Failed"
         RETRIED = "retried", "Failed, retried"
+        DISMISSED = "dismissed", "Failed, dismissed by staff"
 
     clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="writebacks")
     prescription = models.ForeignKey(

@@ -345,15 +345,32 @@ def prescription_items_end(
                 before={"item": item.pk, "status": before},
                 after={"item": item.pk, "status": new_status, "reason": reason.strip()},
             )
-        _hold_autoships_of(ended, reason="The prescription item ended.")
+        _after_items_ended(ended, actor=actor, reason=reason.strip())
         writeback_end_enqueue(prescription=prescription, items=ended)
     return ended
 
 
-def _hold_autoships_of(items: Sequence[PrescriptionItem], *, reason: str) -> None:
-    Autoship.objects.filter(prescription_item__in=items, status=Autoship.Status.ACTIVE).update(
-        status=Autoship.Status.ENDED, hold_reason=reason
+def _after_items_ended(items: Sequence[PrescriptionItem], *, actor: Any, reason: str) -> None:
+    """What filled the ended items stops: their autoships end, and orders not yet shipped go
+    on hold for staff (shipping them would dispense an ended item)."""
+    why = f"The prescription item ended: {reason}"[:300]
+    for autoship in Autoship.objects.select_for_update().filter(
+        prescription_item__in=items, status__in=(Autoship.Status.ACTIVE, Autoship.Status.ON_HOLD)
+    ):
+        autoship.status = Autoship.Status.ENDED
+        autoship.hold_reason = why
+        autoship.save(update_fields=["status", "hold_reason"])
+        audit_log(action="autoship.ended", actor=actor, obj=autoship, after={"reason": why})
+    orders = (
+        Order.objects.select_for_update()
+        .filter(lines__prescription_item__in=items, status=Order.Status.PLACED)
+        .distinct()
     )
+    for order in orders:
+        order.status = Order.Status.ON_HOLD
+        order.hold_reason = why
+        order.save(update_fields=["status", "hold_reason", "updated_at"])
+        audit_log(action="order.held", actor=actor, obj=order, after={"reason": why})
 
 
 # --- orders ----------------------------------------------------------------------------------
@@ -425,6 +442,9 @@ def order_place(
             .select_related("prescription", "product")
             .filter(pk__in=[line.prescription_item.pk for line in lines if line.prescription_item])
         }
+        filled = [line.prescription_item.pk for line in lines if line.prescription_item]
+        if len(filled) != len(set(filled)):
+            raise PrescriptionError("Each prescription item can fill one line of an order.")
         reserved = _on_open_orders(list(locked_items))
         checked = []
         for line in lines:
@@ -631,12 +651,23 @@ def autoship_create(
     first_on: dt.date | None = None,
     request: HttpRequest | None = None,
 ) -> Autoship:
-    rx = item.prescription
-    if rx.state != Prescription.State.APPROVED or not item.is_open:
-        raise PrescriptionError("Autoship needs an approved, open prescription item.")
     if interval_days < 7:
         raise PrescriptionError("Autoship repeats every 7 days at the most often.")
     with transaction.atomic():
+        item = (
+            PrescriptionItem.objects.select_for_update()
+            .select_related("prescription__clinic", "prescription__patient", "product")
+            .get(pk=item.pk)
+        )
+        rx = item.prescription
+        if rx.state != Prescription.State.APPROVED or not item.is_open:
+            raise PrescriptionError("Autoship needs an approved, open prescription item.")
+        if rx.needs_payment and rx.paid_at is None:
+            raise PrescriptionError(f"{rx.number} is not paid yet.")
+        if Autoship.objects.filter(
+            prescription_item=item, status__in=(Autoship.Status.ACTIVE, Autoship.Status.ON_HOLD)
+        ).exists():
+            raise PrescriptionError(f"{item.product} on {rx.number} already has an autoship.")
         autoship = Autoship.objects.create(
             clinic=rx.clinic,
             patient=rx.patient,
@@ -658,8 +689,10 @@ def autoships_due(*, today: dt.date | None = None) -> int:
     today = today or timezone.localdate()
     placed = 0
     due = Autoship.objects.filter(status=Autoship.Status.ACTIVE, next_order_on__lte=today)
-    for autoship_id in due.values_list("pk", flat=True):
+    for autoship_id, prescription_id in due.values_list("pk", "prescription_item__prescription"):
         with transaction.atomic():
+            # Locks in the order ending an item takes them (prescription, then the rest).
+            Prescription.objects.select_for_update().filter(pk=prescription_id).exists()
             autoship = (
                 Autoship.objects.select_for_update()
                 .select_related("clinic", "patient__client", "product", "prescription_item")

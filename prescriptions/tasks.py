@@ -4,15 +4,22 @@ safe to run twice, and returns quietly when the work is done or gone."""
 from __future__ import annotations
 
 import logging
+import smtplib
 
 from celery import shared_task
+from django.conf import settings
 
 from prescriptions import services, writeback
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(ignore_result=True)
+# A delivery is stopped well before its row's lease runs out, so that no other worker can
+# take the row while this one may still be sending it.
+_DELIVERY_LIMIT = max(int(settings.WRITEBACK_LEASE.total_seconds()) - 30, 10)
+
+
+@shared_task(ignore_result=True, soft_time_limit=_DELIVERY_LIMIT - 5, time_limit=_DELIVERY_LIMIT)
 def writeback_deliver(item_id: int) -> None:
     """Send one outbox row to ezyVet; a row already sent, claimed or blocked is left alone."""
     result = writeback.writeback_deliver(item_id=item_id)
@@ -26,12 +33,19 @@ def writeback_sweep() -> int:
     due = writeback.writeback_due()
     for item_id in due:
         writeback_deliver.delay(item_id)
+    for incident_id in writeback.incidents_unalerted():
+        writeback_incident_alert.delay(incident_id)
     return len(due)
 
 
-@shared_task(ignore_result=True)
+@shared_task(
+    ignore_result=True,
+    autoretry_for=(OSError, smtplib.SMTPException),
+    retry_backoff=30,
+    max_retries=5,
+)
 def writeback_incident_alert(incident_id: int) -> None:
-    """One email per incident: the claim on ``alerted_at`` makes a second run send nothing."""
+    """One email per incident: the row is marked only once the email went out."""
     writeback.writeback_incident_alert(incident_id=incident_id)
 
 

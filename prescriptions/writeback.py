@@ -20,15 +20,17 @@ from typing import Any
 import requests
 from django.conf import settings
 from django.core.mail import EmailMessage
-from django.db import transaction
-from django.db.models import Count, F, Max, Q
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
 from clinics.audit import audit_log
 from clinics.models import Clinic, Connector
 from clinics.services import CredentialsError, ezyvet_client
 from prescriptions.models import (
+    ItemStatus,
     Order,
     OrderLine,
     Prescription,
@@ -48,6 +50,17 @@ Status = WritebackItem.Status
 OPEN = (Status.PENDING, Status.SENDING)
 # Rows that hold back later rows of the same prescription (a failed one until it is retried).
 BLOCKING = (Status.PENDING, Status.SENDING, Status.FAILED)
+
+
+def _blocked() -> Exists:
+    """For a row in a queryset: an earlier row of its prescription is not through yet."""
+    return Exists(
+        WritebackItem.objects.filter(
+            prescription_id=OuterRef("prescription_id"),
+            sequence__lt=OuterRef("sequence"),
+            status__in=BLOCKING,
+        )
+    )
 
 
 # --- what is written back, and where ---------------------------------------------------------
@@ -159,6 +172,8 @@ def _add(
     """One outbox row, once per key; the delivery task is published when the caller commits."""
     if WritebackItem.objects.filter(key=key).exists():
         return None
+    # Two shipments of one prescription at once must not share a sequence number.
+    Prescription.objects.select_for_update().filter(pk=prescription.pk).exists()
     row = WritebackItem.objects.create(
         clinic=prescription.clinic,
         prescription=prescription,
@@ -291,6 +306,7 @@ def writeback_end_enqueue(
     ended = [item for item in items if item.pk in eligible]
     if not ended:
         return []
+    dispensed = _dispensed_in_pims(prescription, target)
     if target == Target.EZYVET:
         if not was_prescribed_to_pims(prescription):
             return []
@@ -298,7 +314,7 @@ def writeback_end_enqueue(
             "external_prescription_item_list": [
                 {
                     "external_product_reference": item.product.sku,
-                    "status": item.status,
+                    "status": _end_as_seen(item, dispensed),
                     "status_date": _epoch(item.status_date),
                 }
                 for item in ended
@@ -315,8 +331,8 @@ def writeback_end_enqueue(
         return [row] if row is not None else []
     rows = []
     for item in ended:
-        if item.dispensed_quantity == 0 and not item.last_dispensed_at:
-            # An agent PIMS only ever heard of dispensed items: nothing to end there.
+        if item.product.sku not in dispensed:
+            # An agent PIMS only hears of items through their dispense lines: nothing to end.
             continue
         payload = {
             **_agent_line(prescription, item, kind="status"),
@@ -336,6 +352,39 @@ def writeback_end_enqueue(
     return rows
 
 
+def _dispensed_in_pims(prescription: Prescription, target: str) -> set[str]:
+    """The product references the PIMS was told were dispensed (a dispense through eConnect
+    is not written back, so the PIMS may still hold such an item as never dispensed)."""
+    rows = (
+        WritebackItem.objects.filter(prescription=prescription, kind=Kind.DISPENSE, target=target)
+        .exclude(status__in=(Status.RETRIED, Status.DISMISSED))
+        .values_list("payload", flat=True)
+    )
+    seen: set[str] = set()
+    for payload in rows:
+        if target == Target.AGENT:
+            seen.add(str(payload.get("product_reference", "")))
+        else:
+            seen.update(
+                str(line.get("external_product_reference", ""))
+                for line in payload.get("external_prescription_item_list", [])
+            )
+    return seen
+
+
+_AS_DECLINE = {
+    ItemStatus.CANCELLED_DR: ItemStatus.DECLINED_DR,
+    ItemStatus.CANCELLED_CLIENT: ItemStatus.DECLINED_CLIENT,
+}
+
+
+def _end_as_seen(item: PrescriptionItem, dispensed: set[str]) -> str:
+    """The end the PIMS accepts: an item it never saw dispensed is declined, not cancelled."""
+    if item.product.sku in dispensed:
+        return item.status
+    return _AS_DECLINE.get(ItemStatus(item.status), item.status)
+
+
 # --- delivery to ezyVet ----------------------------------------------------------------------
 
 
@@ -353,14 +402,20 @@ _clients: dict[tuple[int, str], ezyvet.EzyVetClient] = {}
 
 
 def _worker_client(clinic: Clinic) -> ezyvet.EzyVetClient:
-    """One connector per clinic per worker process, so the token is reused; retries are the
-    outbox's (a 429 comes back at once with its Retry-After, instead of sleeping here)."""
+    """One connector per clinic per worker process, so the token is reused. It tries each
+    call once: retries are the outbox's (a 429 comes back at once with its Retry-After, a 5xx
+    or a timeout as an error), so one delivery stays well inside the row's lease."""
     integration = clinic.integration
     stamp = str(integration.credentials_updated_at) + integration.base_url
     cached = _clients.get((clinic.pk, stamp))
     if cached is None:
         cached = ezyvet_client(
-            integration, max_attempts=2, max_rate_limited=0, backoff_base=0.2, backoff_cap=2.0
+            integration,
+            max_attempts=1,
+            max_rate_limited=0,
+            backoff_base=0.2,
+            backoff_cap=1.0,
+            timeout=(5.0, 20.0),
         )
         _clients[(clinic.pk, stamp)] = cached
     return cached
@@ -378,9 +433,10 @@ def _is_blocked(item: WritebackItem) -> bool:
     )
 
 
-def _claim(item_id: int, now: dt.datetime) -> WritebackItem | None:
+def _claim(item_id: int, now: dt.datetime) -> tuple[WritebackItem, WritebackAttempt] | None:
     """Take the row for this worker: only one worker sends it, and a crashed worker's lease
-    runs out so the sweep can hand it to another."""
+    runs out so the sweep can hand it to another. The task's time limit is shorter than the
+    lease, so a slow worker is stopped before another may take its row."""
     due = Q(status=Status.PENDING, next_attempt_at__lte=now) | Q(
         status=Status.SENDING, claimed_until__lt=now
     )
@@ -403,8 +459,8 @@ def _claim(item_id: int, now: dt.datetime) -> WritebackItem | None:
         finished_at=now,
         error="The worker stopped before the answer was recorded.",
     )
-    WritebackAttempt.objects.create(item=item, number=item.attempts, started_at=now)
-    return item
+    number = WritebackAttempt.objects.filter(item=item).count() + 1
+    return item, WritebackAttempt.objects.create(item=item, number=number, started_at=now)
 
 
 def _backoff(attempts: int, rng: random.Random) -> float:
@@ -471,10 +527,20 @@ def writeback_deliver(
     candidate = WritebackItem.objects.filter(pk=item_id).only("prescription_id", "sequence").first()
     if candidate is None or _is_blocked(candidate):
         return None
-    item = _claim(item_id, now)
-    if item is None:
+    claim = _claim(item_id, now)
+    if claim is None:
         return None
+    item, attempt = claim
     rng = rng or random.Random()
+    if item.attempts > settings.WRITEBACK_MAX_ATTEMPTS:
+        # Every earlier attempt ended with its worker gone (killed, or over its time limit).
+        return _failed(
+            item,
+            attempt,
+            RuntimeError("the worker stopped during every attempt"),
+            retry_in=0,
+            permanent=True,
+        )
     missing = _missing_identity(item)
     try:
         if missing:
@@ -482,29 +548,46 @@ def writeback_deliver(
         client = client_factory(item.clinic)
         outcome, record = _send(item, client)
     except ezyvet.EzyVetRateLimited as exc:
-        return _failed(item, exc, retry_in=exc.retry_after + rng.uniform(0, 1), permanent=False)
+        # A throttle is not a failure of this row: it does not count towards giving up.
+        WritebackItem.objects.filter(pk=item.pk, status=Status.SENDING).update(
+            attempts=F("attempts") - 1
+        )
+        item.attempts -= 1
+        return _failed(
+            item, attempt, exc, retry_in=exc.retry_after + rng.uniform(0, 1), permanent=False
+        )
     except ezyvet.EzyVetRequestError as exc:
-        return _failed(item, exc, retry_in=0, permanent=True)
-    except (ezyvet.EzyVetError, CredentialsError, requests.RequestException) as exc:
-        return _failed(item, exc, retry_in=_backoff(item.attempts, rng), permanent=False)
-    return _delivered(item, outcome, record)
+        return _failed(item, attempt, exc, retry_in=0, permanent=True)
+    except Exception as exc:
+        if not isinstance(exc, ezyvet.EzyVetError | CredentialsError | requests.RequestException):
+            log.exception("writeback %s failed unexpectedly", item.pk)
+        return _failed(item, attempt, exc, retry_in=_backoff(item.attempts, rng), permanent=False)
+    return _delivered(item, attempt, outcome, record)
 
 
-def _delivered(item: WritebackItem, outcome: str, record: dict[str, Any]) -> Delivery:
+def _still_ours(item: WritebackItem) -> QuerySet[WritebackItem]:
+    """The row, if this worker's claim still holds (no other worker has taken it since)."""
+    return WritebackItem.objects.filter(pk=item.pk, status=Status.SENDING, attempts=item.attempts)
+
+
+def _delivered(
+    item: WritebackItem, attempt: WritebackAttempt, outcome: str, record: dict[str, Any]
+) -> Delivery:
     now = timezone.now()
     with transaction.atomic():
-        WritebackItem.objects.filter(pk=item.pk).update(
+        WritebackAttempt.objects.filter(pk=attempt.pk).update(
+            outcome=outcome, finished_at=now, http_status=200
+        )
+        if item.kind == Kind.PRESCRIBE and record.get("id"):
+            Prescription.objects.filter(pk=item.prescription_id).update(pims_id=str(record["id"]))
+        if not _still_ours(item).update(
             status=Status.DELIVERED,
             delivered_at=now,
             claimed_until=None,
             last_error="",
             response=record,
-        )
-        WritebackAttempt.objects.filter(item=item, number=item.attempts).update(
-            outcome=outcome, finished_at=now, http_status=200
-        )
-        if item.kind == Kind.PRESCRIBE and record.get("id"):
-            Prescription.objects.filter(pk=item.prescription_id).update(pims_id=str(record["id"]))
+        ):
+            return Delivery(item.pk, "superseded")
         _incident_close(item.clinic)
         for successor in _due_successors(item):
             _deliver_on_commit(successor)
@@ -527,7 +610,14 @@ def _due_successors(item: WritebackItem) -> list[int]:
     return [nxt] if nxt else []
 
 
-def _failed(item: WritebackItem, exc: Exception, *, retry_in: float, permanent: bool) -> Delivery:
+def _failed(
+    item: WritebackItem,
+    attempt: WritebackAttempt,
+    exc: BaseException,
+    *,
+    retry_in: float,
+    permanent: bool,
+) -> Delivery:
     now = timezone.now()
     message = str(exc) or exc.__class__.__name__
     status_code = getattr(exc, "status", None)
@@ -535,18 +625,19 @@ def _failed(item: WritebackItem, exc: Exception, *, retry_in: float, permanent: 
     if dead and not permanent:
         message = f"Gave up after {item.attempts} attempts. Last error: {message}"
     with transaction.atomic():
-        WritebackItem.objects.filter(pk=item.pk).update(
-            status=Status.FAILED if dead else Status.PENDING,
-            next_attempt_at=now + dt.timedelta(seconds=retry_in),
-            claimed_until=None,
-            last_error=message[:2000],
-        )
-        WritebackAttempt.objects.filter(item=item, number=item.attempts).update(
+        WritebackAttempt.objects.filter(pk=attempt.pk).update(
             outcome=WritebackAttempt.Outcome.FAILED if dead else WritebackAttempt.Outcome.RETRY,
             finished_at=now,
             http_status=status_code,
             error=message[:2000],
         )
+        if not _still_ours(item).update(
+            status=Status.FAILED if dead else Status.PENDING,
+            next_attempt_at=now + dt.timedelta(seconds=retry_in),
+            claimed_until=None,
+            last_error=message[:2000],
+        ):
+            return Delivery(item.pk, "superseded", message)
         if dead:
             _incident_open(item.clinic, message)
     log.warning("writeback %s attempt %s failed: %s", item.pk, item.attempts, message)
@@ -559,29 +650,22 @@ def _failed(item: WritebackItem, exc: Exception, *, retry_in: float, permanent: 
 
 def writeback_due(*, now: dt.datetime | None = None, limit: int = 500) -> list[int]:
     """ezyVet rows to deliver now: due and pending, or abandoned mid-send; heads of their
-    prescription only (a later row waits for the earlier one)."""
+    prescription only (a later row waits for the earlier one, and never crowds out others)."""
     now = now or timezone.now()
-    rows = list(
+    rows = (
         WritebackItem.objects.filter(
             Q(status=Status.PENDING, next_attempt_at__lte=now)
             | Q(status=Status.SENDING, claimed_until__lt=now),
             target=Target.EZYVET,
         )
+        .exclude(_blocked())
         .order_by("next_attempt_at", "pk")
-        .values_list("pk", "prescription_id", "sequence")[:limit]
+        .values_list("pk", "prescription_id")[:limit]
     )
-    heads: dict[int, tuple[int, int]] = {}
-    for pk, rx, seq in rows:
-        if rx not in heads or seq < heads[rx][1]:
-            heads[rx] = (pk, seq)
-    due = []
-    for rx, (pk, seq) in heads.items():
-        earlier = WritebackItem.objects.filter(
-            prescription_id=rx, sequence__lt=seq, status__in=BLOCKING
-        ).exists()
-        if not earlier:
-            due.append(pk)
-    return due
+    heads: dict[int, int] = {}
+    for pk, rx in rows:
+        heads.setdefault(rx, pk)
+    return list(heads.values())
 
 
 # --- the agent feed --------------------------------------------------------------------------
@@ -593,16 +677,32 @@ class AckError(ValueError):
     """An acknowledgement that cannot be taken (unknown item, bad body)."""
 
 
-def agent_feed(*, clinic: Clinic, after: int = 0, limit: int = FEED_PAGE) -> list[dict[str, Any]]:
-    """The clinic's pending line items after the cursor, oldest first, in the feed's format."""
-    rows = (
-        WritebackItem.objects.filter(
-            clinic=clinic, target=Target.AGENT, status=Status.PENDING, pk__gt=after
-        )
-        .order_by("pk")
-        .values("pk", "payload")[:limit]
+def agent_feed(
+    *, clinic: Clinic, after: int = 0, limit: int = FEED_PAGE
+) -> tuple[list[dict[str, Any]], int]:
+    """The clinic's pending line items after the cursor, oldest first, in the feed's format,
+    and the cursor for the next call. A line waiting for an earlier line of its prescription
+    (a failed dispense being retried) is held back, and the cursor stays before it."""
+    pending = WritebackItem.objects.filter(
+        clinic=clinic, target=Target.AGENT, status=Status.PENDING, pk__gt=after
     )
-    return [{"id": row["pk"], **row["payload"]} for row in rows]
+    # Lines are listed by id, which is their order except for a retry (a new id for an early
+    # line): a line waits while an earlier line of its prescription failed, or is a retry
+    # that comes later in the list.
+    earlier = WritebackItem.objects.filter(
+        prescription_id=OuterRef("prescription_id"), sequence__lt=OuterRef("sequence")
+    )
+    waiting = Exists(earlier.filter(status=Status.FAILED)) | Exists(
+        earlier.filter(status=Status.PENDING, pk__gt=OuterRef("pk"))
+    )
+    rows = list(pending.exclude(waiting).order_by("pk").values("pk", "payload")[:limit])
+    items = [{"id": row["pk"], **row["payload"]} for row in rows]
+    cursor = items[-1]["id"] if items else after
+    held = pending.filter(waiting, pk__lte=cursor).order_by("pk").values_list("pk", flat=True)
+    first_held = held.first()
+    if first_held is not None:
+        cursor = first_held - 1
+    return items, cursor
 
 
 def agent_ack(*, clinic: Clinic, item_id: int, ok: bool, error: str = "") -> WritebackItem:
@@ -693,7 +793,11 @@ def writeback_retry(*, item: WritebackItem, actor: Any, request: Any = None) -> 
 def _incident_open(clinic: Clinic, error: str) -> None:
     if WritebackIncident.objects.filter(clinic=clinic, closed_at__isnull=True).exists():
         return
-    incident = WritebackIncident.objects.create(clinic=clinic, first_error=error[:2000])
+    try:
+        with transaction.atomic():
+            incident = WritebackIncident.objects.create(clinic=clinic, first_error=error[:2000])
+    except IntegrityError:
+        return  # another worker opened it a moment ago: one incident, one email
     from prescriptions.tasks import writeback_incident_alert
 
     writeback_incident_alert.delay_on_commit(incident.pk)
@@ -709,30 +813,82 @@ def _incident_close(clinic: Clinic) -> None:
 
 
 def writeback_incident_alert(*, incident_id: int) -> bool:
-    """Email the clinic and the onboarding team once for an incident; False if already sent."""
-    now = timezone.now()
-    if not WritebackIncident.objects.filter(pk=incident_id, alerted_at__isnull=True).update(
-        alerted_at=now
-    ):
-        return False
-    incident = WritebackIncident.objects.select_related("clinic").get(pk=incident_id)
-    clinic = incident.clinic
-    failed = WritebackItem.objects.filter(clinic=clinic, status=Status.FAILED).count()
-    context = {
-        "clinic": clinic,
-        "incident": incident,
-        "failed": failed,
-        "monitor_url": settings.SITE_URL.rstrip("/") + f"/c/{clinic.slug}/writeback/?status=failed",
-    }
-    text = render_to_string("emails/writeback_failing.txt", context).lstrip()
-    subject, _, body = text.partition("\n")
-    recipients = [r for r in (clinic.email, settings.ONBOARDING_TEAM_EMAIL) if r]
-    EmailMessage(
-        subject=subject.removeprefix("Subject:").strip(),
-        body=body.lstrip("\n"),
-        to=recipients,
-    ).send()
+    """Email the clinic and the onboarding team once for an incident; False if already sent.
+    The email is sent before the incident is marked alerted, in one transaction: a failed
+    send leaves it unmarked, for the task's retry or the next sweep."""
+    with transaction.atomic():
+        incident = (
+            WritebackIncident.objects.select_for_update(skip_locked=True)
+            .select_related("clinic")
+            .filter(pk=incident_id, alerted_at__isnull=True)
+            .first()
+        )
+        if incident is None:
+            return False
+        clinic = incident.clinic
+        failed = WritebackItem.objects.filter(clinic=clinic, status=Status.FAILED).count()
+        context = {
+            "clinic": clinic,
+            "incident": incident,
+            "failed": failed,
+            "monitor_url": settings.SITE_URL.rstrip("/")
+            + reverse("prescriptions:writeback-monitor", kwargs={"clinic_slug": clinic.slug})
+            + "?status=failed",
+        }
+        text = render_to_string("emails/writeback_failing.txt", context).lstrip()
+        subject, _, body = text.partition("\n")
+        recipients = [r for r in (clinic.email, settings.ONBOARDING_TEAM_EMAIL) if r]
+        EmailMessage(
+            subject=subject.removeprefix("Subject:").strip(),
+            body=body.lstrip("\n"),
+            to=recipients,
+        ).send()
+        incident.alerted_at = timezone.now()
+        incident.save(update_fields=["alerted_at"])
     return True
+
+
+def incidents_unalerted(*, older_than: dt.timedelta = dt.timedelta(minutes=1)) -> list[int]:
+    """Open incidents whose email has not gone out (a failed send): the sweep retries them."""
+    return list(
+        WritebackIncident.objects.filter(
+            closed_at__isnull=True,
+            alerted_at__isnull=True,
+            opened_at__lt=timezone.now() - older_than,
+        ).values_list("pk", flat=True)
+    )
+
+
+class DismissError(ValueError):
+    """This row cannot be dismissed (only a failed one can)."""
+
+
+def writeback_dismiss(
+    *, item: WritebackItem, actor: Any, reason: str, request: Any = None
+) -> WritebackItem:
+    """Staff resolve a failed row without sending it (the PIMS was corrected by hand, or the
+    change no longer matters); it stops holding back later rows and the clinic's incident."""
+    if not reason.strip():
+        raise DismissError("Say why this writeback is resolved without sending it.")
+    with transaction.atomic():
+        row = WritebackItem.objects.select_for_update().get(pk=item.pk)
+        if row.status != Status.FAILED:
+            raise DismissError("Only a failed writeback can be dismissed.")
+        row.status = Status.DISMISSED
+        row.last_error = f"{row.last_error}\nDismissed: {reason.strip()}".strip()[:2000]
+        row.save(update_fields=["status", "last_error"])
+        audit_log(
+            action="writeback.dismissed",
+            actor=actor,
+            request=request,
+            clinic=row.clinic,
+            obj=row,
+            after={"reason": reason.strip()},
+        )
+        _incident_close(row.clinic)
+        for successor in _due_successors(row):
+            _deliver_on_commit(successor)
+    return row
 
 
 def writeback_counts(*, clinic: Clinic | None = None) -> dict[str, Any]:

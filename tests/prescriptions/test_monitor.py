@@ -259,10 +259,12 @@ def test_retry_makes_a_linked_row_and_an_audit_event(world: World, agent_rows) -
     assert 'data-testid="retry"' not in old_page
     event = AuditEvent.objects.get(action="writeback.retried")
     assert event.actor == world.b.staff and event.object_id == str(retry.pk)
-    # The agent gets the retry on its feed.
-    assert [line["id"] for line in writeback.agent_feed(clinic=world.b.clinic)] == [
-        agent_rows["pending"].pk,
-        retry.pk,
+    # The agent gets the retry on its feed, and the later shipment only once it is through:
+    # the lines of one prescription reach the PIMS in order.
+    assert [line["id"] for line in writeback.agent_feed(clinic=world.b.clinic)[0]] == [retry.pk]
+    writeback.agent_ack(clinic=world.b.clinic, item_id=retry.pk, ok=True)
+    assert [line["id"] for line in writeback.agent_feed(clinic=world.b.clinic)[0]] == [
+        agent_rows["pending"].pk
     ]
     counts = staff.get(monitor_url(world.b)).content.decode()
     assert count_on_page(counts, "retried") == 1 and count_on_page(counts, "failed") == 0

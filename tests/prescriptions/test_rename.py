@@ -277,7 +277,7 @@ def test_accepting_a_new_pet_name_needs_the_attestation_and_a_reason(
 
 def test_accepting_a_new_pet_name_is_the_rename_flow(world: World, held_rename) -> None:
     biscuit, undispensed, dispensed, update = held_rename
-    feed_before = {item["id"] for item in agent_feed(clinic=world.b.clinic)}
+    feed_before = {item["id"] for item in agent_feed(clinic=world.b.clinic)[0]}
 
     manual_update_accept(
         update=update, actor=world.b.staff, same_pet=True, reason="Name changed at the clinic"
@@ -295,7 +295,7 @@ def test_accepting_a_new_pet_name_is_the_rename_flow(world: World, held_rename) 
     assert {d.patient_name for d in drafts} == {"Biscuit II"}
     assert {d.state for d in drafts} == {Prescription.State.DRAFT}
     # The agent's PIMS only ever heard of the dispensed item: it is told that one ended.
-    new_lines = [i for i in agent_feed(clinic=world.b.clinic) if i["id"] not in feed_before]
+    new_lines = [i for i in agent_feed(clinic=world.b.clinic)[0] if i["id"] not in feed_before]
     assert [(i["kind"], i["product_reference"], i["status"]) for i in new_lines] == [
         ("status", "CARP-75", "CANCELLED_DR")
     ]

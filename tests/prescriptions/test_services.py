@@ -308,20 +308,26 @@ def test_an_ended_item_cannot_be_ordered(world: World, biscuit, catalogue):
     assert not Order.objects.exists()
 
 
-def test_an_order_placed_before_the_item_ended_cannot_ship(world: World, biscuit, catalogue):
+def test_an_order_placed_before_the_item_ended_goes_on_hold_and_cannot_ship(
+    world: World, biscuit, catalogue
+):
     prescription = rx(world.a, biscuit, catalogue.carprofen)
     order = place(world.a, prescription)
     prescription_items_end(prescription=prescription, actor=world.a.vet_user, reason="Stop")
 
+    order.refresh_from_db()
+    assert order.status == Order.Status.ON_HOLD
+    assert order.hold_reason == "The prescription item ended: Stop"
+    with pytest.raises(PrescriptionError, match="is on hold: The prescription item ended"):
+        order_ship(order=order, actor=world.a.staff)
+    # Released by mistake, it still cannot dispense the ended item.
+    order_release(order=order, actor=world.a.staff)
     with pytest.raises(PrescriptionError) as refused:
         order_ship(order=order, actor=world.a.staff)
-
     assert str(refused.value) == (
         "Carprofen 75 mg chewable: This item is declined by the vet: "
         "an ended item cannot be dispensed."
     )
-    order.refresh_from_db()
-    assert order.status == Order.Status.PLACED
     item = prescription.items.get()
     assert (item.status, item.dispensed_quantity) == (ItemStatus.DECLINED_DR, 0)
 

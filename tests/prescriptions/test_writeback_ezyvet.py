@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from unittest import mock
 
 import pytest
+from celery.exceptions import Retry
 from django.conf import settings
 from django.core import mail
 from django.db import transaction
@@ -405,7 +406,23 @@ def test_a_429_is_retried_no_sooner_than_retry_after(
             writeback.writeback_deliver(item_id=row.pk)
 
     row.refresh_from_db()
-    assert (row.status, row.attempts) == (Status.DELIVERED, 2)
+    # Both tries are on record; the throttled one does not count towards giving up.
+    assert (row.status, row.attempts, row.attempts_made.count()) == (Status.DELIVERED, 1, 2)
+    assert ezyvet_items(site, prescription)["CARP-75"]["status"] == "PENDING"
+
+
+def test_a_throttled_row_is_not_given_up_on(
+    world: World, site, ezy_pet, catalogue, django_capture_on_commit_callbacks
+) -> None:
+    site.inject_fault("rate_limit", endpoint="externalprescription", count=4, retry_after=1)
+    with override_settings(WRITEBACK_MAX_ATTEMPTS=2):
+        with django_capture_on_commit_callbacks(execute=True):
+            prescription = rx(world.a, ezy_pet, catalogue.carprofen)
+        deliver_all(django_capture_on_commit_callbacks)
+
+    row = WritebackItem.objects.get()
+    assert row.status == Status.DELIVERED
+    assert row.attempts_made.filter(http_status=429).count() == 4
     assert ezyvet_items(site, prescription)["CARP-75"]["status"] == "PENDING"
 
 
@@ -609,3 +626,162 @@ def test_the_outbox_row_rolls_back_with_the_change(
     assert not WritebackItem.objects.exists()
     assert published == []
     assert site.records("externalprescription") == []
+
+
+# --- found in review: slow workers, starvation, the unforeseen, eConnect, alerts --------------
+
+
+class SlowPast:
+    """A connector whose call outlives the row's lease: meanwhile another worker takes over."""
+
+    def __init__(self, client, meanwhile) -> None:
+        self.client, self.meanwhile = client, meanwhile
+
+    def __getattr__(self, name: str):
+        return getattr(self.client, name)
+
+    def externalprescription_create(self, *args, **kwargs):
+        self.meanwhile()
+        raise writeback.ezyvet.EzyVetUnavailable("read timed out")
+
+
+def test_a_worker_whose_lease_ran_out_does_not_undo_the_one_that_took_over(
+    world: World, site, ezy_pet, catalogue, django_capture_on_commit_callbacks
+) -> None:
+    with mock.patch.object(writeback, "_deliver_on_commit"):
+        prescription = rx(world.a, ezy_pet, catalogue.carprofen)
+    row = WritebackItem.objects.get()
+
+    def second_worker() -> None:
+        with clock_at(timezone.now() + settings.WRITEBACK_LEASE + dt.timedelta(seconds=1)):
+            writeback.writeback_deliver(item_id=row.pk)
+
+    result = writeback.writeback_deliver(
+        item_id=row.pk,
+        client_factory=lambda clinic: SlowPast(ezyvet_client(clinic.integration), second_worker),
+    )
+
+    assert result is not None and result.outcome == "superseded"
+    row.refresh_from_db()
+    assert row.status == Status.DELIVERED and row.delivered_at is not None
+    assert len(ezyvet_records(site, prescription)) == 1
+
+
+def test_rows_waiting_behind_a_failed_one_do_not_crowd_out_due_rows(
+    world: World, site, ezy_pet, catalogue
+) -> None:
+    with mock.patch.object(writeback, "_deliver_on_commit"):
+        stuck = rx(world.a, ezy_pet, catalogue.carprofen)
+        for _ in range(3):
+            ship(world.a, stuck)
+        free = rx(world.a, ezy_pet, catalogue.apoquel)
+    WritebackItem.objects.filter(prescription=stuck, kind="prescribe").update(status=Status.FAILED)
+    WritebackItem.objects.filter(prescription=free).update(
+        next_attempt_at=timezone.now() + dt.timedelta(minutes=5)
+    )
+
+    with clock_at(timezone.now() + dt.timedelta(minutes=6)):
+        due = writeback.writeback_due(limit=2)
+
+    assert due == [WritebackItem.objects.get(prescription=free).pk]
+
+
+def test_an_unforeseen_error_is_recorded_and_retried_not_left_sending(
+    world: World, site, ezy_pet, catalogue
+) -> None:
+    with mock.patch.object(writeback, "_deliver_on_commit"):
+        rx(world.a, ezy_pet, catalogue.carprofen)
+    row = WritebackItem.objects.get()
+
+    def broken(clinic):
+        raise LookupError("credentials key rotated away")
+
+    writeback.writeback_deliver(item_id=row.pk, client_factory=broken)
+
+    row.refresh_from_db()
+    assert row.status == Status.PENDING
+    assert "credentials key rotated away" in row.last_error
+    assert row.attempts_made.get().outcome == WritebackAttempt.Outcome.RETRY
+
+
+def test_an_item_dispensed_through_econnect_is_declined_in_ezyvet_when_it_ends(
+    world: World, site, ezy_pet, catalogue, django_capture_on_commit_callbacks
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        prescription = rx(world.a, ezy_pet, catalogue.carprofen)
+        ship(world.a, prescription, channel=Channel.ECONNECT)  # not written back
+        prescription_items_end(prescription=prescription, actor=world.a.vet_user, reason="Done")
+    deliver_all(django_capture_on_commit_callbacks)
+
+    assert prescription.items.get().status == ItemStatus.CANCELLED_DR  # VetSync's own record
+    # ezyVet never heard of the eConnect dispense: for it the item ends before any dispense.
+    assert ezyvet_items(site, prescription)["CARP-75"]["status"] == "DECLINED_DR"
+    assert set(WritebackItem.objects.values_list("status", flat=True)) == {Status.DELIVERED}
+
+
+def test_a_failed_row_can_be_dismissed_and_frees_the_rows_after_it(
+    world: World, site, ezy_pet, catalogue, django_capture_on_commit_callbacks
+) -> None:
+    ezy_pet.pims_id = ""
+    ezy_pet.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        prescription = rx(world.a, ezy_pet, catalogue.carprofen)
+    failed = WritebackItem.objects.get()
+    assert failed.status == Status.FAILED
+    with pytest.raises(writeback.DismissError, match="Say why"):
+        writeback.writeback_dismiss(item=failed, actor=world.a.staff, reason=" ")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        writeback.writeback_dismiss(
+            item=failed, actor=world.a.staff, reason="Entered in ezyVet by hand"
+        )
+
+    failed.refresh_from_db()
+    assert failed.status == Status.DISMISSED
+    assert "Entered in ezyVet by hand" in failed.last_error
+    assert WritebackIncident.objects.get().closed_at is not None
+    assert prescription.writebacks.count() == 1
+
+
+def test_an_alert_whose_email_failed_is_sent_by_a_later_run(
+    world: World, site, ezy_pet, catalogue, django_capture_on_commit_callbacks
+) -> None:
+    ezy_pet.pims_id = ""
+    ezy_pet.save()
+    with mock.patch.object(writeback.EmailMessage, "send", side_effect=OSError("SMTP down")):
+        # The task retries itself on a mail error (eagerly, here: celery's Retry).
+        with pytest.raises((OSError, Retry)):
+            with django_capture_on_commit_callbacks(execute=True):
+                rx(world.a, ezy_pet, catalogue.carprofen)
+    incident = WritebackIncident.objects.get()
+    assert incident.alerted_at is None and mail.outbox == []
+
+    with clock_at(timezone.now() + dt.timedelta(minutes=2)):
+        assert writeback.incidents_unalerted() == [incident.pk]
+    assert writeback.writeback_incident_alert(incident_id=incident.pk) is True
+    assert writeback.writeback_incident_alert(incident_id=incident.pk) is False
+    assert len(mail.outbox) == 1
+
+
+def test_workers_share_one_ezyvet_token_instead_of_revoking_each_others(
+    world: World, site, ezy_pet, catalogue, django_capture_on_commit_callbacks
+) -> None:
+    """ezyVet keeps one live token per credentials: two worker processes (two connectors)
+    take the token the first fetched from the shared cache."""
+    first = ezyvet_client(ezyvet_clinic_integration(world))
+    second = ezyvet_client(ezyvet_clinic_integration(world))
+
+    token = first.access_token()
+    assert second.access_token() == token and second.token_requests == 0
+    # A refused token is dropped for everyone; the next call fetches one fresh token.
+    fetched = first.token_requests
+    first._token_refused()
+    second._token_refused()
+    assert first.access_token() == second.access_token() != token
+    assert first.token_requests + second.token_requests == fetched + 1
+
+
+def ezyvet_clinic_integration(world: World):
+    integration = world.a.clinic.integration
+    integration.refresh_from_db()
+    return integration

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
@@ -382,6 +382,19 @@ def _chunks(items: Sequence[str], size: int = ID_BATCH) -> Iterator[list[str]]:
         yield list(items[start : start + size])
 
 
+class TokenStore(Protocol):
+    """Where processes share a site's access token: ezyVet keeps one live token per set of
+    credentials, so two workers each fetching their own would keep revoking each other's."""
+
+    def get(self) -> tuple[str, float] | None:
+        """The token and its expiry (wall-clock epoch seconds), if one is stored."""
+
+    def put(self, token: str, expires_at: float) -> None: ...
+
+    def discard(self, token: str) -> None:
+        """Forget ``token`` (refused by ezyVet) unless another process replaced it already."""
+
+
 class EzyVetClient:
     """One ezyVet site over HTTP: tokens, limits, retries, paging, the pull and writeback."""
 
@@ -404,6 +417,7 @@ class EzyVetClient:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         session: requests.Session | None = None,
+        token_store: TokenStore | None = None,
     ) -> None:
         base = base_url.rstrip("/")
         self.base_url = base.removesuffix("/v1")
@@ -429,6 +443,7 @@ class EzyVetClient:
         )
         self._token: str | None = None
         self._token_expires = 0.0
+        self.token_store = token_store
         self.calls = 0  # API calls sent, the token endpoint excluded
         self.calls_by_endpoint: Counter[str] = Counter()
         self.token_requests = 0
@@ -451,11 +466,27 @@ class EzyVetClient:
     # -- tokens --
 
     def access_token(self) -> str:
-        """The cached token, fetched anew when missing or near its expiry."""
+        """The cached token (this process's, else the shared store's), fetched anew when
+        missing or near its expiry."""
         if self._token is None or self.clock() >= self._token_expires:
-            self._fetch_token()
+            shared = self.token_store.get() if self.token_store is not None else None
+            left = shared[1] - time.time() if shared is not None else 0.0
+            if shared is not None and left > 0:
+                self._token, self._token_expires = shared[0], self.clock() + left
+            else:
+                self._fetch_token()
+                if self.token_store is not None and self._token is not None:
+                    ttl = self._token_expires - self.clock()
+                    self.token_store.put(self._token, time.time() + ttl)
         assert self._token is not None
         return self._token
+
+    def _token_refused(self) -> None:
+        """ezyVet refused our token (expired, or replaced by a newer one): drop it here and
+        in the shared store; the next call takes a newer stored token or fetches one."""
+        if self._token is not None and self.token_store is not None:
+            self.token_store.discard(self._token)
+        self._token = None
 
     def _fetch_token(self) -> None:
         url = f"{self.base_url}/v1/oauth/access_token"
@@ -594,7 +625,7 @@ class EzyVetClient:
                         texts=_texts(response),
                     )
                 # Expired, or revoked by a newer token for the same credentials: once.
-                self._token = None
+                self._token_refused()
                 reauthenticated = True
                 continue
             if status == 403:
