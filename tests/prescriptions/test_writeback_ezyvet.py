@@ -748,11 +748,13 @@ def test_an_alert_whose_email_failed_is_sent_by_a_later_run(
 ) -> None:
     ezy_pet.pims_id = ""
     ezy_pet.save()
-    with mock.patch.object(writeback.EmailMessage, "send", side_effect=OSError("SMTP down")):
-        # The task retries itself on a mail error (eagerly, here: celery's Retry).
-        with pytest.raises((OSError, Retry)):
-            with django_capture_on_commit_callbacks(execute=True):
-                rx(world.a, ezy_pet, catalogue.carprofen)
+    # The task retries itself on a mail error (eagerly, here: celery's Retry).
+    with (
+        mock.patch.object(writeback.EmailMessage, "send", side_effect=OSError("SMTP down")),
+        pytest.raises((OSError, Retry)),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        rx(world.a, ezy_pet, catalogue.carprofen)
     incident = WritebackIncident.objects.get()
     assert incident.alerted_at is None and mail.outbox == []
 
