@@ -769,10 +769,11 @@ def _remaining_spec(item: PrescriptionItem) -> ItemSpec | None:
 
 
 def patient_renamed_represcribe(patient: Patient, old_name: str, actor: Any, reason: str) -> None:
-    """The rename flow: every open prescription of the pet is ended (declined if never
-    dispensed, cancelled if dispensed) or, if a draft, discarded; a new draft with what is left
-    of the open items is written under the new name for a vet to approve, linked to the old
-    one. Runs inside the rename's transaction (records.hooks); a refusal is staff's message."""
+    """The rename flow: every approved prescription of the pet with open items is ended
+    (declined if never dispensed, cancelled if dispensed) and a new draft with what is left of
+    them is written under the new name for a vet to approve, linked to the old one; a draft
+    (never approved, never sent) just takes the new name. Runs inside the rename's transaction
+    (records.hooks); a refusal is staff's message."""
     try:
         _represcribe(patient, old_name, actor, reason)
     except PrescriptionError as exc:
@@ -793,9 +794,20 @@ def _represcribe(patient: Patient, old_name: str, actor: Any, reason: str) -> No
         if not open_items:
             continue
         if old.state == Prescription.State.DRAFT:
-            prescription_discard(prescription=old, actor=actor, reason=why)
-        else:
-            prescription_items_end(prescription=old, actor=actor, reason=why, items=open_items)
+            # Never approved nor sent anywhere: the draft itself takes the new name.
+            old.patient_name = patient.name
+            old.notes = f"{old.notes}\n{why}".strip()
+            old.save(update_fields=["patient_name", "notes", "updated_at"])
+            audit_log(
+                action="prescription.draft_renamed",
+                actor=actor,
+                clinic=old.clinic,
+                obj=old,
+                before={"patient_name": old_name},
+                after={"patient_name": patient.name, "reason": reason},
+            )
+            continue
+        prescription_items_end(prescription=old, actor=actor, reason=why, items=open_items)
         specs = [spec for spec in map(_remaining_spec, open_items) if spec is not None]
         if not specs:
             continue

@@ -28,4 +28,9 @@ urlpatterns = [
     path("writeback/", writeback_views.writeback_monitor, name="writeback-monitor"),
     path("writeback/<int:item_id>/", writeback_views.writeback_detail, name="writeback-detail"),
     path("writeback/<int:item_id>/retry/", writeback_views.writeback_retry, name="writeback-retry"),
+    path(
+        "writeback/<int:item_id>/dismiss/",
+        writeback_views.writeback_dismiss,
+        name="writeback-dismiss",
+    ),
 ]

@@ -356,6 +356,7 @@ def prescription_detail(
             "replaced_by": Prescription.objects.filter(replaces=prescription).first(),
             "rx_request": rx_request,
             "writebacks": list(prescription.writebacks.order_by("sequence", "pk")),
+            "writeback_reasons": _not_written_back(prescription, items),
             "orders": orders,
             "autoships": list(
                 Autoship.objects.filter(prescription_item__prescription=prescription)
@@ -600,8 +601,9 @@ def _rx_request_do(
             owner_message=data["owner_message"],
             request=request,
         )
-        paid = " It goes to the PIMS once the owner has paid."
-        return f"Approved as {prescription.number}. The owner has been emailed.{paid}", {}
+        told = _owner_told(rx_request)
+        paid = " It goes to the practice system once the owner has paid."
+        return f"Approved as {prescription.number}. {told}{paid}", {}
     if action == "decline":
         decline_form = RxDeclineForm(request.POST, auto_id="decline-%s")
         if not decline_form.is_valid():
@@ -613,8 +615,32 @@ def _rx_request_do(
             owner_message=decline_form.cleaned_data["owner_message"],
             request=request,
         )
-        return "Declined. The owner has been emailed.", {}
+        return f"Declined. {_owner_told(rx_request)}", {}
     raise PrescriptionError("Choose an action.")
+
+
+def _not_written_back(prescription: Prescription, items: list[PrescriptionItem]) -> list[str]:
+    """Why the PIMS hears nothing of this prescription: the eligibility rule's own words."""
+    reasons: list[str] = []
+    for item in items:
+        verdict = writeback_eligibility(
+            clinic=prescription.clinic,
+            product=item.product,
+            channel=prescription.channel,
+            prescribed=True,
+        )
+        reason = verdict.reason.rstrip(".")
+        if not verdict.eligible and reason not in reasons:
+            reasons.append(reason)
+    if not reasons and prescription.state == Prescription.State.DRAFT:
+        reasons.append("a draft is sent once a vet approves it")
+    return reasons
+
+
+def _owner_told(rx_request: RxRequest) -> str:
+    if rx_request.patient.client.email:
+        return f"The owner was emailed at {rx_request.patient.client.email}."
+    return "The owner has no email address: tell them by phone."
 
 
 # --- orders ----------------------------------------------------------------------------------

@@ -78,6 +78,7 @@ def writeback_monitor(request: HttpRequest, clinic_slug: str) -> HttpResponse:
             ],
             "kinds": Kind.choices,
             "total": sum(summary["counts"].values()),
+            "counts": summary["counts"],
             "last_success": summary["last_success"],
             "incident": WritebackIncident.objects.filter(
                 clinic=clinic, closed_at__isnull=True
@@ -137,3 +138,20 @@ def writeback_retry(request: HttpRequest, clinic_slug: str, item_id: int) -> Htt
     )
     messages.success(request, f"Writeback {item.pk} is retried as writeback {retry.pk}. {where}")
     return redirect(_detail_url(clinic, retry.pk))
+
+
+@login_required
+@require_POST
+def writeback_dismiss(request: HttpRequest, clinic_slug: str, item_id: int) -> HttpResponse:
+    """Resolve a failed writeback without sending it, with the reason (audit-logged)."""
+    clinic = clinic_for_user(request, clinic_slug)
+    item = get_for_clinic(WritebackItem.objects.all(), clinic, pk=item_id)
+    try:
+        writeback.writeback_dismiss(
+            item=item, actor=request.user, reason=request.POST.get("reason", ""), request=request
+        )
+    except writeback.DismissError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Writeback {item.pk} is dismissed; it will not be sent.")
+    return redirect(_detail_url(clinic, item.pk))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
@@ -54,9 +55,18 @@ def clinic_dashboard(request: HttpRequest, clinic_slug: str) -> HttpResponse:
             "updates": manual_update_counts(clinic=clinic),
             "rx_counts": _prescription_counts(clinic),
             "last_run": SyncRun.objects.for_clinic(clinic).order_by("-created_at", "-id").first(),
-            "worker_heartbeat": cache.get(WORKER_HEARTBEAT_KEY),
+            "worker_heartbeat": _heartbeat(),
         },
     )
+
+
+def _heartbeat() -> datetime | None:
+    """When the Celery worker last answered (an ISO time in the cache), if it ever did."""
+    value = cache.get(WORKER_HEARTBEAT_KEY)
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 def _prescription_counts(clinic: Clinic) -> dict[str, int]:

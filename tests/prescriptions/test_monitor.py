@@ -372,3 +372,22 @@ def test_the_demo_seeds_once_and_its_monitors_show_every_state(db) -> None:
     for status in ("pending", "delivered", "failed", "retried"):
         assert count_on_page(page, status) >= 1, status
     assert 'data-testid="incident"' in page
+
+
+def test_staff_dismiss_a_failed_row_with_a_reason(world: World, agent_rows) -> None:
+    failed = agent_rows["failed"]
+    staff = login(world.b.staff)
+    url = reverse("prescriptions:writeback-dismiss", args=["birch", failed.pk])
+
+    refused = staff.post(url, {"reason": ""}, follow=True).content.decode()
+    assert "Say why this writeback is resolved without sending it." in refused
+    page = staff.post(url, {"reason": "Posted in Cornerstone by hand"}, follow=True)
+
+    assert "is dismissed; it will not be sent" in page.content.decode()
+    failed.refresh_from_db()
+    assert failed.status == Status.DISMISSED
+    event = AuditEvent.objects.get(action="writeback.dismissed")
+    assert event.actor == world.b.staff and event.after == {
+        "reason": "Posted in Cornerstone by hand"
+    }
+    assert login(world.a.staff).post(url, {"reason": "x"}).status_code == 404

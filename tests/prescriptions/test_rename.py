@@ -117,7 +117,8 @@ def test_the_new_draft_goes_to_ezyvet_once_a_vet_approves_it(
     assert ezyvet_items(site, draft)["CARP-75"]["status"] == "PENDING"
 
 
-def test_a_draft_is_discarded_and_redrafted(world: World, site, ezy_pet, catalogue) -> None:
+def test_a_draft_simply_takes_the_new_name(world: World, site, ezy_pet, catalogue) -> None:
+    old_name = ezy_pet.name
     draft = rx(world.a, ezy_pet, catalogue.carprofen, approve=False)
 
     patient_rename(
@@ -125,9 +126,12 @@ def test_a_draft_is_discarded_and_redrafted(world: World, site, ezy_pet, catalog
     )
 
     draft.refresh_from_db()
-    assert draft.state == Prescription.State.VOID
-    (new,) = open_prescriptions(ezy_pet)
-    assert new.replaces == draft and new.patient_name == "Clementine"
+    # Never approved, never sent: no end and no second draft, the draft is renamed.
+    assert (draft.state, draft.patient_name) == (Prescription.State.DRAFT, "Clementine")
+    assert open_prescriptions(ezy_pet) == [draft]
+    assert REASON in draft.notes
+    event = AuditEvent.objects.get(action="prescription.draft_renamed")
+    assert event.before == {"patient_name": old_name}
     assert not WritebackItem.objects.exists()
 
 

@@ -609,7 +609,7 @@ def test_a_vet_declines_with_a_reason_and_the_owner_is_emailed(
     assert email.to == ["dana@example.org"]
     assert "Please book a check-up for Biscuit." in email.body
     page = text(with_mail)
-    assert "Declined. The owner has been emailed." in page
+    assert "Declined. The owner was emailed at dana@example.org." in page
     assert "Needs an exam first" in page and "Decline the request" not in page
 
 
@@ -872,9 +872,9 @@ def test_the_dashboard_counts_what_waits_and_links_to_it(
     response = login(world.a.staff).get(reverse("clinic-dashboard", args=["alder"]))
     html = response.content.decode()
     page = text(response)
-    assert "1 draft prescriptions awaiting a vet" in page
-    assert "1 Rx requests waiting" in page
-    assert "2 open orders" in page and "1 orders on hold" in page
+    assert "1 draft prescription awaiting a vet" in page
+    assert "1 Rx request waiting" in page
+    assert "2 open orders" in page and "1 order on hold" in page
     for link in (
         "/c/alder/prescriptions/?state=draft",
         "/c/alder/rx-requests/?status=pending",
@@ -925,3 +925,22 @@ def test_pet_owner_care_sees_the_panel_without_clinic_links(
     panel = html[html.index('data-testid="panel-prescriptions"') :]
     assert prescription.number in panel and "Pending" in panel
     assert "/c/alder/" not in panel  # Care is no member of the clinic: those pages are 404s
+
+
+def test_an_owner_without_email_is_to_be_told_by_phone(world: World, catalogue) -> None:
+    from prescriptions.services import rx_request_submit
+
+    owner = ClientFactory(clinic=world.a.clinic, email="")
+    pet = PatientFactory(client=owner, name="Duke")
+    rx_request = rx_request_submit(
+        clinic=world.a.clinic, patient=pet, product=catalogue.carprofen, quantity=30
+    )
+
+    page = login(world.a.vet_user).post(
+        reverse("prescriptions:rx-request-detail", args=["alder", rx_request.pk]),
+        {"action": "decline", "reason": "Needs an exam first", "owner_message": ""},
+        follow=True,
+    )
+
+    assert "The owner has no email address: tell them by phone." in page.content.decode()
+    assert mail.outbox == []
