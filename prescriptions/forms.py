@@ -8,6 +8,7 @@ puts on the form.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any, cast
 
 from django import forms
@@ -53,7 +54,14 @@ class VetChoiceField(forms.ModelChoiceField):
 # --- a prescription ------------------------------------------------------------------------
 
 
-class PrescriptionForm(Form):
+class SubmissionForm(Form):
+    """A form whose POST creates something: a second click (or a resent POST) carries the same
+    id, so the service returns what the first one made instead of making it twice."""
+
+    submission_id = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4)
+
+
+class PrescriptionForm(SubmissionForm):
     """The prescription's header; its items come from ``ItemFormSet``."""
 
     vet = VetChoiceField(
@@ -330,7 +338,7 @@ def item_label(item: PrescriptionItem) -> str:
     return f"{item.prescription.number} · {item.product.name} — {item.remaining} left"
 
 
-class OrderForm(Form):
+class OrderForm(SubmissionForm):
     channel = forms.ChoiceField(
         label="Ordered through",
         choices=Channel.choices,

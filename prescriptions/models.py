@@ -188,6 +188,9 @@ class Prescription(models.Model):
         blank=True,
         help_text="ezyVet's id for this prescription, kept for later PATCHes.",
     )
+    submission_id = models.UUIDField(
+        null=True, blank=True, unique=True, editable=False, help_text="The form post that made it."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = PrescriptionQuerySet.as_manager()
@@ -398,6 +401,9 @@ class Order(models.Model):
     carrier = models.CharField(max_length=60, blank=True)
     tracking_number = models.CharField(max_length=80, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    submission_id = models.UUIDField(
+        null=True, blank=True, unique=True, editable=False, help_text="The form post that made it."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = OrderQuerySet.as_manager()

@@ -7,6 +7,7 @@ and writes the WriteBack outbox row in the same transaction as the change that c
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -129,9 +130,15 @@ def prescription_create(
     approve: bool = False,
     source: str = Prescription.Source.CLINIC,
     replaces: Prescription | None = None,
+    submission_id: uuid.UUID | None = None,
     request: HttpRequest | None = None,
 ) -> Prescription:
-    """Write a prescription: a draft for a vet to approve, or (by a vet) approved at once."""
+    """Write a prescription: a draft for a vet to approve, or (by a vet) approved at once.
+    A repeated ``submission_id`` (a double click) returns the prescription it already made."""
+    if submission_id is not None:
+        made = Prescription.objects.filter(clinic=clinic, submission_id=submission_id).first()
+        if made is not None:
+            return made
     today = timezone.localdate()
     expires_on = expires_on or today + DEFAULT_VALIDITY
     if expires_on <= today:
@@ -156,6 +163,7 @@ def prescription_create(
             source=source,
             needs_payment=source == Prescription.Source.REQUEST,
             replaces=replaces,
+            submission_id=submission_id,
         )
         PrescriptionItem.objects.bulk_create(
             PrescriptionItem(
@@ -429,9 +437,15 @@ def order_place(
     actor: Any,
     channel: str = Channel.PORTAL,
     autoship: Autoship | None = None,
+    submission_id: uuid.UUID | None = None,
     request: HttpRequest | None = None,
 ) -> Order:
-    """Place an order for a pet: prescription lines fill an approved, open item."""
+    """Place an order for a pet: prescription lines fill an approved, open item. A repeated
+    ``submission_id`` (a double click) returns the order it already placed."""
+    if submission_id is not None:
+        made = Order.objects.filter(clinic=clinic, submission_id=submission_id).first()
+        if made is not None:
+            return made
     _check_patient(clinic, patient)
     if not lines:
         raise PrescriptionError("Add at least one line.")
@@ -461,6 +475,7 @@ def order_place(
             channel=channel,
             autoship=autoship,
             placed_by=actor if getattr(actor, "pk", None) else None,
+            submission_id=submission_id,
         )
         OrderLine.objects.bulk_create(
             OrderLine(

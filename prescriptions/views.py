@@ -275,6 +275,7 @@ def prescription_new(request: HttpRequest, clinic_slug: str) -> HttpResponse:
                 expires_on=form.cleaned_data["expires_on"],
                 notes=form.cleaned_data["notes"],
                 approve=bool(wants_approval),
+                submission_id=form.cleaned_data["submission_id"],
                 request=request,
             )
         except PrescriptionError as exc:
@@ -747,6 +748,7 @@ def order_new(request: HttpRequest, clinic_slug: str) -> HttpResponse:
                 lines=lines.specs(),
                 actor=request.user,
                 channel=form.cleaned_data["channel"],
+                submission_id=form.cleaned_data["submission_id"],
                 request=request,
             )
         except PrescriptionError as exc:

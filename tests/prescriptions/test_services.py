@@ -517,3 +517,26 @@ def test_a_pet_reported_deceased_by_a_sync_puts_its_orders_and_autoship_on_hold(
     assert autoships_due(today=timezone.localdate() + dt.timedelta(days=60)) == 0
     assert prescription.items.get().dispensed_quantity == 0
     assert PrescriptionItem.objects.filter(status=ItemStatus.CURRENT).count() == 0
+
+
+def test_an_order_posted_twice_with_one_submission_id_is_placed_once(
+    world: World, biscuit, catalogue
+):
+    import uuid
+
+    prescription = rx(world.a, biscuit, catalogue.carprofen)
+    item = prescription.items.get()
+    submission = uuid.uuid4()
+
+    orders = [
+        order_place(
+            clinic=world.a.clinic,
+            patient=biscuit,
+            lines=[LineSpec(product=item.product, quantity=30, prescription_item=item)],
+            actor=world.a.staff,
+            submission_id=submission,
+        )
+        for _ in range(2)
+    ]
+
+    assert orders[0] == orders[1] and Order.objects.count() == 1

@@ -944,3 +944,29 @@ def test_an_owner_without_email_is_to_be_told_by_phone(world: World, catalogue) 
 
     assert "The owner has no email address: tell them by phone." in page.content.decode()
     assert mail.outbox == []
+
+
+def test_a_double_submitted_prescription_is_made_once(world: World, catalogue) -> None:
+    pet = PatientFactory(client=ClientFactory(clinic=world.a.clinic), name="Biscuit")
+    vet = login(world.a.vet_user)
+    url = reverse("prescriptions:prescription-new", args=["alder"]) + f"?patient={pet.pk}"
+    form = vet.get(url).context["form"]
+    data = {
+        "submission_id": str(form["submission_id"].initial),
+        "vet": world.a.vet.pk,
+        "channel": "portal",
+        "expires_on": (timezone.localdate() + dt.timedelta(days=200)).isoformat(),
+        "approve": "on",
+        "items-TOTAL_FORMS": "1",
+        "items-INITIAL_FORMS": "0",
+        "items-0-product": catalogue.carprofen.pk,
+        "items-0-quantity": "30",
+        "items-0-refills": "1",
+        "items-0-instructions": "One daily",
+    }
+
+    first = vet.post(url, data)
+    second = vet.post(url, data)
+
+    assert Prescription.objects.count() == 1
+    assert first["Location"] == second["Location"] == Prescription.objects.get().get_absolute_url()
