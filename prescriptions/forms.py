@@ -58,7 +58,7 @@ class SubmissionForm(Form):
     """A form whose POST creates something: a second click (or a resent POST) carries the same
     id, so the service returns what the first one made instead of making it twice."""
 
-    submission_id = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4)
+    submission_id = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4, required=False)
 
 
 class PrescriptionForm(SubmissionForm):
