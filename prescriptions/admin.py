@@ -282,18 +282,17 @@ class WritebackAttemptInline(ReadOnly, admin.TabularInline):
 @admin.register(WritebackItem)
 class WritebackItemAdmin(ReadOnly, admin.ModelAdmin):
     change_list_template = "prescriptions/writeback_admin_changelist.html"
+    # Narrow enough for a laptop: status and error first; target, sequence and the
+    # delivery time are on each row's page and in the filters.
     list_display = [
         "pk",
+        "status",
         "clinic",
         "prescription_number",
         "order_number",
         "kind",
-        "target",
-        "sequence",
-        "status",
         "attempts",
         "created_at",
-        "delivered_at",
         "error",
     ]
     list_display_links = ["pk"]
@@ -368,7 +367,7 @@ class WritebackItemAdmin(ReadOnly, admin.ModelAdmin):
     @admin.display(description="last error")
     def error(self, obj: WritebackItem) -> str:
         text = obj.last_error
-        return text if len(text) <= 80 else text[:79] + "…"
+        return text if len(text) <= 60 else text[:59] + "…"
 
     @admin.display(description="prescription")
     def prescription_link(self, obj: WritebackItem) -> SafeString:
