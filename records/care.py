@@ -11,10 +11,11 @@ written to the audit log; ``care_log`` reads that log back for Pet Owner Care le
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.db import connection, transaction
@@ -172,19 +173,93 @@ class CareSearch:
 # How many of the closest names a typed word stands for. A single typo leaves the real name
 # among the closest few; more would bring back the thousands of cousins of a common surname.
 CLOSE_NAMES = 2
+# A close name much further from the word than the closest one is a different name ("thomas"
+# for "thomddale", next to "thomdale"): it is dropped, with its thousands of clients.
+CLOSE_NAME_SPREAD = 0.75
+# A word of this length or more may be the start of a surname being typed ("whitf").
+PREFIX_MIN = 4
+PREFIX_NAMES = 20
 
 
-def _close_name_tokens(word: str) -> list[str]:
-    """The names in the dictionary closest to ``word`` (PostgreSQL), with the word itself."""
+@dataclass(frozen=True)
+class NameTokens:
+    """The dictionary's names a typed word stands for, with their similarity to it, and how
+    many clients have them (which word of a query is the rarest)."""
+
+    word: str
+    similarity: dict[str, float]
+    clients: int
+
+
+def _close_name_tokens(word: str) -> NameTokens | None:
+    """The dictionary's names closest to ``word`` and, for a longer word, the names it starts
+    (PostgreSQL); with the word itself. None when the dictionary knows nothing like it."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT token FROM care_name_tokens WHERE token %% %s "
-            "ORDER BY similarity(token, %s) DESC, token LIMIT %s",
+            "SELECT token, similarity(token, %s), clients FROM care_name_tokens "
+            "WHERE token %% %s ORDER BY 2 DESC, token LIMIT %s",
             [word, word, CLOSE_NAMES],
         )
-        found = [row[0] for row in cursor.fetchall()]
+        close = cursor.fetchall()
+        if close:
+            floor = close[0][1] * CLOSE_NAME_SPREAD
+            close = [row for row in close if row[1] >= floor]
+        if len(word) >= PREFIX_MIN:
+            cursor.execute(
+                "SELECT token, similarity(token, %s), clients FROM care_name_tokens "
+                "WHERE token LIKE %s ESCAPE '!' ORDER BY clients DESC, token LIMIT %s",
+                [word, _like_prefix(word), PREFIX_NAMES],
+            )
+            close += cursor.fetchall()
+    if not close:
+        return None
+    counts = {token: count for token, _, count in close}
+    similarity = {token: float(sim) for token, sim, _ in close}
     # The word as typed always counts: a name added since the last refresh is found exactly.
-    return [*found, word] if found else []
+    similarity.setdefault(word, 1.0)
+    return NameTokens(word=word, similarity=similarity, clients=sum(counts.values()))
+
+
+def _like_prefix(word: str) -> str:
+    return word.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
+
+
+def _ranked_by_dictionary(
+    base: QuerySet[Client], names: Sequence[NameTokens]
+) -> list[tuple[int, float]]:
+    """Clients whose first or last name is one of each word's names, best first.
+
+    The candidates are the clients of the rarest word's names, taken first (a materialized
+    CTE, so PostgreSQL does not start from the 16,000 namesakes of a first name); the other
+    words filter them, and the rank adds up each word's best name similarity."""
+    driver = min(names, key=lambda n: n.clients)
+    tokens = list(driver.similarity)
+    candidates = base.filter(
+        Q(In(Lower("first_name"), tokens)) | Q(In(Lower("last_name"), tokens))
+    ).order_by().values("id", "first_name", "last_name")
+    inner, inner_params = candidates.query.sql_with_params()
+    rank = " + ".join(
+        "GREATEST(COALESCE((%s::jsonb ->> lower(c.first_name))::float, 0), "
+        "COALESCE((%s::jsonb ->> lower(c.last_name))::float, 0))"
+        for _ in names
+    )
+    others = [name for name in names if name is not driver]
+    where = " AND ".join(
+        "(lower(c.first_name) = ANY(%s) OR lower(c.last_name) = ANY(%s))" for _ in others
+    )
+    # Only placeholders and fixed SQL are put together here; every value is a parameter.
+    sql = (
+        f"WITH c AS MATERIALIZED ({inner}) SELECT c.id, {rank} AS rank FROM c "  # noqa: S608
+        f"WHERE {where or 'TRUE'} ORDER BY rank DESC, c.last_name, c.first_name, c.id LIMIT %s"
+    )
+    params: list[Any] = list(inner_params)
+    for name in names:
+        params += [json.dumps(name.similarity)] * 2
+    for name in others:
+        params += [list(name.similarity)] * 2
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, RESULT_LIMIT + 1])
+        return [(pk, float(score) * 100 / len(names)) for pk, score in cursor.fetchall()]
 
 
 def care_name_tokens_refresh() -> None:
@@ -208,18 +283,16 @@ def _name_matches(words: Sequence[str], postcodes: Sequence[str]) -> list[tuple[
         from django.contrib.postgres.lookups import TrigramSimilar
         from django.contrib.postgres.search import TrigramSimilarity
 
+        known = [_close_name_tokens(word) for word in words]
+        if all(name is not None for name in known):
+            return _ranked_by_dictionary(base, cast(list[NameTokens], known))
+        # A word the dictionary knows nothing like (or a new site before its first refresh):
+        # search the clients' names by trigram directly.
         rank: Any = None
         for word in words:
             first, last = Lower("first_name"), Lower("last_name")
-            tokens = _close_name_tokens(word)
-            if tokens:
-                # The closest names from the dictionary, then their clients by exact name.
-                close = Q(In(first, tokens)) | Q(In(last, tokens))
-            else:
-                # The dictionary is empty (a new site before its first refresh): search the
-                # clients' names by trigram directly.
-                close = Q(TrigramSimilar(first, word)) | Q(TrigramSimilar(last, word))
-            if len(word) >= 4:  # a surname being typed: "whitf" is far from "whitfield"
+            close = Q(TrigramSimilar(first, word)) | Q(TrigramSimilar(last, word))
+            if len(word) >= PREFIX_MIN:  # a surname being typed: "whitf" is far from "whitfield"
                 close |= _prefix(last, word)
             base = base.filter(close)
             best = Greatest(TrigramSimilarity(first, word), TrigramSimilarity(last, word))

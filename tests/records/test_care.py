@@ -336,3 +336,7 @@ def test_a_typo_finds_the_client_through_the_name_dictionary(world: World) -> No
 
     assert found == {"Whitfield", "Whitfeild"}
     assert {r.client.last_name for r in clients_find("okafr").results} == {"Okafor"}
+    # The start of a surname being typed, and a first name with a misspelt surname.
+    assert "Whitfield" in {r.client.last_name for r in clients_find("whitf").results}
+    best = clients_find("dana whitfeild").results[0].client
+    assert (best.first_name, best.last_name) == ("Dana", "Whitfield")
