@@ -67,15 +67,26 @@ class ReadOnly(TeamReadable):
         return [name for name in shown if isinstance(name, str)]
 
 
-def _number_search(
-    queryset: QuerySet[Any], term: str, prefix: str, parse: Any
-) -> QuerySet[Any] | None:
-    """``RX-000123`` / ``ORD-000123`` as typed: that one row (None when it is not a number)."""
-    compact = term.replace(" ", "").upper()
-    if not compact.startswith(prefix):
-        return None
-    number = parse(compact)
-    return queryset.filter(pk=number) if number is not None else None
+class NumberedAdmin(admin.ModelAdmin):
+    """A read-only list whose search box also takes the record's number as staff say it
+    (``RX-000123``, ``ORD 123``): that one row."""
+
+    number_prefix = ""
+    number_from_text: Any = staticmethod(lambda text: None)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        compact = search_term.replace(" ", "").upper()
+        if compact.startswith(self.number_prefix):
+            number = self.number_from_text(compact)
+            if number is not None:
+                return queryset.filter(pk=number), False
+        return super().get_search_results(request, queryset, search_term)
+
+    @admin.display(description="number", ordering="pk")
+    def number(self, obj: Any) -> str:
+        return str(obj.number)
 
 
 def _admin_link(obj: Model, label: str) -> SafeString:
@@ -121,7 +132,9 @@ class PrescriptionItemInline(ReadOnly, admin.TabularInline):
 
 
 @admin.register(Prescription)
-class PrescriptionAdmin(ReadOnly, admin.ModelAdmin):
+class PrescriptionAdmin(ReadOnly, NumberedAdmin):
+    number_prefix = "RX"
+    number_from_text = staticmethod(Prescription.number_from_text)
     list_display = [
         "number",
         "clinic",
@@ -160,18 +173,6 @@ class PrescriptionAdmin(ReadOnly, admin.ModelAdmin):
         "replaces",
         "pims_id",
     ]
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
-    ) -> tuple[QuerySet[Any], bool]:
-        found = _number_search(queryset, search_term, "RX", Prescription.number_from_text)
-        if found is not None:
-            return found, False
-        return super().get_search_results(request, queryset, search_term)
-
-    @admin.display(description="number", ordering="pk")
-    def number(self, obj: Prescription) -> str:
-        return obj.number
 
     @admin.display(description="owner", ordering="patient__client__last_name")
     def owner(self, obj: Prescription) -> str:
@@ -221,7 +222,9 @@ class OrderLineInline(ReadOnly, admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(ReadOnly, admin.ModelAdmin):
+class OrderAdmin(ReadOnly, NumberedAdmin):
+    number_prefix = "ORD"
+    number_from_text = staticmethod(Order.number_from_text)
     list_display = [
         "number",
         "clinic",
@@ -256,18 +259,6 @@ class OrderAdmin(ReadOnly, admin.ModelAdmin):
         "tracking_number",
         "cancelled_at",
     ]
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
-    ) -> tuple[QuerySet[Any], bool]:
-        found = _number_search(queryset, search_term, "ORD", Order.number_from_text)
-        if found is not None:
-            return found, False
-        return super().get_search_results(request, queryset, search_term)
-
-    @admin.display(description="number", ordering="pk")
-    def number(self, obj: Order) -> str:
-        return obj.number
 
 
 # --- WriteBack -------------------------------------------------------------------------------

@@ -49,31 +49,34 @@ def _is_member(request: HttpRequest, clinic_id: int) -> bool:
     return membership is not None and membership.clinic_id == clinic_id
 
 
-def client_prescriptions_panel(request: HttpRequest, client: Client) -> Panel | None:
+def _panel(request: HttpRequest, record: Client | Patient, **context: object) -> Panel:
     return Panel(
         title=TITLE,
         template=TEMPLATE,
         key="prescriptions",
         context={
-            "prescriptions": _prescriptions(patient__client=client),
-            "orders": _orders(client=client),
-            "clinic_slug": _clinic_slug(request, client),
-            "client": client,
-            "links": _is_member(request, client.clinic_id),
+            **context,
+            "clinic_slug": _clinic_slug(request, record),
+            "links": _is_member(request, record.clinic_id),
         },
     )
 
 
+def client_prescriptions_panel(request: HttpRequest, client: Client) -> Panel | None:
+    return _panel(
+        request,
+        client,
+        prescriptions=_prescriptions(patient__client=client),
+        orders=_orders(client=client),
+        client=client,
+    )
+
+
 def patient_prescriptions_panel(request: HttpRequest, patient: Patient) -> Panel | None:
-    return Panel(
-        title=TITLE,
-        template=TEMPLATE,
-        key="prescriptions",
-        context={
-            "prescriptions": _prescriptions(patient=patient),
-            "orders": _orders(patient=patient),
-            "clinic_slug": _clinic_slug(request, patient),
-            "patient": patient,
-            "links": _is_member(request, patient.clinic_id),
-        },
+    return _panel(
+        request,
+        patient,
+        prescriptions=_prescriptions(patient=patient),
+        orders=_orders(patient=patient),
+        patient=patient,
     )
