@@ -144,3 +144,18 @@ def test_prescriptions_and_orders_are_found_by_number_and_read_only(world: World
 def test_clinic_staff_cannot_enter_the_admin(world: World, feed) -> None:
     response = login(world.b.staff).get(reverse("admin:prescriptions_writebackitem_health"))
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_the_prescription_and_order_lists_find_a_number_as_staff_say_it(world: World, feed) -> None:
+    admin = login(world.onboarding)
+    prescription = feed["rx"]
+    order = feed["pending"].order
+
+    by_rx = admin.get(
+        reverse("admin:prescriptions_prescription_changelist"),
+        {"q": prescription.number.replace("-", " ").lower()},
+    )
+    by_order = admin.get(reverse("admin:prescriptions_order_changelist"), {"q": order.number})
+
+    assert list(by_rx.context["cl"].result_list) == [prescription]
+    assert list(by_order.context["cl"].result_list) == [order]
