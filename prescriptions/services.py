@@ -369,10 +369,10 @@ def _after_items_ended(items: Sequence[PrescriptionItem], *, actor: Any, reason:
         autoship.hold_reason = why
         autoship.save(update_fields=["status", "hold_reason"])
         audit_log(action="autoship.ended", actor=actor, obj=autoship, after={"reason": why})
-    orders = (
-        Order.objects.select_for_update()
-        .filter(lines__prescription_item__in=items, status=Order.Status.PLACED)
-        .distinct()
+    # By a subquery, not a join: PostgreSQL does not lock rows of a DISTINCT result.
+    orders = Order.objects.select_for_update().filter(
+        pk__in=OrderLine.objects.filter(prescription_item__in=items).values("order_id"),
+        status=Order.Status.PLACED,
     )
     for order in orders:
         order.status = Order.Status.ON_HOLD
@@ -709,7 +709,7 @@ def autoships_due(*, today: dt.date | None = None) -> int:
             # Locks in the order ending an item takes them (prescription, then the rest).
             Prescription.objects.select_for_update().filter(pk=prescription_id).exists()
             autoship = (
-                Autoship.objects.select_for_update()
+                Autoship.objects.select_for_update(of=("self",))
                 .select_related("clinic", "patient__client", "product", "prescription_item")
                 .filter(pk=autoship_id, status=Autoship.Status.ACTIVE, next_order_on__lte=today)
                 .first()
