@@ -118,7 +118,7 @@ def test_every_page_of_the_section_renders_cleanly(
 
     log_in(page, world.a.staff.username)
     pages = {
-        "dashboard": ("/c/alder/", "1 Rx request waiting"),
+        "dashboard": ("/c/alder/", "Rx request waiting"),
         "prescription-list": ("/c/alder/prescriptions/", approved.number),
         "prescription-pick": ("/c/alder/prescriptions/new/?q=biscuit", "Prescribe for Biscuit"),
         "prescription-new": (f"/c/alder/prescriptions/new/?patient={pet.pk}", "Save draft"),
