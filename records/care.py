@@ -193,7 +193,7 @@ class NameTokens:
 
 def _close_name_tokens(word: str) -> NameTokens | None:
     """The dictionary's names closest to ``word`` and, for a longer word, the names it starts
-    (PostgreSQL); with the word itself. None when the dictionary knows nothing like it."""
+    (PostgreSQL); with the word itself. None while the dictionary is empty."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT token, similarity(token, %s), clients FROM care_name_tokens "
@@ -211,8 +211,13 @@ def _close_name_tokens(word: str) -> NameTokens | None:
                 [word, _like_prefix(word), PREFIX_NAMES],
             )
             close += cursor.fetchall()
-    if not close:
-        return None
+        if not close:
+            # Nothing like it: only the word as typed (a name newer than the dictionary), unless
+            # the dictionary is still empty (a new site), where the slower search stands in.
+            cursor.execute("SELECT EXISTS (SELECT 1 FROM care_name_tokens)")
+            if not cursor.fetchone()[0]:
+                return None
+            return NameTokens(word=word, similarity={word: 1.0}, clients=0)
     counts = {token: count for token, _, count in close}
     similarity = {token: float(sim) for token, sim, _ in close}
     # The word as typed always counts: a name added since the last refresh is found exactly.
@@ -234,9 +239,11 @@ def _ranked_by_dictionary(
     words filter them, and the rank adds up each word's best name similarity."""
     driver = min(names, key=lambda n: n.clients)
     tokens = list(driver.similarity)
-    candidates = base.filter(
-        Q(In(Lower("first_name"), tokens)) | Q(In(Lower("last_name"), tokens))
-    ).order_by().values("id", "first_name", "last_name")
+    candidates = (
+        base.filter(Q(In(Lower("first_name"), tokens)) | Q(In(Lower("last_name"), tokens)))
+        .order_by()
+        .values("id", "first_name", "last_name")
+    )
     inner, inner_params = candidates.query.sql_with_params()
     rank = " + ".join(
         "GREATEST(COALESCE((%s::jsonb ->> lower(c.first_name))::float, 0), "

@@ -340,3 +340,6 @@ def test_a_typo_finds_the_client_through_the_name_dictionary(world: World) -> No
     assert "Whitfield" in {r.client.last_name for r in clients_find("whitf").results}
     best = clients_find("dana whitfeild").results[0].client
     assert (best.first_name, best.last_name) == ("Dana", "Whitfield")
+    # A name like nothing in the dictionary, added since its refresh, is found as typed.
+    ClientFactory(clinic=world.a.clinic, first_name="Zed", last_name="Quuxley")
+    assert [r.client.last_name for r in clients_find("quuxley").results] == ["Quuxley"]
