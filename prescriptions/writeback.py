@@ -488,9 +488,17 @@ def _missing_identity(item: WritebackItem) -> str:
     )
 
 
-def _send(item: WritebackItem, client: ezyvet.EzyVetClient) -> tuple[str, dict[str, Any]]:
-    """Talk to ezyVet; returns the attempt's outcome and ezyVet's record."""
-    again = item.attempts > 1 or item.retry_of_id is not None
+def _send(
+    item: WritebackItem, attempt: WritebackAttempt, client: ezyvet.EzyVetClient
+) -> tuple[str, dict[str, Any]]:
+    """Talk to ezyVet; returns the attempt's outcome and ezyVet's record.
+
+    Any earlier attempt (even a throttled one: its write may have landed before the lookup
+    that followed was throttled) means ezyVet may have the change already: look first."""
+    again = (
+        item.retry_of_id is not None
+        or WritebackAttempt.objects.filter(item=item).exclude(pk=attempt.pk).exists()
+    )
     if item.kind == Kind.PRESCRIBE:
         record = item.prescription.pims_id and client.externalprescription_get(
             item.prescription.pims_id
@@ -512,7 +520,15 @@ def _send(item: WritebackItem, client: ezyvet.EzyVetClient) -> tuple[str, dict[s
         current = client.externalprescription_get(pims_id)
         if current is not None and ezyvet.patch_applied(current, item.payload):
             return WritebackAttempt.Outcome.ALREADY_APPLIED, current
-    record = client.externalprescription_update(pims_id, item.payload)
+    try:
+        record = client.externalprescription_update(pims_id, item.payload)
+    except ezyvet.EzyVetRequestError:
+        # Refused ("only pending items can be declined"): if ezyVet already shows the change,
+        # an earlier attempt made it and the answer was lost; otherwise the refusal stands.
+        current = client.externalprescription_get(pims_id)
+        if current is not None and ezyvet.patch_applied(current, item.payload):
+            return WritebackAttempt.Outcome.ALREADY_APPLIED, current
+        raise
     return WritebackAttempt.Outcome.DELIVERED, record
 
 
@@ -546,7 +562,7 @@ def writeback_deliver(
         if missing:
             raise ezyvet.EzyVetRequestError(missing)
         client = client_factory(item.clinic)
-        outcome, record = _send(item, client)
+        outcome, record = _send(item, attempt, client)
     except ezyvet.EzyVetRateLimited as exc:
         # A throttle is not a failure of this row: it does not count towards giving up.
         WritebackItem.objects.filter(pk=item.pk, status=Status.SENDING).update(

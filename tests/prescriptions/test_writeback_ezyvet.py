@@ -787,3 +787,40 @@ def ezyvet_clinic_integration(world: World):
     integration = world.a.clinic.integration
     integration.refresh_from_db()
     return integration
+
+
+def test_a_lost_post_whose_lookup_was_throttled_is_looked_up_not_posted_again(
+    world: World, site, ezy_pet, catalogue, django_capture_on_commit_callbacks
+) -> None:
+    """Found by the soak: the POST landed but its answer was lost, and the lookup that
+    followed was answered 429. The throttled attempt does not count towards giving up, but
+    it still happened: the next attempt looks the reference up before posting."""
+    site.inject_fault("lost_write", endpoint="externalprescription", count=1)
+    site.inject_fault("rate_limit", endpoint="externalprescription", count=1, retry_after=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        prescription = rx(world.a, ezy_pet, catalogue.carprofen)
+    deliver_all(django_capture_on_commit_callbacks)
+
+    assert len(ezyvet_records(site, prescription)) == 1
+    assert len(calls(site, "POST")) == 1
+    assert WritebackItem.objects.get().status == Status.DELIVERED
+
+
+def test_an_end_refused_because_it_was_already_applied_is_delivered(
+    world: World, site, ezy_pet, catalogue, django_capture_on_commit_callbacks
+) -> None:
+    """The end PATCH landed, its answer was lost and the read-back was throttled: the next
+    PATCH is refused ("only dispensed items can be cancelled"), which ezyVet's record shows
+    is because it is cancelled already."""
+    with django_capture_on_commit_callbacks(execute=True):
+        prescription = rx(world.a, ezy_pet, catalogue.carprofen)
+        ship(world.a, prescription)
+    deliver_all(django_capture_on_commit_callbacks)
+    site.inject_fault("lost_write", endpoint="externalprescription", count=1)
+    site.inject_fault("rate_limit", endpoint="externalprescription", count=1, retry_after=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        prescription_items_end(prescription=prescription, actor=world.a.vet_user, reason="Done")
+    deliver_all(django_capture_on_commit_callbacks)
+
+    assert ezyvet_items(site, prescription)["CARP-75"]["status"] == "CANCELLED_DR"
+    assert set(WritebackItem.objects.values_list("status", flat=True)) == {Status.DELIVERED}
