@@ -48,6 +48,8 @@ Target = WritebackItem.Target
 Kind = WritebackItem.Kind
 Status = WritebackItem.Status
 OPEN = (Status.PENDING, Status.SENDING)
+# How long a new row is left to the message its commit sent before the sweep sends another.
+SWEEP_GRACE = dt.timedelta(seconds=60)
 # Rows that hold back later rows of the same prescription (a failed one until it is retried).
 BLOCKING = (Status.PENDING, Status.SENDING, Status.FAILED)
 
@@ -675,6 +677,12 @@ def writeback_due(*, now: dt.datetime | None = None, limit: int = 500) -> list[i
             target=Target.EZYVET,
         )
         .exclude(_blocked())
+        # A row never tried and just written has its own message on the way (sent on commit):
+        # the sweep is for the message that was lost, not a second one in the queue.
+        .exclude(
+            ~Exists(WritebackAttempt.objects.filter(item=OuterRef("pk"))),
+            created_at__gt=now - SWEEP_GRACE,
+        )
         .order_by("next_attempt_at", "pk")
         .values_list("pk", "prescription_id")[:limit]
     )

@@ -134,6 +134,9 @@ else:
         "processed_folder": str(BROKER_DIR / "processed"),
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
+        # kombu's default (1 s) caps each worker process at about a task a second, and a
+        # WriteBack row's delivery waits for it; a folder listing five times a second is cheap.
+        "polling_interval": 0.2,
     }
     CELERY_RESULT_BACKEND = f"file://{BROKER_DIR / 'results'}"
     CACHES = {

@@ -824,3 +824,15 @@ def test_an_end_refused_because_it_was_already_applied_is_delivered(
 
     assert ezyvet_items(site, prescription)["CARP-75"]["status"] == "CANCELLED_DR"
     assert set(WritebackItem.objects.values_list("status", flat=True)) == {Status.DELIVERED}
+
+
+def test_the_sweep_leaves_a_new_row_to_its_own_message_then_makes_up_for_a_lost_one(
+    world: World, site, ezy_pet, catalogue
+) -> None:
+    with mock.patch.object(writeback, "_deliver_on_commit"):  # the message is lost
+        rx(world.a, ezy_pet, catalogue.carprofen)
+    row = WritebackItem.objects.get()
+
+    assert writeback.writeback_due() == []  # its message may still be in the queue
+    with clock_at(row.created_at + writeback.SWEEP_GRACE + dt.timedelta(seconds=1)):
+        assert writeback.writeback_due() == [row.pk]
