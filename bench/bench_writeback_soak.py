@@ -32,7 +32,9 @@ in ezyVet, or a phase does not converge.
 Scale and tune with SOAK_PRESCRIPTIONS, SOAK_CLEAN_PRESCRIPTIONS, SOAK_LIMITED_PRESCRIPTIONS
 (0 skips a phase), SOAK_FAULT_RATIO, SOAK_WORKERS (2), SOAK_CONCURRENCY (8 per worker),
 SOAK_SWEEP_SECONDS (beat's schedule), SOAK_TIMEOUT (420 s to converge after the last commit),
-SOAK_BATCH (20 prescriptions per step), SOAK_SEED, SOAK_LOG_DIR (keep the workers' logs);
+SOAK_PACED_PRESCRIPTIONS (100) and SOAK_PACE (10 actions/s: delivery latency under a load
+the workers keep up with), SOAK_BATCH (20 prescriptions per step), SOAK_SEED,
+SOAK_LOG_DIR (keep the workers' logs);
 WRITEBACK_BACKOFF_BASE (0.5), WRITEBACK_BACKOFF_MAX (5), WRITEBACK_LEASE_SECONDS (45 in phase
 1, the settings' in phase 2, where a worker's own limiter may wait up to 60 s inside a send).
 """
@@ -85,6 +87,8 @@ class Config:
     prescriptions: int = env_int("SOAK_PRESCRIPTIONS", 1000)
     clean: int = env_int("SOAK_CLEAN_PRESCRIPTIONS", 200)
     limited: int = env_int("SOAK_LIMITED_PRESCRIPTIONS", 25)
+    paced: int = env_int("SOAK_PACED_PRESCRIPTIONS", 100)
+    pace: float = env_float("SOAK_PACE", 10.0)  # actions a second in the paced run
     fault_ratio: float = env_float("SOAK_FAULT_RATIO", 0.2)
     workers: int = env_int("SOAK_WORKERS", 2)
     concurrency: int = env_int("SOAK_CONCURRENCY", 8)
@@ -317,12 +321,14 @@ class Driver:
     count: int
     batch: int
     on_action: Any = None  # called after every action (the bench's beat and chaos)
+    pace: float = 0.0  # at most this many actions a second (0: as fast as they commit)
     rxs: list[Any] = field(default_factory=list)
     actions: int = 0
     elapsed: float = 0.0
+    started: float = 0.0
 
     def run(self) -> None:
-        started = time.monotonic()
+        self.started = started = time.monotonic()
         batches = [
             range(start, min(start + self.batch, self.count))
             for start in range(0, self.count, self.batch)
@@ -343,6 +349,10 @@ class Driver:
         self.actions += 1
         if self.on_action is not None:
             self.on_action()
+        if self.pace:
+            ahead = self.started + self.actions / self.pace - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
 
     def approve(self, i: int) -> Any:
         from prescriptions.services import ItemSpec, prescription_create
@@ -732,10 +742,14 @@ def soak(cfg: Config, workers: Workers) -> bool:
         site.stop()
 
 
-def clean(cfg: Config, workers: Workers, count: int, limited: bool, slug: str) -> bool:
+def clean(
+    cfg: Config, workers: Workers, count: int, limited: bool, slug: str, pace: float = 0.0
+) -> bool:
     limits = "ezyVet's limits (180/min per site, 60/min per endpoint)" if limited else "no limits"
+    paced = f", paced at {pace:g} actions/s" if pace else ", actions as fast as they commit"
     print(
-        f"phase 2 (fault-free, {limits}): {count} prescriptions x (approve, ship, ship, cancel)",
+        f"phase 2 (fault-free, {limits}{paced}): {count} prescriptions x "
+        "(approve, ship, ship, cancel)",
         flush=True,
     )
     site = (
@@ -750,7 +764,7 @@ def clean(cfg: Config, workers: Workers, count: int, limited: bool, slug: str) -
         world = make_clinic(site, slug)
         site.reset_counters()
         beat = Beat(world.clinic, cfg.sweep_seconds, workers)
-        driver = Driver(world, count, cfg.batch, on_action=beat)
+        driver = Driver(world, count, cfg.batch, on_action=beat, pace=pace)
         tasks_before = workers.deliveries_taken()
         started = time.monotonic()
         driver.run()
@@ -881,6 +895,11 @@ def main() -> int:
                     )
                 if cfg.clean:
                     ok = clean(cfg, workers, cfg.clean, limited=False, slug="clean") and ok
+                if cfg.paced:
+                    ok = (
+                        clean(cfg, workers, cfg.paced, limited=False, slug="paced", pace=cfg.pace)
+                        and ok
+                    )
                 if cfg.limited:
                     ok = clean(cfg, workers, cfg.limited, limited=True, slug="limited") and ok
             finally:

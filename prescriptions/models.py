@@ -618,6 +618,10 @@ class WritebackAttempt(models.Model):
     outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.SENDING)
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
+    may_have_applied = models.BooleanField(
+        default=True,
+        help_text="False when the PIMS refused the write before applying it (a 429).",
+    )
 
     class Meta:
         ordering = ["item", "number"]

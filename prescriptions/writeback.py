@@ -495,11 +495,13 @@ def _send(
 ) -> tuple[str, dict[str, Any]]:
     """Talk to ezyVet; returns the attempt's outcome and ezyVet's record.
 
-    Any earlier attempt (even a throttled one: its write may have landed before the lookup
-    that followed was throttled) means ezyVet may have the change already: look first."""
+    An earlier attempt that may have reached ezyVet (any but a write refused with a 429; a
+    lookup throttled after a lost answer counts) means it may have the change: look first."""
     again = (
         item.retry_of_id is not None
-        or WritebackAttempt.objects.filter(item=item).exclude(pk=attempt.pk).exists()
+        or WritebackAttempt.objects.filter(item=item, may_have_applied=True)
+        .exclude(pk=attempt.pk)
+        .exists()
     )
     if item.kind == Kind.PRESCRIBE:
         record = item.prescription.pims_id and client.externalprescription_get(
@@ -566,11 +568,14 @@ def writeback_deliver(
         client = client_factory(item.clinic)
         outcome, record = _send(item, attempt, client)
     except ezyvet.EzyVetRateLimited as exc:
-        # A throttle is not a failure of this row: it does not count towards giving up.
-        WritebackItem.objects.filter(pk=item.pk, status=Status.SENDING).update(
-            attempts=F("attempts") - 1
-        )
-        item.attempts -= 1
+        if not ezyvet.write_may_have_landed(exc):
+            # Refused before anything was applied: not a failure of this row, so it does not
+            # count towards giving up, and the next try need not look before writing.
+            WritebackAttempt.objects.filter(pk=attempt.pk).update(may_have_applied=False)
+            WritebackItem.objects.filter(pk=item.pk, status=Status.SENDING).update(
+                attempts=F("attempts") - 1
+            )
+            item.attempts -= 1
         return _failed(
             item, attempt, exc, retry_in=exc.retry_after + rng.uniform(0, 1), permanent=False
         )

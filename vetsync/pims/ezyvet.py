@@ -237,6 +237,17 @@ class _AmbiguousWrite(EzyVetUnavailable):
     """A write may or may not have been applied: its answer was lost or was a 5xx."""
 
 
+def write_may_have_landed(exc: BaseException) -> bool:
+    """Whether ``exc`` came after a write whose answer was lost (the lookup that followed it
+    failed too): the write may be in ezyVet, so the next try looks before writing again."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, _AmbiguousWrite):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 # -- rate limiting --------------------------------------------------------------------------
 
 
