@@ -9,30 +9,20 @@ from django.urls import reverse
 from clinics.models import AuditEvent
 from prescriptions import writeback
 from prescriptions.models import WritebackItem
-from prescriptions.services import LineSpec, order_place, order_ship
 from tests.conftest import World, login
 from tests.prescriptions.conftest import rx
+from tests.prescriptions.test_writeback_ezyvet import ship
 
 Status = WritebackItem.Status
 CHANGELIST = "admin:prescriptions_writebackitem_changelist"
-
-
-def ship(world_clinic, prescription):
-    item = prescription.items.get()
-    order = order_place(
-        clinic=world_clinic.clinic,
-        patient=prescription.patient,
-        lines=[LineSpec(product=item.product, quantity=10, prescription_item=item)],
-        actor=world_clinic.staff,
-    )
-    return order_ship(order=order, actor=world_clinic.staff)
 
 
 @pytest.fixture
 def feed(world: World, catalogue, agent_pet):
     """Clinic B's agent feed: two lines the agent failed to write, one it wrote, one waiting."""
     prescription = rx(world.b, agent_pet, catalogue.carprofen)
-    rows = [WritebackItem.objects.get(order=ship(world.b, prescription)) for _ in range(4)]
+    orders = [ship(world.b, prescription, quantity=10) for _ in range(4)]
+    rows = [WritebackItem.objects.get(order=order) for order in orders]
     for row in rows[:2]:
         writeback.agent_ack(clinic=world.b.clinic, item_id=row.pk, ok=False, error="No patient")
     writeback.agent_ack(clinic=world.b.clinic, item_id=rows[2].pk, ok=True)
