@@ -612,9 +612,22 @@ def _delivered(
         ):
             return Delivery(item.pk, "superseded")
         _incident_close(item.clinic)
-        for successor in _due_successors(item):
-            _deliver_on_commit(successor)
+        _deliver_next_on_commit(item)
     return Delivery(item.pk, outcome)
+
+
+def _deliver_next_on_commit(item: WritebackItem) -> None:
+    """Once this row's outcome is committed, send the next row of its prescription. Looked up
+    after the commit: a row written meanwhile whose own message found this one still
+    sending is then seen here, instead of waiting for the sweep."""
+
+    def send_next() -> None:
+        from prescriptions.tasks import writeback_deliver  # tasks import this module
+
+        for successor in _due_successors(item):
+            writeback_deliver.delay(successor)
+
+    transaction.on_commit(send_next)
 
 
 def _due_successors(item: WritebackItem) -> list[int]:
@@ -915,8 +928,7 @@ def writeback_dismiss(
             after={"reason": reason.strip()},
         )
         _incident_close(row.clinic)
-        for successor in _due_successors(row):
-            _deliver_on_commit(successor)
+        _deliver_next_on_commit(row)
     return row
 
 
