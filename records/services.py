@@ -82,9 +82,6 @@ def _resolve(update: ManualUpdate, *, status: str, actor: Any, note: str = "") -
     return update
 
 
-RENAME_ATTESTATION = "I confirm this is the same pet, only its name has changed."
-
-
 def _rename_checks(*, patient: Patient, name: str, reason: str, same_pet: bool) -> str:
     name = name.strip()
     if not name:
