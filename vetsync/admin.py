@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.admin.apps import AdminConfig
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, URLResolver, path
 
 
 class VetSyncAdminSite(admin.AdminSite):
+    index_template = "admin/vetsync_index.html"
     site_header = "VetSync onboarding"
     site_title = "VetSync admin"
     index_title = "Clinics, integrations and onboarding"
@@ -17,6 +22,32 @@ class VetSyncAdminSite(admin.AdminSite):
         from clinics.access import is_onboarding
 
         return is_onboarding(request.user)
+
+    def get_urls(self) -> list[URLResolver | URLPattern]:
+        return [
+            path("health/", self.admin_view(self.health_view), name="integration-health"),
+            *super().get_urls(),
+        ]
+
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        return super().index(request, {"show_health_link": True, **(extra_context or {})})
+
+    def health_view(self, request: HttpRequest) -> HttpResponse:
+        """Every clinic's integration: last data received, runs failing, writebacks failing,
+        "no data since"; the ones needing attention first."""
+        from vetsync.health import integration_health
+
+        rows = integration_health()
+        return TemplateResponse(
+            request,
+            "admin/integration_health.html",
+            {
+                **self.each_context(request),
+                "title": "Integration health",
+                "rows": rows,
+                "attention": sum(row.needs_attention for row in rows),
+            },
+        )
 
 
 class VetSyncAdminConfig(AdminConfig):
