@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Max, Q
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from clinics.audit import audit_log
@@ -54,7 +54,7 @@ from records.models import (
     SyncRunPayload,
     WeightRecord,
 )
-from vetsync.lib.bulk import bulk_update_rows, insert_rows
+from vetsync.lib.bulk import AnyOf, bulk_update_rows, insert_rows
 from vetsync.pims import agent
 from vetsync.pims.records import PimsAddress, PimsClient, PimsPatient, QuarantinedRecord
 
@@ -554,10 +554,12 @@ def _by_pims_id(
     planner; another clinic's rows (numeric ids repeat across PIMS) are never read or locked.
     """
     found: list[Any] = []
-    for start in range(0, len(pims_ids), 1000):
-        part = queryset.filter(
-            pims_id__in=pims_ids[start : start + 1000], clinic_id=clinic_id
-        ).order_by("pk")  # by primary key: rows are locked in one order
+    postgres = connection.vendor == "postgresql"
+    step = 10_000 if postgres else 1000  # one array parameter on PostgreSQL, not one per id
+    for start in range(0, len(pims_ids), step):
+        ids = pims_ids[start : start + step]
+        match = AnyOf(F("pims_id"), list(ids)) if postgres else Q(pims_id__in=ids)
+        part = queryset.filter(match, clinic_id=clinic_id).order_by("pk")  # rows locked in order
         found.extend(part.values_list(*fields) if fields else part)
     return found
 

@@ -20,8 +20,9 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
 from django.db import connections, models, router
+from django.db.models import Lookup
 
-UPDATE_BATCH = 500
+UPDATE_BATCH = 2000
 
 
 def bulk_update_rows[M: models.Model](
@@ -46,21 +47,43 @@ def bulk_update_rows[M: models.Model](
             sql = f"UPDATE {table} SET {assignments} WHERE {pk} = %s"  # noqa: S608
             cursor.executemany(sql, cast(Any, params))
             return len(rows)
+        # One array parameter per column, unnested: a handful of placeholders however many
+        # rows (psycopg splits a query into its placeholders in Python, and thousands of
+        # them in a VALUES list cost more than the update itself).
         names = ", ".join([*(quote(f"c{i}") for i in range(len(concrete))), quote("pk")])
-        assignments = ", ".join(
-            f"{quote(str(f.column))} = v.{quote(f'c{i}')}::{f.db_type(connection)}"
-            for i, f in enumerate(concrete)
+        arrays = ", ".join(
+            [
+                *(f"%s::{f.db_type(connection)}[]" for f in concrete),
+                f"%s::{_pk_type(meta, connection)}[]",
+            ]
         )
-        row_marks = "(" + ", ".join(["%s"] * (len(concrete) + 1)) + ")"
+        assignments = ", ".join(
+            f"{quote(str(f.column))} = v.{quote(f'c{i}')}" for i, f in enumerate(concrete)
+        )
+        sql = (
+            f"UPDATE {table} AS t SET {assignments} "  # noqa: S608
+            f"FROM unnest({arrays}) AS v({names}) WHERE t.{pk} = v.{quote('pk')}"
+        )
         for start in range(0, len(params), UPDATE_BATCH):
             batch = params[start : start + UPDATE_BATCH]
-            sql = (
-                f"UPDATE {table} AS t SET {assignments} "  # noqa: S608
-                f"FROM (VALUES {', '.join([row_marks] * len(batch))}) AS v({names}) "
-                f"WHERE t.{pk} = v.{quote('pk')}"
-            )
-            cursor.execute(sql, [value for row in batch for value in row])
+            cursor.execute(sql, [list(column) for column in zip(*batch, strict=True)])
     return len(rows)
+
+
+class AnyOf(Lookup):
+    """``column = ANY(%s)`` with the values as one array parameter (PostgreSQL): an ``IN``
+    list of thousands of placeholders costs more to send than the rows it finds."""
+
+    lookup_name = "any_of"
+    prepare_rhs = False
+
+    def as_sql(self, compiler: Any, connection: Any) -> Any:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        return f"{lhs} = ANY(%s)", (*lhs_params, list(self.rhs))
+
+
+def _pk_type(meta: Any, connection: Any) -> str:
+    return str(meta.pk.rel_db_type(connection))
 
 
 class RowInserter:
