@@ -297,7 +297,7 @@ def _actor_label(actor: Actor, default: str) -> str:
     return default
 
 
-def _render_email(template: str, context: dict[str, Any]) -> tuple[str, str]:
+def render_email(template: str, context: dict[str, Any]) -> tuple[str, str]:
     """Render templates/emails/<template>.txt: a "Subject: …" line, a blank line, the body."""
     text = render_to_string(f"emails/{template}.txt", context).lstrip()
     first, _, body = text.partition("\n")
@@ -418,7 +418,7 @@ def onboarding_email_render(*, step: OnboardingStep) -> RenderedEmail:
         raise OnboardingEmailError(
             f"{clinic} has no primary contact email: add it on the clinic first."
         )
-    subject, body = _render_email(
+    subject, body = render_email(
         f"onboarding/{template}",
         {
             "clinic": clinic,
@@ -591,7 +591,7 @@ def onboarding_overdue_summary_send(*, day: date, now: datetime | None = None) -
         }
         for step in steps
     ]
-    subject, body = _render_email(
+    subject, body = render_email(
         "onboarding/overdue_summary", {"rows": rows, "day": day, "now": now}
     )
     try:

@@ -10,7 +10,7 @@ from typing import Any, cast
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import Count, Max, Min, Model, Q, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -29,7 +29,6 @@ from prescriptions.models import (
     Product,
     RxRequest,
     WritebackAttempt,
-    WritebackIncident,
     WritebackItem,
     WritebackQuerySet,
 )
@@ -71,17 +70,14 @@ class NumberedAdmin(admin.ModelAdmin):
     """A read-only list whose search box also takes the record's number as staff say it
     (``RX-000123``, ``ORD 123``): that one row."""
 
-    number_prefix = ""
-    number_from_text: Any = staticmethod(lambda text: None)
+    number_from_text: Any = staticmethod(lambda text, prefixed: None)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
     ) -> tuple[QuerySet[Any], bool]:
-        compact = search_term.replace(" ", "").upper()
-        if compact.startswith(self.number_prefix):
-            number = self.number_from_text(compact)
-            if number is not None:
-                return queryset.filter(pk=number), False
+        number = self.number_from_text(search_term, prefixed=True)
+        if number is not None:
+            return queryset.filter(pk=number), False
         return super().get_search_results(request, queryset, search_term)
 
     @admin.display(description="number", ordering="pk")
@@ -133,7 +129,6 @@ class PrescriptionItemInline(ReadOnly, admin.TabularInline):
 
 @admin.register(Prescription)
 class PrescriptionAdmin(ReadOnly, NumberedAdmin):
-    number_prefix = "RX"
     number_from_text = staticmethod(Prescription.number_from_text)
     list_display = [
         "number",
@@ -223,7 +218,6 @@ class OrderLineInline(ReadOnly, admin.TabularInline):
 
 @admin.register(Order)
 class OrderAdmin(ReadOnly, NumberedAdmin):
-    number_prefix = "ORD"
     number_from_text = staticmethod(Order.number_from_text)
     list_display = [
         "number",
@@ -417,22 +411,8 @@ class WritebackItemAdmin(ReadOnly, admin.ModelAdmin):
 
 def writeback_health_rows() -> list[dict[str, Any]]:
     """Per clinic: failed and pending counts, oldest pending, last success, open incident."""
-    stats: dict[int, dict[str, Any]] = {
-        row["clinic"]: dict(row)
-        for row in WritebackItem.objects.values("clinic")
-        .order_by()
-        .annotate(
-            failed=Count("pk", filter=Q(status=Status.FAILED)),
-            pending=Count("pk", filter=Q(status__in=(Status.PENDING, Status.SENDING))),
-            delivered=Count("pk", filter=Q(status=Status.DELIVERED)),
-            oldest_pending=Min("created_at", filter=Q(status__in=(Status.PENDING, Status.SENDING))),
-            last_success=Max("delivered_at"),
-        )
-    }
-    incidents = {
-        incident.clinic_id: incident
-        for incident in WritebackIncident.objects.filter(closed_at__isnull=True)
-    }
+    stats = writeback.writeback_stats_by_clinic()
+    incidents = writeback.open_incidents_by_clinic()
     clinics = (
         Clinic.objects.filter(Q(writeback_enabled=True) | Q(pk__in=list(stats)))
         .select_related("integration")

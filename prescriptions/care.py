@@ -1,5 +1,6 @@
 """Pet Owner Care lookups this app owns: a caller reads out an order or a prescription number
-(``ORD-000123``, ``RX-000123``) and the care agent finds the client, whatever the clinic.
+(``ORD-000123``, ``RX-000123``) and the care agent finds the client, whatever the clinic. A
+bare number is never taken for an order: it could be a postcode or a phone.
 
 Registered with ``records.care`` from ``PrescriptionsConfig.ready`` (records never imports
 this app). Each lookup is one primary-key query, and only for text that is such a number.
@@ -7,21 +8,10 @@ this app). Each lookup is one primary-key query, and only for text that is such 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from django.db.models import QuerySet
 
 from prescriptions.models import Order, Prescription
 from records.care import CareHit, CareLookup, register_care_lookup
-
-
-def _number(text: str, prefix: str, parse: Callable[[str], int | None]) -> int | None:
-    """The number in ``ORD-000123`` / ``ord 123`` / ``RX000123``; None for anything else (a
-    bare number could be a postcode or a phone: the prefix is what makes it an order)."""
-    compact = text.replace(" ", "").upper()
-    if not compact.startswith(prefix):
-        return None
-    return parse(compact)
 
 
 def _owner(rows: QuerySet, reason: str) -> list[CareHit]:
@@ -34,7 +24,7 @@ def _owner(rows: QuerySet, reason: str) -> list[CareHit]:
 
 
 def orders_find(text: str) -> list[CareHit]:
-    number = _number(text, "ORD", Order.number_from_text)
+    number = Order.number_from_text(text, prefixed=True)
     if number is None:
         return []
     rows = Order.objects.filter(pk=number).values_list("client_id", "client__merged_into_id")
@@ -42,7 +32,7 @@ def orders_find(text: str) -> list[CareHit]:
 
 
 def prescriptions_find(text: str) -> list[CareHit]:
-    number = _number(text, "RX", Prescription.number_from_text)
+    number = Prescription.number_from_text(text, prefixed=True)
     if number is None:
         return []
     rows = Prescription.objects.filter(pk=number).values_list(

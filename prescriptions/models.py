@@ -21,6 +21,20 @@ from django.utils import timezone
 from clinics.models import Clinic, Vet
 from records.models import Client, Patient
 
+
+def record_number(text: str, prefix: str, *, prefixed: bool = False) -> int | None:
+    """The number in ``RX-000123`` (or ``RX000123``, or a bare ``123``). ``prefixed``: only
+    with its prefix, spaces allowed (``rx 123``), for a search box that also takes phones and
+    postcodes, where a bare number is not a record number."""
+    text = text.strip().upper()
+    if prefixed:
+        text = text.replace(" ", "")
+        if not text.startswith(prefix):
+            return None
+    text = text.removeprefix(f"{prefix}-").removeprefix(prefix)
+    return int(text) if text.isdigit() and len(text) <= 9 else None
+
+
 # --- the catalogue -------------------------------------------------------------------------
 
 
@@ -219,9 +233,8 @@ class Prescription(models.Model):
         return f"RX-{self.pk:06d}" if self.pk else "RX-new"
 
     @staticmethod
-    def number_from_text(text: str) -> int | None:
-        text = text.strip().upper().removeprefix("RX-").removeprefix("RX")
-        return int(text) if text.isdigit() and len(text) <= 9 else None
+    def number_from_text(text: str, *, prefixed: bool = False) -> int | None:
+        return record_number(text, "RX", prefixed=prefixed)
 
     @property
     def external_reference(self) -> str:
@@ -432,9 +445,8 @@ class Order(models.Model):
         return f"ORD-{self.pk:06d}" if self.pk else "ORD-new"
 
     @staticmethod
-    def number_from_text(text: str) -> int | None:
-        text = text.strip().upper().removeprefix("ORD-").removeprefix("ORD")
-        return int(text) if text.isdigit() and len(text) <= 9 else None
+    def number_from_text(text: str, *, prefixed: bool = False) -> int | None:
+        return record_number(text, "ORD", prefixed=prefixed)
 
     @property
     def is_open(self) -> bool:
@@ -513,11 +525,11 @@ class WritebackQuerySet(models.QuerySet["WritebackItem"]):
         query = query.strip()
         if not query:
             return self
-        rx = Prescription.number_from_text(query)
-        order = Order.number_from_text(query)
-        if query.upper().startswith("RX") and rx is not None:
+        rx = Prescription.number_from_text(query, prefixed=True)
+        if rx is not None:
             return self.filter(prescription_id=rx)
-        if query.upper().startswith("ORD") and order is not None:
+        order = Order.number_from_text(query, prefixed=True)
+        if order is not None:
             return self.filter(order_id=order)
         return self.filter(
             Q(prescription__patient__name__icontains=query)

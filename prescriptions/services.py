@@ -17,11 +17,11 @@ from django.core.mail import EmailMessage
 from django.db import transaction
 from django.db.models import Sum
 from django.http import HttpRequest
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from clinics.audit import audit_log
 from clinics.models import Clinic, Membership, Role, Vet
+from clinics.services import render_email
 from prescriptions.models import (
     RX_REQUEST_REMINDER_AFTER,
     Autoship,
@@ -905,11 +905,8 @@ def _email_owner(rx_request: RxRequest, template: str) -> None:
     owner = rx_request.patient.client
     if not owner.email:
         return
-    text = render_to_string(f"emails/{template}.txt", {"rx_request": rx_request}).lstrip()
-    subject, _, body = text.partition("\n")
-    message = EmailMessage(
-        subject=subject.removeprefix("Subject:").strip(), body=body.lstrip("\n"), to=[owner.email]
-    )
+    subject, body = render_email(template, {"rx_request": rx_request})
+    message = EmailMessage(subject=subject, body=body, to=[owner.email])
     transaction.on_commit(message.send)
 
 
@@ -1072,24 +1069,21 @@ def rx_requests_expire_and_remind(*, now: dt.datetime | None = None) -> tuple[in
         recipients = _clinic_decision_makers(clinic)
         if not recipients:
             continue  # kept due: sent once the clinic has an address or a vet with one
-        claimed = [
-            r
-            for r in requests_
-            if RxRequest.objects.filter(pk=r.pk, reminder_sent_at__isnull=True).update(
-                reminder_sent_at=now
+        # The claim and the email in one transaction: a send that fails leaves them due.
+        with transaction.atomic():
+            claimed = [
+                r
+                for r in requests_
+                if RxRequest.objects.filter(pk=r.pk, reminder_sent_at__isnull=True).update(
+                    reminder_sent_at=now
+                )
+            ]
+            if not claimed:
+                continue
+            subject, body = render_email(
+                "rx_request_reminder",
+                {"clinic": clinic, "requests": claimed, "site_url": settings.SITE_URL.rstrip("/")},
             )
-        ]
-        if not claimed:
-            continue
-        text = render_to_string(
-            "emails/rx_request_reminder.txt",
-            {"clinic": clinic, "requests": claimed, "site_url": settings.SITE_URL.rstrip("/")},
-        ).lstrip()
-        subject, _, body = text.partition("\n")
-        EmailMessage(
-            subject=subject.removeprefix("Subject:").strip(),
-            body=body.lstrip("\n"),
-            to=recipients,
-        ).send()
+            EmailMessage(subject=subject, body=body, to=recipients).send()
         reminded += len(claimed)
     return reminded, expired

@@ -21,14 +21,13 @@ import requests
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet
-from django.template.loader import render_to_string
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
 from clinics.audit import audit_log
 from clinics.models import Clinic, Connector
-from clinics.services import CredentialsError, ezyvet_client
+from clinics.services import CredentialsError, ezyvet_client, render_email
 from prescriptions.models import (
     ItemStatus,
     Order,
@@ -47,7 +46,6 @@ log = logging.getLogger(__name__)
 Target = WritebackItem.Target
 Kind = WritebackItem.Kind
 Status = WritebackItem.Status
-OPEN = (Status.PENDING, Status.SENDING)
 # How long a new row is left to the message its commit sent before the sweep sends another.
 SWEEP_GRACE = dt.timedelta(seconds=60)
 # Rows that hold back later rows of the same prescription (a failed one until it is retried).
@@ -424,15 +422,7 @@ def _worker_client(clinic: Clinic) -> ezyvet.EzyVetClient:
 
 
 def _is_blocked(item: WritebackItem) -> bool:
-    return (
-        WritebackItem.objects.filter(
-            prescription_id=item.prescription_id,
-            sequence__lt=item.sequence,
-            status__in=BLOCKING,
-        )
-        .exclude(pk=item.pk)
-        .exists()
-    )
+    return WritebackItem.objects.filter(pk=item.pk).filter(_blocked()).exists()
 
 
 def _claim(item_id: int, now: dt.datetime) -> tuple[WritebackItem, WritebackAttempt] | None:
@@ -877,14 +867,9 @@ def writeback_incident_alert(*, incident_id: int) -> bool:
             + reverse("prescriptions:writeback-monitor", kwargs={"clinic_slug": clinic.slug})
             + "?status=failed",
         }
-        text = render_to_string("emails/writeback_failing.txt", context).lstrip()
-        subject, _, body = text.partition("\n")
+        subject, body = render_email("writeback_failing", context)
         recipients = [r for r in (clinic.email, settings.ONBOARDING_TEAM_EMAIL) if r]
-        EmailMessage(
-            subject=subject.removeprefix("Subject:").strip(),
-            body=body.lstrip("\n"),
-            to=recipients,
-        ).send()
+        EmailMessage(subject=subject, body=body, to=recipients).send()
         incident.alerted_at = timezone.now()
         incident.save(update_fields=["alerted_at"])
     return True
@@ -930,6 +915,31 @@ def writeback_dismiss(
         _incident_close(row.clinic)
         _deliver_next_on_commit(row)
     return row
+
+
+def writeback_stats_by_clinic() -> dict[int, dict[str, Any]]:
+    """Per clinic id: failed, pending (or sending) and delivered counts, the oldest pending
+    row's time and the last delivery, for the onboarding team's lists across clinics."""
+    waiting = Q(status__in=(Status.PENDING, Status.SENDING))
+    return {
+        row["clinic"]: dict(row)
+        for row in WritebackItem.objects.values("clinic")
+        .order_by()
+        .annotate(
+            failed=Count("pk", filter=Q(status=Status.FAILED)),
+            pending=Count("pk", filter=waiting),
+            delivered=Count("pk", filter=Q(status=Status.DELIVERED)),
+            oldest_pending=Min("created_at", filter=waiting),
+            last_success=Max("delivered_at"),
+        )
+    }
+
+
+def open_incidents_by_clinic() -> dict[int, WritebackIncident]:
+    return {
+        incident.clinic_id: incident
+        for incident in WritebackIncident.objects.filter(closed_at__isnull=True)
+    }
 
 
 def writeback_counts(*, clinic: Clinic | None = None) -> dict[str, Any]:

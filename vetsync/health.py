@@ -12,7 +12,8 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from clinics.models import Integration
-from prescriptions.models import WritebackIncident, WritebackItem
+from prescriptions.models import WritebackIncident
+from prescriptions.writeback import open_incidents_by_clinic, writeback_stats_by_clinic
 from records.models import SyncRun
 
 RECENT = dt.timedelta(days=7)
@@ -57,24 +58,8 @@ def integration_health(*, now: dt.datetime | None = None) -> list[IntegrationHea
             pk__in=[row["last"] for row in runs.values()], status=SyncRun.Status.FAILED
         ).values_list("clinic_id", flat=True)
     )
-    writebacks: dict[int, Any] = {
-        row["clinic_id"]: row
-        for row in WritebackItem.objects.filter(clinic_id__in=clinic_ids)
-        .values("clinic_id")
-        .annotate(
-            failed=Count("pk", filter=Q(status=WritebackItem.Status.FAILED)),
-            waiting=Count(
-                "pk",
-                filter=Q(status__in=(WritebackItem.Status.PENDING, WritebackItem.Status.SENDING)),
-            ),
-        )
-    }
-    incidents = {
-        incident.clinic_id: incident
-        for incident in WritebackIncident.objects.filter(
-            clinic_id__in=clinic_ids, closed_at__isnull=True
-        )
-    }
+    writebacks = writeback_stats_by_clinic()
+    incidents = open_incidents_by_clinic()
     rows = [
         IntegrationHealth(
             integration=integration,
@@ -83,7 +68,7 @@ def integration_health(*, now: dt.datetime | None = None) -> list[IntegrationHea
             runs_failed=runs.get(integration.clinic_id, {}).get("failed", 0),
             last_run_failed=integration.clinic_id in last_failed,
             writebacks_failed=writebacks.get(integration.clinic_id, {}).get("failed", 0),
-            writebacks_waiting=writebacks.get(integration.clinic_id, {}).get("waiting", 0),
+            writebacks_waiting=writebacks.get(integration.clinic_id, {}).get("pending", 0),
             incident=incidents.get(integration.clinic_id),
         )
         for integration in integrations
