@@ -88,8 +88,8 @@ class ClientQuerySet(models.QuerySet["Client"]):
         base = Client.objects.filter(clinic=clinic, merged_into__isnull=True)
         region = clinic.country or "US"
         whole = [
-            base.filter(pims_id__in={query, query.upper()}),
-            # The exclude repeats the partial unique index's condition, so planners use it.
+            # Each exclude repeats a partial unique index's condition, so planners use it.
+            base.filter(pims_id__in={query, query.upper()}).exclude(pims_id=""),
             base.filter(customer_ref__in={query, query.upper()}).exclude(customer_ref=""),
             base.filter(_prefix(F("postcode"), query.upper())),
         ]
@@ -226,14 +226,11 @@ class Client(models.Model):
                 name="client_unique_pims_id_per_clinic",
             ),
         ]
+        # Every index here is paid for on each row a first copy inserts (a big clinic's is
+        # 100,000 clients), so each one serves a query that needs it. PIMS ids are looked up
+        # through the partial unique constraint above: the lookups repeat its condition
+        # (``exclude(pims_id="")``), which lets SQLite and PostgreSQL use it.
         indexes = [
-            models.Index(fields=["clinic", "last_name", "first_name", "id"]),
-            models.Index(fields=["clinic", "email"], name="client_clinic_email"),
-            models.Index(fields=["clinic", "phone_normalized"], name="client_clinic_phone"),
-            # pims_id first: the engine looks ids up with `pims_id IN (…)` alone, because
-            # SQLite's planner, without statistics, would pick a clinic index for
-            # `clinic = ? AND pims_id IN (…)` and scan the whole clinic.
-            models.Index(fields=["pims_id", "clinic"], name="client_pims_id_clinic"),
             # The client list shows current clients (a merged PIMS copy is hidden): its sort
             # orders, counts and search prefixes (names and email in any case, postcode) each
             # have a partial index over exactly those rows, which covers the id scans.
@@ -383,7 +380,6 @@ class Patient(models.Model):
         ]
         indexes = [
             models.Index(fields=["clinic", "name"]),
-            models.Index(fields=["pims_id", "clinic"], name="patient_pims_id_clinic"),
             # Search by pet name in any case; "has a deceased pet" (few rows, so partial).
             models.Index(F("clinic"), Lower("name"), name="patient_clinic_lower_name"),
             models.Index(
@@ -411,6 +407,8 @@ class WeightRecord(models.Model):
     unit = models.CharField(max_length=2, choices=WeightUnit.choices, default=WeightUnit.KG)
     recorded_at = models.DateTimeField(default=timezone.now)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.PIMS)
+    # Which run brought the weighing in (a log reference, not checked by the database: see
+    # ``SyncRecordOutcome``).
     run = models.ForeignKey(
         "SyncRun",
         on_delete=models.SET_NULL,
@@ -418,6 +416,7 @@ class WeightRecord(models.Model):
         blank=True,
         related_name="+",
         db_index=False,
+        db_constraint=False,
     )
 
     class Meta:
@@ -544,19 +543,36 @@ class SyncRecordOutcome(models.Model):
         CLIENT = "client", "Client"
         PATIENT = "patient", "Patient"
 
-    # Indexed through (run, outcome): the table takes a row per record per run, so every
-    # index counts on a first copy.
+    # The table takes a row per record per run (250,000 for a big first copy), written only
+    # by the engine with the ids it has just inserted. So every index counts (the run's is
+    # the (run, outcome) one), and its references are not checked by the database: a
+    # foreign-key check per row, at commit, cost more than the insert itself. Django still
+    # applies ``on_delete`` when a run, client or pet is deleted.
     run = models.ForeignKey(
-        SyncRun, on_delete=models.CASCADE, related_name="outcomes", db_index=False
+        SyncRun,
+        on_delete=models.CASCADE,
+        related_name="outcomes",
+        db_index=False,
+        db_constraint=False,
     )
     kind = models.CharField(max_length=10, choices=Kind.choices)
     pims_id = models.CharField(max_length=64, blank=True)
     outcome = models.CharField(max_length=20, choices=Outcome.choices)
     client = models.ForeignKey(
-        Client, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        Client,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
     )
     patient = models.ForeignKey(
-        Patient, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        Patient,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
     )
     customer_ref = models.CharField(max_length=64, blank=True)
     detail = models.TextField(blank=True)

@@ -178,7 +178,9 @@ def sync_run_retry_quarantined(
         raw = outcome.raw or {}
         owner_id = raw.get("pims_id")
         owner = (
-            Client.objects.filter(clinic_id=run.clinic_id, pims_id=owner_id).first()
+            Client.objects.filter(clinic_id=run.clinic_id, pims_id=owner_id)
+            .exclude(pims_id="")
+            .first()
             if outcome.kind == "patient" and isinstance(owner_id, str) and owner_id
             else None
         )
@@ -548,10 +550,11 @@ def people_of(
 def _by_pims_id(
     queryset: Any, clinic_id: int, pims_ids: Sequence[str], *, fields: Sequence[str] = ()
 ) -> list[Any]:
-    """The clinic's rows with these PIMS ids, 1,000 ids per query.
+    """The clinic's rows with these PIMS ids, 1,000 ids per query (10,000 on PostgreSQL).
 
-    The (pims_id, clinic) index serves ``pims_id IN (…) AND clinic_id = ?`` on every
-    planner; another clinic's rows (numeric ids repeat across PIMS) are never read or locked.
+    The query repeats the condition of the (clinic, pims_id) partial unique constraint, so
+    every planner reads that index; another clinic's rows (numeric ids repeat across PIMS)
+    are never read or locked.
     """
     found: list[Any] = []
     postgres = connection.vendor == "postgresql"
@@ -559,7 +562,11 @@ def _by_pims_id(
     for start in range(0, len(pims_ids), step):
         ids = pims_ids[start : start + step]
         match = AnyOf(F("pims_id"), list(ids)) if postgres else Q(pims_id__in=ids)
-        part = queryset.filter(match, clinic_id=clinic_id).order_by("pk")  # rows locked in order
+        part = (
+            queryset.filter(match, clinic_id=clinic_id)
+            .exclude(pims_id="")
+            .order_by("pk")  # rows locked in order
+        )
         found.extend(part.values_list(*fields) if fields else part)
     return found
 
