@@ -338,9 +338,9 @@ def sync_run_process(
             run.match_plan = _plan(run, entries)
             run.save(update_fields=["match_plan"])
         engine = _Engine(run=run)
-        chunks = 0
         while run.position < len(entries) or extra:
-            end = min(run.position + chunk_size, len(entries))
+            start = run.position
+            end = min(start + chunk_size, len(entries))
             with transaction.atomic():
                 sync_lock_renew(run, owner)
                 counts = engine.apply(entries[run.position : end], extra)
@@ -350,8 +350,7 @@ def sync_run_process(
                 run.counts = dict(merged)
                 run.position = end
                 run.save(update_fields=["counts", "position"])
-            chunks += 1
-            if chunks in STATS_REFRESH_AFTER_CHUNKS:
+            if any(start < mark <= end for mark in STATS_REFRESH_AT):
                 _refresh_planner_statistics()
             if on_progress is not None:
                 on_progress(run.position, run.total)
@@ -377,16 +376,17 @@ def sync_run_process(
 
 
 # A first copy grows the tables from nothing; PostgreSQL's statistics (refreshed by autovacuum
-# only now and then) would still say "empty" and plan the engine's lookups as scans.
-STATS_REFRESH_AFTER_CHUNKS = frozenset({2, 8, 32, 128})
+# only now and then) would still say "empty" and plan the engine's lookups and the foreign-key
+# checks as scans. Once the tables hold thousands of rows the index plans are settled, and
+# autovacuum takes over after the run.
+STATS_REFRESH_AT = (2_000, 10_000)  # clients applied
 
 
 def _refresh_planner_statistics() -> None:
     if connection.vendor != "postgresql":
         return  # SQLite keeps no statistics unless asked; its plans here do not need them
     tables = ", ".join(
-        connection.ops.quote_name(model._meta.db_table)
-        for model in (Client, Patient, SyncRecordOutcome, WeightRecord)
+        connection.ops.quote_name(model._meta.db_table) for model in (Client, Patient)
     )
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {tables}")

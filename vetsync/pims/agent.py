@@ -45,7 +45,10 @@ MAX_LENGTHS = {
     "microchip": 30,
 }
 MAX_WEIGHT = Decimal("99999.99")
-_TIDY = re.compile(r"(?:\S+(?: \S+)*)?")
+# Already tidy (no stray white space) and free of NUL characters: most values are, and one
+# match tells it (splitting and re-joining each value is the slow part of a big batch).
+_CLEAN = re.compile(r"(?:[^\s\x00]+(?: [^\s\x00]+)*)?")
+_WEIGHT_UNITS = {unit.value: unit for unit in WeightUnit}
 
 
 class BatchError(ValueError):
@@ -273,7 +276,8 @@ def _patient(raw: object) -> PimsPatient:
     if not isinstance(raw, Mapping):
         raise RecordError("The patient entry is not an object.")
     unit = raw.get("weight_unit") or "kg"
-    if not isinstance(unit, str) or unit not in {u.value for u in WeightUnit}:
+    weight_unit = _WEIGHT_UNITS.get(unit) if isinstance(unit, str) else None
+    if weight_unit is None:
         raise RecordError(f"weight_unit must be kg or lb (got {unit!r}).")
     weight = _weight(raw.get("weight"))
     deceased = _bool(raw, "deceased", default=False)
@@ -288,7 +292,7 @@ def _patient(raw: object) -> PimsPatient:
         sex=_text(raw, "sex"),
         birth_date=_date(raw.get("birth_date"), "birth_date"),
         weight=weight,
-        weight_unit=WeightUnit(unit),
+        weight_unit=weight_unit,
         deceased=deceased,
         deceased_on=deceased_on,
         microchip=_text(raw, "microchip"),
@@ -301,19 +305,25 @@ def _text(raw: Mapping[str, Any], key: str, *, required: bool = False) -> str:
     value = raw.get(key)
     if value is None:
         value = ""
-    if isinstance(value, int | float) and not isinstance(value, bool) and key == "pims_id":
-        value = str(value)  # agents sometimes send numeric ids; they are still ids
-    if not isinstance(value, str):
-        raise RecordError(f"{key} must be text (got {type(value).__name__}).")
-    if not _TIDY.fullmatch(value):  # most values are already tidy; splitting each is slow
-        value = " ".join(value.split())
-    if "\x00" in value:
-        raise RecordError(f"{key} contains a NUL character.")
+    if type(value) is not str or not _CLEAN.fullmatch(value):
+        value = _untidy_text(value, key)
     if required and not value:
         raise RecordError(f"{key} is missing.")
     limit = MAX_LENGTHS.get(key)
     if limit is not None and len(value) > limit:
         raise RecordError(f"{key} is longer than {limit} characters ({len(value)}).")
+    return value
+
+
+def _untidy_text(value: object, key: str) -> str:
+    """The slow path of ``_text``: a number for an id, stray white space, or no text at all."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and key == "pims_id":
+        value = str(value)  # agents sometimes send numeric ids; they are still ids
+    if not isinstance(value, str):
+        raise RecordError(f"{key} must be text (got {type(value).__name__}).")
+    value = " ".join(value.split())
+    if "\x00" in value:
+        raise RecordError(f"{key} contains a NUL character.")
     return value
 
 
