@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Max, Q
+from django.db import IntegrityError, connection, connections, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from clinics.audit import audit_log
@@ -54,7 +55,7 @@ from records.models import (
     SyncRunPayload,
     WeightRecord,
 )
-from vetsync.lib.bulk import AnyOf, bulk_update_rows, insert_rows
+from vetsync.lib.bulk import AnyOf, RowInserter, bulk_update_rows, reserve_ids
 from vetsync.pims import agent
 from vetsync.pims.records import PimsAddress, PimsClient, PimsPatient, QuarantinedRecord
 
@@ -338,22 +339,18 @@ def sync_run_process(
             run.match_plan = _plan(run, entries)
             run.save(update_fields=["match_plan"])
         engine = _Engine(run=run)
-        while run.position < len(entries) or extra:
-            start = run.position
-            end = min(start + chunk_size, len(entries))
-            with transaction.atomic():
-                sync_lock_renew(run, owner)
-                counts = engine.apply(entries[run.position : end], extra)
-                extra = []
-                merged = Counter(run.counts)
-                merged.update(counts)
-                run.counts = dict(merged)
-                run.position = end
-                run.save(update_fields=["counts", "position"])
-            if any(start < mark <= end for mark in STATS_REFRESH_AT):
-                _refresh_planner_statistics()
-            if on_progress is not None:
-                on_progress(run.position, run.total)
+        ranges = _chunk_ranges(run.position, len(entries), chunk_size, bool(extra))
+        if _pipelines(ranges):
+            _apply_pipelined(run, owner, engine, entries, extra, ranges, on_progress)
+        else:
+            for start, end in ranges:
+                with transaction.atomic():
+                    # First: on SQLite this takes the write lock that ``reserve_ids`` needs.
+                    sync_lock_renew(run, owner)
+                    chunk = engine.prepare(entries[start:end], extra)
+                    extra = []
+                    _advance(run, engine.write(chunk), start, end)
+                _after_chunk(run, start, end, on_progress)
         with transaction.atomic():
             run.status = SyncRun.Status.SUCCEEDED
             run.finished_at = timezone.now()
@@ -373,6 +370,132 @@ def sync_run_process(
         raise
     sync_lock_release(run, owner)
     return run
+
+
+def _chunk_ranges(position: int, total: int, chunk_size: int, extra: bool) -> list[tuple[int, int]]:
+    """The (start, end) of each chunk still to apply; one empty chunk for ``extra`` alone."""
+    ranges = [
+        (start, min(start + chunk_size, total)) for start in range(position, total, chunk_size)
+    ]
+    return ranges or ([(position, position)] if extra else [])
+
+
+def _advance(run: SyncRun, counts: Counter[str], start: int, end: int) -> None:
+    """The last step of a chunk's transaction (its lease renewed): move the run on.
+
+    The run moves only from where this chunk started: a chunk whose predecessor did not
+    commit fails here rather than skip its records.
+    """
+    merged = Counter(run.counts)
+    merged.update(counts)
+    moved = SyncRun.objects.filter(pk=run.pk, position=start).update(
+        counts=dict(merged), position=end
+    )
+    if moved != 1:
+        raise RuntimeError(f"Run {run.pk} is no longer at record {start}; nothing was applied.")
+    run.counts, run.position = dict(merged), end
+
+
+def _after_chunk(run: SyncRun, start: int, end: int, on_progress: ProgressCallback | None) -> None:
+    if any(start < mark <= end for mark in STATS_REFRESH_AT):
+        _refresh_planner_statistics()
+    if on_progress is not None:
+        on_progress(end, run.total)
+
+
+# Below this many chunks a run is applied one chunk after the other.
+PIPELINE_MIN_CHUNKS = 4
+# A chunk in flight waits for the one before it while holding its own row locks. Should the
+# two ever wait on each other's rows (they are designed not to), a statement fails after this
+# long and the run stops, resumable, instead of hanging.
+PIPELINE_LOCK_TIMEOUT = "60s"
+
+
+def _pipelines(ranges: Sequence[tuple[int, int]]) -> bool:
+    """Whether to keep two chunks in flight: PostgreSQL (SQLite has one writer), a run big
+    enough to gain, and no caller's transaction around the run (each chunk must commit)."""
+    return (
+        connection.vendor == "postgresql"
+        and not connection.in_atomic_block
+        and len(ranges) >= PIPELINE_MIN_CHUNKS
+    )
+
+
+class _Abandoned(Exception):
+    """A chunk stopped because another chunk of the run failed."""
+
+
+def _apply_pipelined(
+    run: SyncRun,
+    owner: str,
+    engine: _Engine,
+    entries: Sequence[Entry],
+    extra: Sequence[QuarantinedRecord],
+    ranges: Sequence[tuple[int, int]],
+    on_progress: ProgressCallback | None,
+) -> None:
+    """Apply the chunks with two in flight, each in its own transaction on its own connection.
+
+    Most of a chunk's time is either Python (deciding what to write, turning rows into
+    database values) or the database (inserting rows, keeping indexes, checking constraints
+    at commit); with two chunks in flight the two overlap on two cores. Chunks are prepared
+    (read, locked, decided) in order, and each moves the run on only after the one before it
+    has committed. Each chunk stays one transaction and the run still moves chunk by chunk in
+    order, so a worker killed mid-run resumes exactly as before.
+
+    Two chunks hold different PIMS ids, so they read, lock and write different rows: chunk k
+    cannot depend on what k-1 has not committed yet. The one exception is a customer merged
+    by k-1 that k would suggest as a possible match: k-1 holds its row lock, so k would only
+    see it once k-1 commits; chunks are prepared in order, so k knows of the merge and skips
+    the customer (``merged_customers``) instead of waiting.
+    """
+    prepared = [threading.Event() for _ in ranges]
+    committed = [threading.Event() for _ in ranges]
+    failures: list[BaseException] = []
+
+    def wait(event: threading.Event) -> None:
+        event.wait()
+        if failures:
+            raise _Abandoned
+
+    def work(indexes: range) -> None:
+        try:
+            for k in indexes:
+                start, end = ranges[k]
+                if k:
+                    wait(prepared[k - 1])  # chunks are decided in order
+                with transaction.atomic():
+                    with connection.cursor() as cursor:
+                        cursor.execute("SET LOCAL lock_timeout = %s", [PIPELINE_LOCK_TIMEOUT])
+                    chunk = engine.prepare(entries[start:end], extra if k == 0 else ())
+                    prepared[k].set()
+                    counts = engine.write(chunk)
+                    if k:
+                        wait(committed[k - 1])  # the run moves on in order
+                    sync_lock_renew(run, owner)
+                    _advance(run, counts, start, end)
+                _after_chunk(run, start, end, on_progress)
+                committed[k].set()
+        except BaseException as exc:
+            if not isinstance(exc, _Abandoned):
+                failures.append(exc)
+            for event in (*prepared, *committed):
+                event.set()
+
+    def work_on_own_connection(indexes: range) -> None:
+        try:
+            work(indexes)
+        finally:
+            connections.close_all()  # this thread's connection only
+
+    helper = threading.Thread(
+        target=work_on_own_connection, args=(range(1, len(ranges), 2),), name=f"sync-{run.pk}"
+    )
+    helper.start()
+    work(range(0, len(ranges), 2))
+    helper.join()
+    if failures:
+        raise failures[0]
 
 
 # A first copy grows the tables from nothing; PostgreSQL's statistics (refreshed by autovacuum
@@ -623,19 +746,15 @@ def _changed(old: dict[str, Any], new: dict[str, Any], keys: Sequence[str]) -> b
 
 @dataclass(frozen=True, slots=True)
 class NewRef:
-    """A client or pet this chunk creates: its id is known only after the insert."""
+    """A client or pet this chunk creates, with the id reserved for it (``reserve_ids``)."""
 
     kind: str
     pims_id: str
+    pk: int
 
 
-Ref = int | NewRef | None
-
-
-def _ref(obj: Client | Patient | NewRef | None) -> Ref:
-    if obj is None or isinstance(obj, NewRef):
-        return obj
-    return obj.pk
+def _ref(obj: Client | Patient | NewRef | None) -> int | None:
+    return None if obj is None else obj.pk
 
 
 @dataclass
@@ -668,6 +787,12 @@ class _Chunk:
     audits: list[dict[str, Any]] = field(default_factory=list)
     deceased: list[Patient] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    now: dt.datetime = field(default_factory=timezone.now)
+    # Ids reserved for the clients and pets the chunk creates.
+    client_ids: Iterator[int] = field(default_factory=lambda: iter(()))
+    patient_ids: Iterator[int] = field(default_factory=lambda: iter(()))
+    # The new rows as database values, ready to send (``_Engine.seal``).
+    inserts: list[RowInserter] = field(default_factory=list)
 
 
 class _Engine:
@@ -679,14 +804,26 @@ class _Engine:
             pims_id: Match(Verdict(v), key, rule, score)
             for pims_id, (v, key, rule, score) in (run.match_plan or {}).items()
         }
+        # Customers this run has merged. A chunk prepared while the one before it is still
+        # being written (``_apply_pipelined``) skips them rather than wait for their row locks.
+        self.merged_customers: set[int] = set()
 
     def apply(
         self, entries: Sequence[Entry], quarantined: Sequence[QuarantinedRecord] = ()
     ) -> Counter[str]:
+        """Apply one chunk: ``prepare`` then ``write``, inside the caller's transaction."""
+        return self.write(self.prepare(entries, quarantined))
+
+    def prepare(
+        self, entries: Sequence[Entry], quarantined: Sequence[QuarantinedRecord] = ()
+    ) -> _Chunk:
+        """Read (and lock) what the chunk touches and decide everything it will write.
+
+        Writes nothing: the chunk's rows are written by ``write``, in the same transaction.
+        """
         chunk = _Chunk()
         for record in quarantined:
             self._quarantine(chunk, record)
-        self.now = timezone.now()
         clients = [client for client, _ in entries if client is not None]
         existing = {
             c.pims_id: c
@@ -705,9 +842,10 @@ class _Engine:
             )
         }
         customer_ids = [
-            int(self.plan[c.pims_id].customer_key)
+            customer_id
             for c in clients
             if c.pims_id in self.plan and c.pims_id not in existing
+            if (customer_id := int(self.plan[c.pims_id].customer_key)) not in self.merged_customers
         ]
         customers = {
             c.pk: c
@@ -716,6 +854,15 @@ class _Engine:
             .order_by("pk")
             if c.clinic_id == self.clinic.pk
         }
+        chunk.client_ids = iter(
+            reserve_ids(Client, sum(c.pims_id not in existing for c in clients))
+        )
+        chunk.patient_ids = iter(
+            reserve_ids(
+                Patient,
+                sum(p.pims_id not in existing_patients for c in clients for p in c.patients),
+            )
+        )
         customer_pets: dict[int, list[Patient]] = {}
         for pet in (
             Patient.objects.select_for_update()
@@ -760,6 +907,22 @@ class _Engine:
                         f"({customer.full_name}): {match.rule}.",
                         replace_last=True,
                     )
+        self._seal(chunk)
+        return chunk
+
+    def _seal(self, chunk: _Chunk) -> None:
+        """Turn the chunk's new rows into database values, so writing is only sending them."""
+        chunk.inserts = [
+            RowInserter(Client, with_pk=True).extend(chunk.new_clients),
+            RowInserter(Patient, with_pk=True).extend(chunk.new_patients),
+            RowInserter(WeightRecord).extend(chunk.weights),
+            RowInserter(ClientMerge).extend(chunk.merges),
+            RowInserter(SyncRecordOutcome).extend(chunk.outcomes),
+            RowInserter(AuditEvent).extend(chunk.audits),
+        ]
+
+    def write(self, chunk: _Chunk) -> Counter[str]:
+        """Write what ``prepare`` decided; return the chunk's counts by outcome."""
         self._flush(chunk)
         return chunk.counts
 
@@ -828,7 +991,7 @@ class _Engine:
     ) -> None:
         chunk.audits.append(
             {
-                "created_at": self.now,
+                "created_at": chunk.now,
                 "actor_label": SYNC_ACTOR,
                 "clinic_id": self.clinic.pk,
                 "action": action,
@@ -845,8 +1008,9 @@ class _Engine:
     def _create_client(
         self, chunk: _Chunk, pims: PimsClient, existing_patients: dict[str, Patient]
     ) -> NewRef:
-        client = NewRef("client", pims.pims_id)
+        client = NewRef("client", pims.pims_id, next(chunk.client_ids))
         row = {
+            "id": client.pk,
             "clinic_id": self.clinic.pk,
             "first_name": pims.first_name,
             "last_name": pims.last_name,
@@ -863,8 +1027,8 @@ class _Engine:
             "pims_id": pims.pims_id,
             "pims_seen": client_seen(pims),
             "pims_modified_at": pims.modified_at,
-            "created_at": self.now,
-            "updated_at": self.now,
+            "created_at": chunk.now,
+            "updated_at": chunk.now,
         }
         chunk.new_clients.append(row)
         self._outcome(chunk, "client", pims.pims_id, Outcome.CREATED, client=client)
@@ -873,8 +1037,9 @@ class _Engine:
         return client
 
     def _create_patient(self, chunk: _Chunk, client: Client | NewRef, pims: PimsPatient) -> NewRef:
-        patient = NewRef("patient", pims.pims_id)
+        patient = NewRef("patient", pims.pims_id, next(chunk.patient_ids))
         row = {
+            "id": patient.pk,
             "clinic_id": self.clinic.pk,
             "client_id": _ref(client),
             "name": pims.name,
@@ -891,23 +1056,25 @@ class _Engine:
             "pims_id": pims.pims_id,
             "pims_seen": patient_seen(pims),
             "pims_modified_at": pims.modified_at,
-            "created_at": self.now,
-            "updated_at": self.now,
+            "created_at": chunk.now,
+            "updated_at": chunk.now,
         }
         chunk.new_patients.append(row)
         if pims.weight is not None:
-            chunk.weights.append(self._weighing(patient, pims))
+            chunk.weights.append(self._weighing(chunk, patient, pims))
         self._outcome(
             chunk, "patient", pims.pims_id, Outcome.CREATED, client=client, patient=patient
         )
         return patient
 
-    def _weighing(self, patient: Patient | NewRef, pims: PimsPatient) -> dict[str, Any]:
+    def _weighing(
+        self, chunk: _Chunk, patient: Patient | NewRef, pims: PimsPatient
+    ) -> dict[str, Any]:
         return {
             "patient_id": _ref(patient),
             "weight": pims.weight,
             "unit": pims.weight_unit.value,
-            "recorded_at": pims.modified_at or self.now,
+            "recorded_at": pims.modified_at or chunk.now,
             "source": WeightRecord.Source.PIMS,
             "run_id": self.run.pk,
         }
@@ -953,6 +1120,7 @@ class _Engine:
             "created_patients": [],
         }
         before = {"pims_id": ""}
+        self.merged_customers.add(customer.pk)
         customer.pims_id = pims.pims_id
         customer.pims_seen = client_seen(pims)
         customer.pims_modified_at = pims.modified_at
@@ -965,7 +1133,7 @@ class _Engine:
         if not customer.address_line1 and not pims.address.is_empty():
             for key, attr in ADDRESS_TO_CLIENT.items():
                 setattr(customer, attr, getattr(pims.address, key) or getattr(customer, attr))
-        customer.updated_at = self.now
+        customer.updated_at = chunk.now
         chunk.changed_clients[customer.pk] = customer
         chunk.merges.append(
             {
@@ -976,7 +1144,7 @@ class _Engine:
                 "rule": match.rule,
                 "run_id": self.run.pk,
                 "snapshot": snapshot,
-                "created_at": self.now,
+                "created_at": chunk.now,
             }
         )
         self._audit(
@@ -1014,7 +1182,7 @@ class _Engine:
                 pet.birth_date = patient.birth_date
             self._apply_weight(chunk, pet, patient)
             self._apply_deceased(chunk, pet, patient)
-            pet.updated_at = self.now
+            pet.updated_at = chunk.now
             chunk.changed_patients[pet.pk] = pet
             self._outcome(
                 chunk,
@@ -1165,7 +1333,7 @@ class _Engine:
             return
         record.pims_seen = new
         record.pims_modified_at = modified_at
-        record.updated_at = self.now
+        record.updated_at = chunk.now
         if patient is not None:
             chunk.changed_patients[patient.pk] = patient
         else:
@@ -1195,7 +1363,7 @@ class _Engine:
             return False
         patient.weight = pims.weight
         patient.weight_unit = pims.weight_unit.value
-        chunk.weights.append(self._weighing(patient, pims))
+        chunk.weights.append(self._weighing(chunk, patient, pims))
         return True
 
     def _apply_deceased(self, chunk: _Chunk, patient: Patient, pims: PimsPatient) -> bool:
@@ -1228,20 +1396,10 @@ class _Engine:
     # --- writing ---------------------------------------------------------------------------
 
     def _flush(self, chunk: _Chunk) -> None:
-        ids: dict[NewRef, int] = {}
-
-        def resolve(ref: Ref) -> int | None:
-            return ids[ref] if isinstance(ref, NewRef) else ref
-
-        ids.update(_insert_returning_ids(Client, "client", self.clinic, chunk.new_clients))
+        for inserter in chunk.inserts:
+            _insert(inserter)
         bulk_update_rows(Client, chunk.changed_clients.values(), CLIENT_UPDATE_FIELDS)
-        for row in chunk.new_patients:
-            row["client_id"] = resolve(row["client_id"])
-        ids.update(_insert_returning_ids(Patient, "patient", self.clinic, chunk.new_patients))
         bulk_update_rows(Patient, chunk.changed_patients.values(), PATIENT_UPDATE_FIELDS)
-        for row in chunk.weights:
-            row["patient_id"] = resolve(row["patient_id"])
-        _insert(WeightRecord, chunk.weights)
         self._flush_manual_updates(chunk)
         ManualUpdate.objects.bulk_create(
             [
@@ -1249,17 +1407,16 @@ class _Engine:
                     clinic=self.clinic,
                     kind=ManualUpdate.Kind.POSSIBLE_MATCH,
                     client=customer,
-                    candidate_id=resolve(candidate),
+                    candidate_id=candidate.pk,
                     detail=match.rule,
                     proposed={"rule": match.rule, "score": round(match.score)},
                     run=self.run,
-                    created_at=self.now,
-                    updated_at=self.now,
+                    created_at=chunk.now,
+                    updated_at=chunk.now,
                 )
                 for customer, candidate, match in chunk.matches
             ]
         )
-        _insert(ClientMerge, chunk.merges)
         if chunk.merges:
             # A customer merged by rule is nobody's possible match any more.
             ManualUpdate.objects.filter(
@@ -1268,14 +1425,9 @@ class _Engine:
                 status=ManualUpdate.Status.PENDING,
             ).update(
                 status=ManualUpdate.Status.SUPERSEDED,
-                resolved_at=self.now,
+                resolved_at=chunk.now,
                 resolution_note="Merged automatically with another PIMS client.",
             )
-        for row in chunk.outcomes:
-            row["client_id"] = resolve(row["client_id"])
-            row["patient_id"] = resolve(row["patient_id"])
-        _insert(SyncRecordOutcome, chunk.outcomes)
-        _insert(AuditEvent, chunk.audits)
         hooks.patients_became_deceased(chunk.deceased)
 
     def _flush_manual_updates(self, chunk: _Chunk) -> None:
@@ -1297,7 +1449,7 @@ class _Engine:
             found = pending.pop((client.pk, patient.pk if patient else None, kind), None)
             if found is not None:
                 found.status = ManualUpdate.Status.SUPERSEDED
-                found.resolved_at = self.now
+                found.resolved_at = chunk.now
                 found.resolution_note = "The PIMS now matches the pharmacy's value."
                 found.save(update_fields=["status", "resolved_at", "resolution_note"])
         creates = []
@@ -1308,7 +1460,7 @@ class _Engine:
                 found.proposed = held.proposed
                 found.current = held.current
                 found.run = self.run
-                found.updated_at = self.now
+                found.updated_at = chunk.now
                 found.save(update_fields=["proposed", "current", "run", "updated_at"])
                 continue
             creates.append(
@@ -1320,38 +1472,16 @@ class _Engine:
                     current=held.current,
                     proposed=held.proposed,
                     run=self.run,
-                    created_at=self.now,
-                    updated_at=self.now,
+                    created_at=chunk.now,
+                    updated_at=chunk.now,
                 )
             )
         ManualUpdate.objects.bulk_create(creates, batch_size=500)
 
 
-def _insert(model: type[Any], rows: list[dict[str, Any]]) -> None:
+def _insert(inserter: RowInserter) -> None:
     # One name for the tests to intercept (a crash between two inserts of a chunk).
-    insert_rows(model, rows)
-
-
-def _insert_returning_ids(
-    model: type[Client] | type[Patient], kind: str, clinic: Clinic, rows: list[dict[str, Any]]
-) -> dict[NewRef, int]:
-    """Insert new clients or pets and read their ids back by PIMS id.
-
-    The read-back looks only above the highest id before the insert (a primary-key range,
-    which every planner uses); ids are increasing on SQLite and PostgreSQL alike.
-    """
-    if not rows:
-        return {}
-    before = model.objects.aggregate(top=Max("pk"))["top"] or 0
-    _insert(model, rows)
-    wanted = {row["pims_id"] for row in rows}
-    return {
-        NewRef(kind, pims_id): pk
-        for pk, clinic_id, pims_id in model.objects.filter(pk__gt=before).values_list(
-            "pk", "clinic_id", "pims_id"
-        )
-        if clinic_id == clinic.pk and pims_id in wanted
-    }
+    inserter.flush()
 
 
 def _describe(applied: dict[str, Any], held: list[str], differs: list[str]) -> str:

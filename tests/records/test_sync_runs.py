@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
-from records.models import Client, Outcome, Patient, SyncLock, SyncRun
+from records.models import Client, ManualUpdate, Outcome, Patient, SyncLock, SyncRun
 from records.sync import SyncBusy, sync_run_create, sync_run_process, sync_runs_due
 from tests.conftest import World
+from tests.factories import ClientFactory
 from tests.records.batches import batch, ingest, owner, pet
 
 
@@ -149,13 +153,13 @@ def test_a_crash_mid_chunk_applies_nothing_of_that_chunk(world: World, monkeypat
     real = sync._insert
     calls = {"n": 0}
 
-    def fail_second_outcomes(model, rows):
+    def fail_second_outcomes(inserter):
         # The clients and pets of the chunk are already inserted when this fails.
-        if model is sync.SyncRecordOutcome:
+        if inserter.model is sync.SyncRecordOutcome:
             calls["n"] += 1
             if calls["n"] == 2:
                 raise RuntimeError("database went away")
-        return real(model, rows)
+        return real(inserter)
 
     monkeypatch.setattr(sync, "_insert", fail_second_outcomes)
     with pytest.raises(RuntimeError):
@@ -233,3 +237,99 @@ def test_the_same_pims_ids_in_two_clinics_stay_apart(world: World) -> None:
     assert Client.objects.get(clinic=world.a.clinic, pims_id="C-1").email == "a2@example.org"
     assert Client.objects.get(clinic=world.b.clinic, pims_id="C-1").email == "b@example.org"
     assert Patient.objects.filter(pims_id="P-1").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_big_run_with_two_chunks_in_flight_ends_as_one_chunk_at_a_time(world: World) -> None:
+    """On PostgreSQL a run of many chunks keeps two in flight, on two connections; killed
+    mid-run and resumed, it ends exactly as a run applied one chunk at a time. (SQLite has one
+    writer: there every run goes one chunk at a time, and the same holds.)"""
+    clients = many(40, phone="")
+    for clinic in (world.a.clinic, world.b.clinic):
+        # A customer the first PIMS client merges with (same email, same name); every later
+        # client has a close name at the same address, so was a possible match for it too.
+        ClientFactory(
+            clinic=clinic,
+            customer_ref="HD-1",
+            first_name="Name0",
+            last_name="Whitfield",
+            email="c0@example.org",
+            phone="",
+            address_line1="12 Alder St",
+            postcode="97205",
+        )
+    ingest(world.b.clinic, batch(*clients), chunk_size=40)  # one chunk
+
+    run, _ = sync_run_create(clinic=world.a.clinic, body=batch(*clients), trigger="agent")
+    threads: set[str] = set()
+
+    def die_on_third_chunk(position: int, total: int) -> None:
+        threads.add(threading.current_thread().name)
+        if position == 15:
+            raise Killed
+
+    with pytest.raises(Killed):
+        sync_run_process(run_id=run.pk, chunk_size=5, on_progress=die_on_third_chunk)
+    run.refresh_from_db()
+    assert (run.status, run.position) == ("running", 15)
+    assert Client.objects.filter(clinic=world.a.clinic).exclude(pims_id="").count() == 15
+    SyncLock.objects.filter(clinic=world.a.clinic).update(
+        expires_at=timezone.now() - dt.timedelta(seconds=1)
+    )
+    finished = sync_run_process(run_id=run.pk, chunk_size=5, on_progress=die_on_third_chunk)
+
+    assert len(threads) == (2 if connection.vendor == "postgresql" else 1)
+    assert finished.status == "succeeded"
+    assert state(world.a.clinic) == state(world.b.clinic)
+    assert finished.counts == {"merged": 1, "created": 79}
+    merged = Client.objects.get(clinic=world.a.clinic, customer_ref="HD-1")
+    assert merged.pims_id == "C-0"
+    assert not ManualUpdate.objects.filter(client=merged, status="pending").exists()
+    assert sorted(
+        ManualUpdate.objects.filter(clinic=world.a.clinic).values_list("kind", "status")
+    ) == sorted(ManualUpdate.objects.filter(clinic=world.b.clinic).values_list("kind", "status"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_customer_merged_by_one_chunk_is_nobodys_possible_match_in_the_next(
+    world: World, monkeypatch
+) -> None:
+    """Even while the merging chunk is still being written (on PostgreSQL the next chunk is
+    prepared meanwhile), the next chunk does not suggest the customer."""
+    from records import sync
+
+    ClientFactory(
+        clinic=world.a.clinic,
+        customer_ref="HD-1",
+        first_name="Name0",
+        last_name="Whitfield",
+        email="c0@example.org",
+        phone="",
+        address_line1="12 Alder St",
+        postcode="97205",
+    )
+    real_update = sync.bulk_update_rows
+    first_write = threading.Event()
+
+    def slow_first_client_update(model, objs, fields):
+        if model is Client and not first_write.is_set():
+            first_write.set()
+            time.sleep(0.5)  # the next chunk is prepared meanwhile
+        return real_update(model, objs, fields)
+
+    monkeypatch.setattr(sync, "bulk_update_rows", slow_first_client_update)
+    monkeypatch.setattr(sync, "PIPELINE_LOCK_TIMEOUT", "2s")
+    threads: set[str] = set()
+    run = ingest(
+        world.a.clinic,
+        batch(*many(20, phone="")),
+        chunk_size=5,
+        on_progress=lambda *_: threads.add(threading.current_thread().name),
+    )
+
+    assert len(threads) == (2 if connection.vendor == "postgresql" else 1)
+    assert run.status == "succeeded"
+    assert run.counts == {"merged": 1, "created": 39}
+    merged = Client.objects.get(customer_ref="HD-1")
+    assert merged.pims_id == "C-0"
+    assert not ManualUpdate.objects.filter(kind="possible_match").exists()

@@ -6,16 +6,17 @@ SQL per batch, ``bulk_update`` builds one ``CASE WHEN`` per field over every row
 go straight to the driver in the fastest form each backend has:
 
 - SQLite: one prepared statement run with ``executemany`` (a C loop in the driver);
-- PostgreSQL: ``COPY … FROM STDIN`` for inserts and one ``UPDATE … FROM (VALUES …)`` per
+- PostgreSQL: ``COPY … FROM STDIN`` for inserts and one ``UPDATE … FROM unnest(…)`` per
   batch for updates (Django's client-side-binding cursor sends ``executemany`` row by row).
 
-Values go through the backend's own adapters (dates, decimals, JSON), so the stored form is
-the one ``save()`` would write.
+Values go through the backend's own adapters (dates, decimals; JSON as text), so the stored
+form is the one ``save()`` would write.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
@@ -89,64 +90,98 @@ def _pk_type(meta: Any, connection: Any) -> str:
 class RowInserter:
     """Collects plain rows (dicts by attribute name) and inserts them in one go.
 
-    Columns left out of a row take the field's default. Primary keys are not returned:
-    callers read them back by a natural key.
+    Columns left out of a row take the field's default. Each row is turned into database
+    values as it is added, so a flush only sends them. Primary keys are not returned: callers
+    give them (``with_pk``, see ``reserve_ids``) or read them back by a natural key.
     """
 
-    def __init__(self, model: type[models.Model]) -> None:
+    def __init__(self, model: type[models.Model], *, with_pk: bool = False) -> None:
         self.model = model
-        self.fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-        self.defaults = {f.attname: f.get_default() for f in self.fields}
-        self.rows: list[dict[str, object]] = []
+        self.connection = connections[router.db_for_write(model)]
+        self.fields = [f for f in model._meta.concrete_fields if with_pk or not f.primary_key]
+        self._pairs = [(f.attname, f.get_default()) for f in self.fields]
+        self._adapted = [
+            (i, adapt)
+            for i, f in enumerate(self.fields)
+            if (adapt := _adapter(f, self.connection)) is not None
+        ]
+        self.rows: list[list[Any]] = []
 
     def __len__(self) -> int:
         """Rows waiting for the next flush (a caller flushes every so many)."""
         return len(self.rows)
 
     def add(self, **values: object) -> None:
-        self.rows.append(values)
+        self.extend([values])
 
-    def extend(self, rows: Iterable[dict[str, object]]) -> None:
-        self.rows.extend(rows)
-
-    def flush(self) -> int:
-        if not self.rows:
-            return 0
-        connection = connections[router.db_for_write(self.model)]
-        quote = connection.ops.quote_name
-        table = quote(self.model._meta.db_table)
-        columns = ", ".join(quote(str(f.column)) for f in self.fields)
-        adapters = [_adapter(f, connection) for f in self.fields]
-        names = [f.attname for f in self.fields]
-        defaults = [self.defaults[name] for name in names]
-        adapted = [(i, adapt) for i, adapt in enumerate(adapters) if adapt is not None]
-        pairs = list(zip(names, defaults, strict=True))
-        params = []
-        for row in self.rows:
+    def extend(self, rows: Iterable[dict[str, object]]) -> RowInserter:
+        pairs, adapted, append = self._pairs, self._adapted, self.rows.append
+        for row in rows:
             values = [row.get(name, default) for name, default in pairs]
             for i, adapt in adapted:
                 if values[i] is not None:
                     values[i] = adapt(values[i])
-            params.append(values)
+            append(values)
+        return self
+
+    def flush(self) -> int:
+        if not self.rows:
+            return 0
+        connection = self.connection
+        quote = connection.ops.quote_name
+        table = quote(self.model._meta.db_table)
+        columns = ", ".join(quote(str(f.column)) for f in self.fields)
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 raw = cursor.cursor  # the psycopg cursor under Django's wrapper
                 with raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                    for values in params:
+                    for values in self.rows:
                         copy.write_row(values)
             else:
                 marks = ", ".join(["%s"] * len(self.fields))
                 sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"  # noqa: S608
-                cursor.executemany(sql, cast(Any, params))
+                cursor.executemany(sql, cast(Any, self.rows))
         count = len(self.rows)
         self.rows = []
         return count
 
 
+def reserve_ids(model: type[models.Model], count: int) -> list[int]:
+    """Primary keys for ``count`` rows about to be inserted (``RowInserter(with_pk=True)``), so
+    rows that refer to them can be built before any is written.
+
+    PostgreSQL takes them from the table's sequence (unused ones are simply skipped, as after
+    a rollback). SQLite has one writer at a time: the caller's transaction must already hold
+    the write lock (have written something), so the ids above the highest ever given stay free
+    until it commits.
+    """
+    if count <= 0:
+        return []
+    connection = connections[router.db_for_write(model)]
+    table, column = model._meta.db_table, str(model._meta.pk.column)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [table, column, count],
+            )
+            return [row[0] for row in cursor.fetchall()]
+        quote = connection.ops.quote_name
+        cursor.execute(
+            f"SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = %s), 0), "  # noqa: S608
+            f"coalesce((SELECT max({quote(column)}) FROM {quote(table)}), 0))",
+            [table],
+        )
+        top = int(cursor.fetchone()[0])
+    return list(range(top + 1, top + count + 1))
+
+
 def _adapter(field: Any, connection: Any) -> Callable[[Any], Any] | None:
     ops = connection.ops
     if isinstance(field, models.JSONField):
-        return lambda value: ops.adapt_json_value(value, field.encoder)
+        # As JSON text, which both backends read into the column (PostgreSQL's COPY parses it
+        # as jsonb): dumped while the rows are built rather than while they are sent.
+        return functools.partial(json.dumps, cls=field.encoder)
     kind = field.get_internal_type()
     if kind == "DateTimeField":
         # Rows of one batch share a handful of timestamps; converting each once is enough.
@@ -160,8 +195,8 @@ def _adapter(field: Any, connection: Any) -> Callable[[Any], Any] | None:
     return None
 
 
-def insert_rows(model: type[models.Model], rows: Iterable[dict[str, Any]]) -> int:
+def insert_rows(
+    model: type[models.Model], rows: Iterable[dict[str, Any]], *, with_pk: bool = False
+) -> int:
     """Insert plain rows (dicts by attribute name) into ``model``'s table in one go."""
-    inserter = RowInserter(model)
-    inserter.extend(rows)
-    return inserter.flush()
+    return RowInserter(model, with_pk=with_pk).extend(rows).flush()
