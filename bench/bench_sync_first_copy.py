@@ -245,6 +245,7 @@ def child(first: Path, delta: Path, customers_csv: Path) -> None:
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         started = time.perf_counter()
         run, _ = sync_run_create(clinic=clinic, body=body, trigger=SyncRun.Trigger.COMMAND)
+        stored = time.perf_counter() - started
         del body
         run = sync_run_process(run_id=run.pk)
         elapsed = time.perf_counter() - started
@@ -252,7 +253,8 @@ def child(first: Path, delta: Path, customers_csv: Path) -> None:
         records = sum(run.counts.values())
         print(
             f"  {label}: {run.total:,} clients, {records:,} records in {elapsed:.1f} s "
-            f"({records / elapsed:,.0f} records/s); peak RSS {rss / 1024:.0f} MB "
+            f"(batch stored in {stored:.1f} s), {records / elapsed:,.0f} records/s; "
+            f"peak RSS {rss / 1024:.0f} MB "
             f"(was {rss_before / 1024:.0f} MB)"
         )
         print(f"    outcomes: {json.dumps(dict(sorted(run.counts.items())))}")

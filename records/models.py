@@ -206,6 +206,7 @@ class Client(models.Model):
         blank=True,
         related_name="absorbed",
         help_text="Set when this PIMS record was merged into a home-delivery customer.",
+        db_index=False,  # see client_merged_into: only the few merged rows are indexed
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -292,6 +293,11 @@ class Client(models.Model):
                 fields=["postcode"],
                 condition=Q(merged_into__isnull=True),
                 name="care_client_postcode",
+            ),
+            models.Index(
+                fields=["merged_into"],
+                condition=Q(merged_into__isnull=False),
+                name="client_merged_into",
             ),
         ]
 

@@ -15,9 +15,11 @@ form is the one ``save()`` would write.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 from collections.abc import Callable, Iterable, Sequence
+from decimal import Decimal
 from typing import Any, cast
 
 from django.db import connections, models, router
@@ -177,22 +179,31 @@ def reserve_ids(model: type[models.Model], count: int) -> list[int]:
 
 
 def _adapter(field: Any, connection: Any) -> Callable[[Any], Any] | None:
+    """How the backend wants ``field``'s values; None where it takes them as they are (dates,
+    times and decimals on PostgreSQL, whose driver adapts them itself)."""
     ops = connection.ops
     if isinstance(field, models.JSONField):
         # As JSON text, which both backends read into the column (PostgreSQL's COPY parses it
         # as jsonb): dumped while the rows are built rather than while they are sent.
-        return functools.partial(json.dumps, cls=field.encoder)
+        return (field.encoder or json.JSONEncoder)().encode
     kind = field.get_internal_type()
+    adapt: Callable[[Any], Any]
     if kind == "DateTimeField":
         # Rows of one batch share a handful of timestamps; converting each once is enough.
-        return functools.lru_cache(maxsize=4096)(ops.adapt_datetimefield_value)
-    if kind == "DateField":
-        return ops.adapt_datefield_value
-    if kind == "DecimalField":
-        return lambda value: ops.adapt_decimalfield_value(
-            value, field.max_digits, field.decimal_places
+        adapt = functools.lru_cache(maxsize=4096)(ops.adapt_datetimefield_value)
+        sample: Any = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    elif kind == "DateField":
+        adapt, sample = ops.adapt_datefield_value, dt.date(2000, 1, 1)
+    elif kind == "DecimalField":
+        adapt = functools.partial(
+            ops.adapt_decimalfield_value,
+            max_digits=field.max_digits,
+            decimal_places=field.decimal_places,
         )
-    return None
+        sample = Decimal("1")
+    else:
+        return None
+    return None if adapt(sample) is sample else adapt
 
 
 def insert_rows(

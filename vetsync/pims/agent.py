@@ -136,11 +136,11 @@ def _parse_client_entry(
     """
     if not isinstance(raw, Mapping):
         return None, [QuarantinedRecord("client", "", "The client entry is not an object.", {})]
-    raw_dict = dict(raw)
+    raw_dict = raw if isinstance(raw, dict) else dict(raw)
     client_pims_id = raw_dict.get("pims_id")
     client_pims_id = client_pims_id.strip() if isinstance(client_pims_id, str) else ""
     try:
-        client = _client(raw_dict)
+        fields = _client_fields(raw_dict)
     except RecordError as exc:
         quarantined = [QuarantinedRecord("client", client_pims_id, str(exc), raw_dict)]
         owned = raw_dict.get("patients")
@@ -161,8 +161,10 @@ def _parse_client_entry(
     if raw_patients is None:
         raw_patients = []
     if not isinstance(raw_patients, list):
-        return client, [
-            QuarantinedRecord("patient", "", "patients must be a list.", raw_dict, client.pims_id)
+        return PimsClient(**fields), [
+            QuarantinedRecord(
+                "patient", "", "patients must be a list.", raw_dict, fields["pims_id"]
+            )
         ]
     patients: list[PimsPatient] = []
     quarantined = []
@@ -182,10 +184,10 @@ def _parse_client_entry(
                     pid if isinstance(pid, str) else "",
                     str(exc),
                     raw_dict,
-                    client.pims_id,
+                    fields["pims_id"],
                 )
             )
-    return _with_patients(client, tuple(patients)), quarantined
+    return PimsClient(**fields, patients=tuple(patients)), quarantined
 
 
 def client_to_entry(client: PimsClient) -> dict[str, Any]:
@@ -230,21 +232,8 @@ def client_to_entry(client: PimsClient) -> dict[str, Any]:
 # --- field parsers -------------------------------------------------------------------------
 
 
-def _with_patients(client: PimsClient, patients: tuple[PimsPatient, ...]) -> PimsClient:
-    return PimsClient(
-        pims_id=client.pims_id,
-        first_name=client.first_name,
-        last_name=client.last_name,
-        email=client.email,
-        phone=client.phone,
-        address=client.address,
-        active=client.active,
-        modified_at=client.modified_at,
-        patients=patients,
-    )
-
-
-def _client(raw: Mapping[str, Any]) -> PimsClient:
+def _client_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A client's own fields, checked (its patients are read after it)."""
     address = raw.get("address") or {}
     if not isinstance(address, Mapping):
         raise RecordError("address must be an object.")
@@ -253,13 +242,13 @@ def _client(raw: Mapping[str, Any]) -> PimsClient:
     if not first_name and not last_name:
         # A business (a kennel, a shelter) has only one name; a client needs at least one.
         raise RecordError("first_name and last_name are both missing.")
-    return PimsClient(
-        pims_id=pims_id,
-        first_name=first_name,
-        last_name=last_name,
-        email=_text(raw, "email").lower(),
-        phone=_text(raw, "phone"),
-        address=PimsAddress(
+    return {
+        "pims_id": pims_id,
+        "first_name": first_name,
+        "last_name": last_name,
+        "email": _text(raw, "email").lower(),
+        "phone": _text(raw, "phone"),
+        "address": PimsAddress(
             line1=_text(address, "line1"),
             line2=_text(address, "line2"),
             city=_text(address, "city"),
@@ -267,9 +256,9 @@ def _client(raw: Mapping[str, Any]) -> PimsClient:
             postcode=_text(address, "postcode"),
             country=_text(address, "country").upper(),
         ),
-        active=_bool(raw, "active", default=True),
-        modified_at=_datetime(raw.get("modified_at"), "modified_at"),
-    )
+        "active": _bool(raw, "active", default=True),
+        "modified_at": _datetime(raw.get("modified_at"), "modified_at"),
+    }
 
 
 def _patient(raw: object) -> PimsPatient:
