@@ -791,7 +791,7 @@ class _Chunk:
     # Ids reserved for the clients and pets the chunk creates.
     client_ids: Iterator[int] = field(default_factory=lambda: iter(()))
     patient_ids: Iterator[int] = field(default_factory=lambda: iter(()))
-    # The new rows as database values, ready to send (``_Engine.seal``).
+    # The new rows as database values, ready to send (``_Engine._seal``).
     inserts: list[RowInserter] = field(default_factory=list)
 
 
@@ -808,18 +808,13 @@ class _Engine:
         # being written (``_apply_pipelined``) skips them rather than wait for their row locks.
         self.merged_customers: set[int] = set()
 
-    def apply(
-        self, entries: Sequence[Entry], quarantined: Sequence[QuarantinedRecord] = ()
-    ) -> Counter[str]:
-        """Apply one chunk: ``prepare`` then ``write``, inside the caller's transaction."""
-        return self.write(self.prepare(entries, quarantined))
-
     def prepare(
         self, entries: Sequence[Entry], quarantined: Sequence[QuarantinedRecord] = ()
     ) -> _Chunk:
         """Read (and lock) what the chunk touches and decide everything it will write.
 
         Writes nothing: the chunk's rows are written by ``write``, in the same transaction.
+        On SQLite that transaction must already hold the write lock (``reserve_ids``).
         """
         chunk = _Chunk()
         for record in quarantined:
