@@ -239,6 +239,21 @@ def test_the_same_pims_ids_in_two_clinics_stay_apart(world: World) -> None:
     assert Patient.objects.filter(pims_id="P-1").count() == 2
 
 
+def customer_of(clinic, ref: str, number: int) -> Client:
+    """A home-delivery customer who is client ``C-<number>`` of ``many`` (same email, same
+    name) and shares the address of all the others (whose names are close)."""
+    return ClientFactory(
+        clinic=clinic,
+        customer_ref=ref,
+        first_name=f"Name{number}",
+        last_name="Whitfield",
+        email=f"c{number}@example.org",
+        phone="",
+        address_line1="12 Alder St",
+        postcode="97205",
+    )
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_big_run_with_two_chunks_in_flight_ends_as_one_chunk_at_a_time(world: World) -> None:
     """On PostgreSQL a run of many chunks keeps two in flight, on two connections; killed
@@ -249,17 +264,8 @@ def test_a_big_run_with_two_chunks_in_flight_ends_as_one_chunk_at_a_time(world: 
         # Customers a PIMS client merges with (same email, same name): the first one, and one
         # in the fifth chunk. Every other client has a close name at the same address, so is
         # a possible match for them: before the merge (and then superseded by it) or after.
-        for ref, number in (("HD-1", 0), ("HD-2", 22)):
-            ClientFactory(
-                clinic=clinic,
-                customer_ref=ref,
-                first_name=f"Name{number}",
-                last_name="Whitfield",
-                email=f"c{number}@example.org",
-                phone="",
-                address_line1="12 Alder St",
-                postcode="97205",
-            )
+        customer_of(clinic, "HD-1", 0)
+        customer_of(clinic, "HD-2", 22)
     ingest(world.b.clinic, batch(*clients), chunk_size=40)  # one chunk
 
     run, _ = sync_run_create(clinic=world.a.clinic, body=batch(*clients), trigger="agent")
@@ -304,16 +310,7 @@ def test_a_customer_merged_by_one_chunk_is_nobodys_possible_match_in_the_next(
     prepared meanwhile), the next chunk does not suggest the customer."""
     from records import sync
 
-    ClientFactory(
-        clinic=world.a.clinic,
-        customer_ref="HD-1",
-        first_name="Name0",
-        last_name="Whitfield",
-        email="c0@example.org",
-        phone="",
-        address_line1="12 Alder St",
-        postcode="97205",
-    )
+    customer_of(world.a.clinic, "HD-1", 0)
     real_update = sync.bulk_update_rows
     first_write = threading.Event()
 
@@ -324,7 +321,6 @@ def test_a_customer_merged_by_one_chunk_is_nobodys_possible_match_in_the_next(
         return real_update(model, objs, fields)
 
     monkeypatch.setattr(sync, "bulk_update_rows", slow_first_client_update)
-    monkeypatch.setattr(sync, "PIPELINE_LOCK_TIMEOUT", "2s")
     threads: set[str] = set()
     run = ingest(
         world.a.clinic,
