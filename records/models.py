@@ -232,6 +232,9 @@ class Client(models.Model):
         # through the partial unique constraint above: the lookups repeat its condition
         # (``exclude(pims_id="")``), which lets SQLite and PostgreSQL use it.
         indexes = [
+            # All of a clinic's clients, merged copies included: the dashboard's counts (from
+            # the index alone), the customer import's lookups, the admin's clinic filter.
+            models.Index(fields=["clinic", "customer_ref"], name="client_clinic_customer_ref"),
             # The client list shows current clients (a merged PIMS copy is hidden): its sort
             # orders, counts and search prefixes (names and email in any case, postcode) each
             # have a partial index over exactly those rows, which covers the id scans.

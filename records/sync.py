@@ -405,9 +405,10 @@ def _after_chunk(run: SyncRun, start: int, end: int, on_progress: ProgressCallba
 
 # Below this many chunks a run is applied one chunk after the other.
 PIPELINE_MIN_CHUNKS = 4
-# A chunk in flight waits for the one before it while holding its own row locks. Should the
-# two ever wait on each other's rows (they are designed not to), a statement fails after this
-# long and the run stops, resumable, instead of hanging.
+# A chunk in flight waits for the one before it while holding its own row locks. Should that
+# ever close a circle with another transaction (a staff action waiting on this chunk while
+# the chunk before waits on the staff action), PostgreSQL cannot see it: a statement fails
+# after this long instead, and the run stops, resumable, rather than hang.
 PIPELINE_LOCK_TIMEOUT = "60s"
 
 
@@ -443,15 +444,23 @@ def _apply_pipelined(
     has committed. Each chunk stays one transaction and the run still moves chunk by chunk in
     order, so a worker killed mid-run resumes exactly as before.
 
-    Two chunks hold different PIMS ids, so they read, lock and write different rows: chunk k
-    cannot depend on what k-1 has not committed yet. The one exception is a customer merged
-    by k-1 that k would suggest as a possible match: k-1 holds its row lock, so k would only
-    see it once k-1 commits; chunks are prepared in order, so k knows of the merge and skips
-    the customer (``merged_customers``) instead of waiting.
+    Two chunks hold different PIMS ids, so they write different rows, and chunk k does not
+    depend on what k-1 has not committed yet. They can lock the same row: a customer both
+    chunks match. Then k waits in ``prepare`` until k-1 commits and reads the customer as k-1
+    left it; the wait always runs from a later chunk to an earlier one, so the two never wait
+    on each other. A customer k-1 merged is skipped at once (``merged_customers``: chunks are
+    prepared in order), so the common case does not wait at all.
     """
     prepared = [threading.Event() for _ in ranges]
     committed = [threading.Event() for _ in ranges]
     failures: list[BaseException] = []
+
+    def stop(exc: BaseException) -> None:
+        """Record a failure: every chunk in flight stops (rolls back) at its next wait."""
+        if not isinstance(exc, _Abandoned):
+            failures.append(exc)
+        for event in (*prepared, *committed):
+            event.set()
 
     def wait(event: threading.Event) -> None:
         event.wait()
@@ -466,7 +475,9 @@ def _apply_pipelined(
                     wait(prepared[k - 1])  # chunks are decided in order
                 with transaction.atomic():
                     with connection.cursor() as cursor:
-                        cursor.execute("SET LOCAL lock_timeout = %s", [PIPELINE_LOCK_TIMEOUT])
+                        cursor.execute(
+                            "SELECT set_config('lock_timeout', %s, true)", [PIPELINE_LOCK_TIMEOUT]
+                        )
                     chunk = engine.prepare(entries[start:end], extra if k == 0 else ())
                     prepared[k].set()
                     counts = engine.write(chunk)
@@ -477,10 +488,7 @@ def _apply_pipelined(
                 _after_chunk(run, start, end, on_progress)
                 committed[k].set()
         except BaseException as exc:
-            if not isinstance(exc, _Abandoned):
-                failures.append(exc)
-            for event in (*prepared, *committed):
-                event.set()
+            stop(exc)
 
     def work_on_own_connection(indexes: range) -> None:
         try:
@@ -493,7 +501,11 @@ def _apply_pipelined(
     )
     helper.start()
     work(range(0, len(ranges), 2))
-    helper.join()
+    while helper.is_alive():
+        try:
+            helper.join()
+        except BaseException as exc:  # a time limit or Ctrl-C reaches this thread only
+            stop(exc)  # the helper stops at its next wait; the run is not left until it has
     if failures:
         raise failures[0]
 

@@ -1,9 +1,11 @@
 """Fewer writes per row on a first copy: indexes no query needs, and log references.
 
 - The merged-into reference is indexed only where it is set (the few merged PIMS copies).
-- Indexes no query uses any more: (clinic, name) over every client (the lists read the
-  current-clients index), (clinic, email) and (clinic, phone) from before matching moved into
-  Python, and the (pims_id, clinic) lookups, which the partial unique constraints now serve.
+- Indexes no query uses any more: (clinic, email) and (clinic, phone) from before matching
+  moved into Python, and the (pims_id, clinic) lookups, which the partial unique constraints
+  now serve. (clinic, name) over every client gives way to the narrower (clinic, customer_ref):
+  the lists read the current-clients index; what reads every client of a clinic (the
+  dashboard's counts, the customer import) needs only these two columns.
 - The trigram indexes on client names (PostgreSQL): Pet Owner Care finds typo'd names through
   the name dictionary (0004, 0005). Only a site whose dictionary was never refreshed (its first
   few minutes) searches client names directly, and such a site has few clients.
@@ -68,6 +70,12 @@ class Migration(migrations.Migration):
                 on_delete=django.db.models.deletion.PROTECT,
                 related_name="absorbed",
                 to="records.client",
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="client",
+            index=models.Index(
+                fields=["clinic", "customer_ref"], name="client_clinic_customer_ref"
             ),
         ),
         migrations.AddIndex(

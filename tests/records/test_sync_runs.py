@@ -335,3 +335,43 @@ def test_a_customer_merged_by_one_chunk_is_nobodys_possible_match_in_the_next(
     merged = Client.objects.get(customer_ref="HD-1")
     assert merged.pims_id == "C-0"
     assert not ManualUpdate.objects.filter(kind="possible_match").exists()
+
+
+class TimeLimit(Exception):
+    """Stands in for Celery's soft time limit, which interrupts the worker's main thread."""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_interrupted_while_its_second_thread_writes_waits_for_it(
+    world: World, monkeypatch
+) -> None:
+    """The run is marked failed only once the other chunk in flight has stopped, and it
+    resumes from where the chunks that committed left it."""
+    if connection.vendor != "postgresql":
+        pytest.skip("two chunks are in flight on PostgreSQL only")
+    from records import sync
+
+    class InterruptedJoin(threading.Thread):
+        def join(self, timeout: float | None = None) -> None:
+            if not getattr(self, "interrupted", False):
+                self.interrupted = True
+                raise TimeLimit("soft time limit exceeded")
+            super().join(timeout)
+
+    def slow_in_second_thread(position: int, total: int) -> None:
+        if threading.current_thread().name != "MainThread":
+            time.sleep(0.3)  # still working when the main thread is interrupted
+
+    monkeypatch.setattr(sync.threading, "Thread", InterruptedJoin)
+    run, _ = sync_run_create(clinic=world.a.clinic, body=batch(*many(20)), trigger="agent")
+    with pytest.raises(TimeLimit):
+        sync_run_process(run_id=run.pk, chunk_size=5, on_progress=slow_in_second_thread)
+
+    assert not any(t.name == f"sync-{run.pk}" for t in threading.enumerate())
+    run.refresh_from_db()
+    assert run.status == "failed" and "soft time limit" in run.error
+    assert Client.objects.filter(clinic=world.a.clinic).count() == run.position
+    monkeypatch.undo()
+    sync.sync_run_resume(run=run)
+    assert sync_run_process(run_id=run.pk, chunk_size=5).status == "succeeded"
+    assert Client.objects.filter(clinic=world.a.clinic).count() == 20
