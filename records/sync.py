@@ -760,8 +760,6 @@ def _changed(old: dict[str, Any], new: dict[str, Any], keys: Sequence[str]) -> b
 class NewRef:
     """A client or pet this chunk creates, with the id reserved for it (``reserve_ids``)."""
 
-    kind: str
-    pims_id: str
     pk: int
 
 
@@ -1015,7 +1013,7 @@ class _Engine:
     def _create_client(
         self, chunk: _Chunk, pims: PimsClient, existing_patients: dict[str, Patient]
     ) -> NewRef:
-        client = NewRef("client", pims.pims_id, next(chunk.client_ids))
+        client = NewRef(next(chunk.client_ids))
         row = {
             "id": client.pk,
             "clinic_id": self.clinic.pk,
@@ -1044,7 +1042,7 @@ class _Engine:
         return client
 
     def _create_patient(self, chunk: _Chunk, client: Client | NewRef, pims: PimsPatient) -> NewRef:
-        patient = NewRef("patient", pims.pims_id, next(chunk.patient_ids))
+        patient = NewRef(next(chunk.patient_ids))
         row = {
             "id": patient.pk,
             "clinic_id": self.clinic.pk,

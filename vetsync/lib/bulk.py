@@ -206,8 +206,6 @@ def _adapter(field: Any, connection: Any) -> Callable[[Any], Any] | None:
     return None if adapt(sample) is sample else adapt
 
 
-def insert_rows(
-    model: type[models.Model], rows: Iterable[dict[str, Any]], *, with_pk: bool = False
-) -> int:
+def insert_rows(model: type[models.Model], rows: Iterable[dict[str, Any]]) -> int:
     """Insert plain rows (dicts by attribute name) into ``model``'s table in one go."""
-    return RowInserter(model, with_pk=with_pk).extend(rows).flush()
+    return RowInserter(model).extend(rows).flush()
