@@ -1,5 +1,5 @@
-"""The clinic's prescription, Rx-request and order pages (the WriteBack monitor's pages are
-in ``prescriptions.writeback_views``). ``prescriptions/urls.py`` reaches them from here."""
+"""The clinic's prescription, Rx-request, order and WriteBack monitor pages.
+``prescriptions/urls.py`` reaches them from here."""
 
 from __future__ import annotations
 
@@ -11,6 +11,12 @@ from prescriptions.views.prescriptions import (
     prescription_new,
 )
 from prescriptions.views.rx_requests import rx_request_detail, rx_request_list
+from prescriptions.views.writeback import (
+    writeback_detail,
+    writeback_dismiss,
+    writeback_monitor,
+    writeback_retry,
+)
 
 __all__ = [
     "order_action",
@@ -23,4 +29,8 @@ __all__ = [
     "prescription_new",
     "rx_request_detail",
     "rx_request_list",
+    "writeback_detail",
+    "writeback_dismiss",
+    "writeback_monitor",
+    "writeback_retry",
 ]
