@@ -34,6 +34,7 @@ from prescriptions.services import (
     prescription_approve,
     prescription_items_end,
 )
+from prescriptions.writeback import incidents, outbox
 from tests.conftest import World
 from tests.factories import (
     ClientFactory,
@@ -43,6 +44,7 @@ from tests.factories import (
     VetFactory,
 )
 from tests.prescriptions.conftest import rx
+from vetsync.pims import ezyvet
 
 Status = WritebackItem.Status
 
@@ -645,13 +647,13 @@ class SlowPast:
 
     def externalprescription_create(self, *args, **kwargs):
         self.meanwhile()
-        raise writeback.ezyvet.EzyVetUnavailable("read timed out")
+        raise ezyvet.EzyVetUnavailable("read timed out")
 
 
 def test_a_worker_whose_lease_ran_out_does_not_undo_the_one_that_took_over(
     world: World, site, ezy_pet, catalogue, django_capture_on_commit_callbacks
 ) -> None:
-    with mock.patch.object(writeback, "_deliver_on_commit"):
+    with mock.patch.object(outbox, "_deliver_on_commit"):
         prescription = rx(world.a, ezy_pet, catalogue.carprofen)
     row = WritebackItem.objects.get()
 
@@ -673,7 +675,7 @@ def test_a_worker_whose_lease_ran_out_does_not_undo_the_one_that_took_over(
 def test_rows_waiting_behind_a_failed_one_do_not_crowd_out_due_rows(
     world: World, site, ezy_pet, catalogue
 ) -> None:
-    with mock.patch.object(writeback, "_deliver_on_commit"):
+    with mock.patch.object(outbox, "_deliver_on_commit"):
         stuck = rx(world.a, ezy_pet, catalogue.carprofen)
         for _ in range(3):
             ship(world.a, stuck)
@@ -692,7 +694,7 @@ def test_rows_waiting_behind_a_failed_one_do_not_crowd_out_due_rows(
 def test_an_unforeseen_error_is_recorded_and_retried_not_left_sending(
     world: World, site, ezy_pet, catalogue
 ) -> None:
-    with mock.patch.object(writeback, "_deliver_on_commit"):
+    with mock.patch.object(outbox, "_deliver_on_commit"):
         rx(world.a, ezy_pet, catalogue.carprofen)
     row = WritebackItem.objects.get()
 
@@ -753,7 +755,7 @@ def test_an_alert_whose_email_failed_is_sent_by_a_later_run(
     ezy_pet.save()
     # The task retries itself on a mail error (eagerly, here: celery's Retry).
     with (
-        mock.patch.object(writeback.EmailMessage, "send", side_effect=OSError("SMTP down")),
+        mock.patch.object(incidents.EmailMessage, "send", side_effect=OSError("SMTP down")),
         pytest.raises((OSError, Retry)),
         django_capture_on_commit_callbacks(execute=True),
     ):
@@ -832,7 +834,7 @@ def test_an_end_refused_because_it_was_already_applied_is_delivered(
 def test_the_sweep_leaves_a_new_row_to_its_own_message_then_makes_up_for_a_lost_one(
     world: World, site, ezy_pet, catalogue
 ) -> None:
-    with mock.patch.object(writeback, "_deliver_on_commit"):  # the message is lost
+    with mock.patch.object(outbox, "_deliver_on_commit"):  # the message is lost
         rx(world.a, ezy_pet, catalogue.carprofen)
     row = WritebackItem.objects.get()
 
