@@ -4,6 +4,7 @@ and updates in the chunk's transaction."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,12 +20,16 @@ from records.models import (
     Client,
     ClientMerge,
     ManualUpdate,
+    Outcome,
     Patient,
     SyncRecordOutcome,
     SyncRun,
     WeightRecord,
 )
 from vetsync.lib.bulk import RowInserter, bulk_update_rows
+from vetsync.pims.records import QuarantinedRecord
+
+SYNC_ACTOR = "sync"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +58,8 @@ class Held:
 class Chunk:
     """Everything one chunk writes, flushed with bulk operations in one transaction."""
 
+    run_id: int = 0
+    clinic_id: int = 0
     # New rows are plain dicts, not model instances: building an instance per row would cost
     # more than inserting it.
     new_clients: list[dict[str, Any]] = field(default_factory=list)
@@ -74,6 +81,80 @@ class Chunk:
     patient_ids: Iterator[int] = field(default_factory=lambda: iter(()))
     # The new rows as database values, ready to send (``seal``).
     inserts: list[RowInserter] = field(default_factory=list)
+
+    def outcome(
+        self,
+        kind: str,
+        pims_id: str,
+        outcome: str,
+        *,
+        client: Client | NewRef | None = None,
+        patient: Patient | NewRef | None = None,
+        customer_ref: str = "",
+        detail: str = "",
+        raw: dict[str, Any] | None = None,
+        replace_last: bool = False,
+    ) -> None:
+        """What the run did with one record (a ``SyncRecordOutcome`` row), and its count."""
+        if not customer_ref and isinstance(client, Client):
+            customer_ref = client.customer_ref
+        row = {
+            "run_id": self.run_id,
+            "kind": kind,
+            "pims_id": pims_id[:64],  # a too-long id is the quarantine reason, not a crash
+            "outcome": outcome,
+            "client_id": ref(client),
+            "patient_id": ref(patient),
+            "customer_ref": customer_ref,
+            "detail": detail[:2000],
+            "raw": raw,
+        }
+        if replace_last:
+            # The client's own row (written when it was created) becomes the possible match.
+            for index in range(len(self.outcomes) - 1, -1, -1):
+                previous = self.outcomes[index]
+                if previous["kind"] == "client" and previous["pims_id"] == pims_id:
+                    self.counts[previous["outcome"]] -= 1
+                    self.outcomes[index] = row
+                    self.counts[outcome] += 1
+                    return
+        self.outcomes.append(row)
+        self.counts[outcome] += 1
+
+    def quarantine(self, record: QuarantinedRecord) -> None:
+        self.outcome(
+            record.kind,
+            record.pims_id,
+            Outcome.QUARANTINED,
+            detail=record.reason,
+            # Only a batch entry can be retried; a connector's unreadable record cannot.
+            # NUL characters are dropped: PostgreSQL's jsonb cannot hold them.
+            raw=json.loads(json.dumps(record.raw, default=str).replace("\\u0000", ""))
+            if record.raw
+            else None,
+        )
+
+    def audit(
+        self,
+        action: str,
+        obj: Client | Patient,
+        before: dict[str, Any] | None,
+        after: dict[str, Any] | None,
+    ) -> None:
+        """An audit row by the sync, naming the run."""
+        self.audits.append(
+            {
+                "created_at": self.now,
+                "actor_label": SYNC_ACTOR,
+                "clinic_id": self.clinic_id,
+                "action": action,
+                "object_type": obj._meta.label_lower,
+                "object_id": str(obj.pk),
+                "object_repr": str(obj)[:200],
+                "before": before,
+                "after": {**(after or {}), "run": self.run_id},
+            }
+        )
 
     def seal(self) -> None:
         """Turn the new rows into database values, so writing is only sending them."""

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,8 +35,6 @@ from records.sync.chunk import Chunk, Held, NewRef, ref
 from records.sync.plan import Entry, by_pims_id
 from vetsync.lib.bulk import reserve_ids
 from vetsync.pims.records import PimsClient, PimsPatient, QuarantinedRecord
-
-SYNC_ACTOR = "sync"
 
 
 @dataclass
@@ -72,9 +69,9 @@ class Engine:
         Writes nothing: the chunk's rows are written by ``write``, in the same transaction.
         On SQLite that transaction must already hold the write lock (``reserve_ids``).
         """
-        chunk = Chunk()
+        chunk = Chunk(run_id=self.run.pk, clinic_id=self.clinic.pk)
         for record in quarantined:
-            self._quarantine(chunk, record)
+            chunk.quarantine(record)
         clients = [client for client, _ in entries if client is not None]
         known = self._read_known(clients)
         chunk.client_ids = iter(
@@ -88,7 +85,7 @@ class Engine:
         )
         for client, quarantined_of_entry in entries:
             for record in quarantined_of_entry:
-                self._quarantine(chunk, record)
+                chunk.quarantine(record)
             if client is not None:
                 self._decide(chunk, client, known)
         chunk.seal()
@@ -154,8 +151,7 @@ class Engine:
         # A customer merged earlier in this chunk is no longer anyone's candidate.
         if match and customer and not customer.pims_id:
             chunk.matches.append((customer, created, match))
-            self._outcome(
-                chunk,
+            chunk.outcome(
                 "client",
                 client.pims_id,
                 Outcome.POSSIBLE_MATCH,
@@ -165,83 +161,6 @@ class Engine:
                 f"({customer.full_name}): {match.rule}.",
                 replace_last=True,
             )
-
-    # --- outcomes --------------------------------------------------------------------------
-
-    def _outcome(
-        self,
-        chunk: Chunk,
-        kind: str,
-        pims_id: str,
-        outcome: str,
-        *,
-        client: Client | NewRef | None = None,
-        patient: Patient | NewRef | None = None,
-        customer_ref: str = "",
-        detail: str = "",
-        raw: dict[str, Any] | None = None,
-        replace_last: bool = False,
-    ) -> None:
-        if not customer_ref and isinstance(client, Client):
-            customer_ref = client.customer_ref
-        row = {
-            "run_id": self.run.pk,
-            "kind": kind,
-            "pims_id": pims_id[:64],  # a too-long id is the quarantine reason, not a crash
-            "outcome": outcome,
-            "client_id": ref(client),
-            "patient_id": ref(patient),
-            "customer_ref": customer_ref,
-            "detail": detail[:2000],
-            "raw": raw,
-        }
-        if replace_last:
-            # The client's own row (written when it was created) becomes the possible match.
-            for index in range(len(chunk.outcomes) - 1, -1, -1):
-                previous = chunk.outcomes[index]
-                if previous["kind"] == "client" and previous["pims_id"] == pims_id:
-                    chunk.counts[previous["outcome"]] -= 1
-                    chunk.outcomes[index] = row
-                    chunk.counts[outcome] += 1
-                    return
-        chunk.outcomes.append(row)
-        chunk.counts[outcome] += 1
-
-    def _quarantine(self, chunk: Chunk, record: QuarantinedRecord) -> None:
-        self._outcome(
-            chunk,
-            record.kind,
-            record.pims_id,
-            Outcome.QUARANTINED,
-            detail=record.reason,
-            # Only a batch entry can be retried; a connector's unreadable record cannot.
-            # NUL characters are dropped: PostgreSQL's jsonb cannot hold them.
-            raw=json.loads(json.dumps(record.raw, default=str).replace("\\u0000", ""))
-            if record.raw
-            else None,
-        )
-
-    def _audit(
-        self,
-        chunk: Chunk,
-        action: str,
-        obj: Client | Patient,
-        before: dict[str, Any] | None,
-        after: dict[str, Any] | None,
-    ) -> None:
-        chunk.audits.append(
-            {
-                "created_at": chunk.now,
-                "actor_label": SYNC_ACTOR,
-                "clinic_id": self.clinic.pk,
-                "action": action,
-                "object_type": obj._meta.label_lower,
-                "object_id": str(obj.pk),
-                "object_repr": str(obj)[:200],
-                "before": before,
-                "after": {**(after or {}), "run": self.run.pk},
-            }
-        )
 
     # --- new records -----------------------------------------------------------------------
 
@@ -271,7 +190,7 @@ class Engine:
             "updated_at": chunk.now,
         }
         chunk.new_clients.append(row)
-        self._outcome(chunk, "client", pims.pims_id, Outcome.CREATED, client=client)
+        chunk.outcome("client", pims.pims_id, Outcome.CREATED, client=client)
         for patient in pims.patients:
             self._patient_for(chunk, client, patient, existing_patients)
         return client
@@ -302,9 +221,7 @@ class Engine:
         chunk.new_patients.append(row)
         if pims.weight is not None:
             chunk.weights.append(self._weighing(chunk, patient, pims))
-        self._outcome(
-            chunk, "patient", pims.pims_id, Outcome.CREATED, client=client, patient=patient
-        )
+        chunk.outcome("patient", pims.pims_id, Outcome.CREATED, client=client, patient=patient)
         return patient
 
     def _weighing(
@@ -330,8 +247,7 @@ class Engine:
         if current is None:
             self._create_patient(chunk, client, pims)
         elif isinstance(client, NewRef) or current.client_id != client.pk:
-            self._outcome(
-                chunk,
+            chunk.outcome(
                 "patient",
                 pims.pims_id,
                 Outcome.QUARANTINED,
@@ -368,9 +284,8 @@ class Engine:
             snapshot=merge.snapshot,
         )
         chunk.merges.append({**row, "created_at": chunk.now})
-        self._audit(chunk, RULE_MERGE_ACTION, customer, *merge_audit(pims.pims_id, rule=match.rule))
-        self._outcome(
-            chunk,
+        chunk.audit(RULE_MERGE_ACTION, customer, *merge_audit(pims.pims_id, rule=match.rule))
+        chunk.outcome(
             "client",
             pims.pims_id,
             Outcome.MERGED,
@@ -385,8 +300,7 @@ class Engine:
             self._apply_deceased(chunk, pet, patient)
             pet.updated_at = chunk.now
             chunk.changed_patients[pet.pk] = pet
-            self._outcome(
-                chunk,
+            chunk.outcome(
                 "patient",
                 patient.pims_id,
                 Outcome.MERGED,
@@ -408,8 +322,7 @@ class Engine:
         existing_patients: dict[str, Patient],
     ) -> None:
         if self._is_stale(client.pims_modified_at, pims.modified_at):
-            self._outcome(
-                chunk,
+            chunk.outcome(
                 "client",
                 pims.pims_id,
                 Outcome.UNCHANGED,
@@ -466,8 +379,7 @@ class Engine:
         self, chunk: Chunk, client: Client, patient: Patient, pims: PimsPatient
     ) -> None:
         if self._is_stale(patient.pims_modified_at, pims.modified_at):
-            self._outcome(
-                chunk,
+            chunk.outcome(
                 "patient",
                 pims.pims_id,
                 Outcome.UNCHANGED,
@@ -530,7 +442,7 @@ class Engine:
         kind = "patient" if isinstance(record, Patient) else "client"
         patient = record if isinstance(record, Patient) else None
         if old == new and record.pims_modified_at == modified_at:
-            self._outcome(chunk, kind, pims_id, Outcome.UNCHANGED, client=client, patient=patient)
+            chunk.outcome(kind, pims_id, Outcome.UNCHANGED, client=client, patient=patient)
             return
         record.pims_seen = new
         record.pims_modified_at = modified_at
@@ -540,15 +452,13 @@ class Engine:
         else:
             chunk.changed_clients[client.pk] = client
         if applied:
-            self._audit(
-                chunk,
+            chunk.audit(
                 f"sync.{kind}_updated",
                 record,
                 {k: v[0] for k, v in applied.items()},
                 {k: v[1] for k, v in applied.items()},
             )
-        self._outcome(
-            chunk,
+        chunk.outcome(
             kind,
             pims_id,
             Outcome.MANUAL_UPDATE if held else Outcome.UPDATED if applied else Outcome.UNCHANGED,
