@@ -12,7 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from records.fields import PIMS_ADDRESS_KEYS, client_held_values, client_seen, patient_seen
+from records.fields import (
+    CLIENT_NAME_ATTRS,
+    PIMS_ADDRESS_KEYS,
+    client_held_values,
+    client_seen,
+    patient_seen,
+)
 from records.matching import Match, Verdict, normalize_phone
 from records.merging import (
     RULE_MERGE_ACTION,
@@ -49,6 +55,9 @@ class _Known:
 
 
 class Engine:
+    """The field policy for the chunks of one run: the run's merge plan, and the customers it
+    has merged so far."""
+
     def __init__(self, *, run: SyncRun) -> None:
         self.run = run
         self.clinic = run.clinic
@@ -97,6 +106,7 @@ class Engine:
         return chunk.counts
 
     def _read_known(self, clients: Sequence[PimsClient]) -> _Known:
+        """Lock and read the chunk's known clients and pets, then the customers it merges."""
         existing = {
             c.pims_id: c
             # Locked for the chunk: a staff action on the same client waits for the commit
@@ -344,7 +354,7 @@ class Engine:
         if old.get("email") != new["email"] and new["email"] and client.email != new["email"]:
             applied["email"] = (client.email, new["email"])
             client.email = new["email"]
-        if _changed(old, new, ("first_name", "last_name")):
+        if _changed(old, new, CLIENT_NAME_ATTRS):
             self._hold(
                 chunk,
                 ManualUpdate.Kind.CLIENT_NAME,
