@@ -19,8 +19,6 @@ from records import hooks
 from records.fields import ADDRESS_TO_CLIENT, CLIENT_NAME_ATTRS
 from records.matching import CustomerPool, normalize_phone, normalize_text, plan_matches
 from records.merging import STAFF_MERGE_ACTION, merge_audit, possible_match_merge
-from records.merging import UnmergeError as UnmergeError  # re-exported for the views
-from records.merging import client_unmerge as client_unmerge
 from records.models import (
     Client,
     ManualUpdate,
