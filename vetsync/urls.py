@@ -6,11 +6,14 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
+from clinics.lockout import ThrottledPasswordResetView
 from vetsync import views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("accounts/two-factor/", include("clinics.two_factor.urls")),
+    path("accounts/password_reset/", ThrottledPasswordResetView.as_view(), name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("care/", include("records.urls_care")),

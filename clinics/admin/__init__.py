@@ -7,6 +7,7 @@ from __future__ import annotations
 from clinics.admin.audit import AuditedAdmin, AuditEventAdmin
 from clinics.admin.clinics import ClinicAdmin, MembershipAdmin, VetAdmin
 from clinics.admin.integrations import IntegrationAdmin, IntegrationForm
+from clinics.admin.users import AuditedAccessAttemptAdmin, VetSyncUserAdmin
 from clinics.admin.onboarding import (
     OnboardingChecklistAdmin,
     OnboardingPathAdmin,
@@ -14,6 +15,8 @@ from clinics.admin.onboarding import (
 )
 
 __all__ = [
+    "AuditedAccessAttemptAdmin",
+    "VetSyncUserAdmin",
     "AuditEventAdmin",
     "AuditedAdmin",
     "ClinicAdmin",
