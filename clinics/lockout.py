@@ -51,7 +51,9 @@ def _login_failed(sender: Any, credentials: dict[str, Any], request: Any = None,
     )
 
 
-def _locked_out(sender: Any, request: Any, username: str | None, ip_address: str, **kw: Any) -> None:
+def _locked_out(
+    sender: Any, request: Any, username: str | None, ip_address: str, **kw: Any
+) -> None:
     audit_log(
         action="auth.locked_out",
         actor_label=(username or "anonymous")[:150],

@@ -56,9 +56,7 @@ def clinic_users(actor: Any) -> models.QuerySet[Any]:
     users = get_user_model().objects.all()
     if getattr(actor, "is_superuser", False):
         return users
-    return users.filter(is_staff=False, is_superuser=False).exclude(
-        groups__name__in=TEAM_GROUPS
-    )
+    return users.filter(is_staff=False, is_superuser=False).exclude(groups__name__in=TEAM_GROUPS)
 
 
 def _refused_changes(*, before: dict[str, Any] | None, after: dict[str, Any]) -> list[str]:

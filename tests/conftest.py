@@ -14,7 +14,6 @@ from clinics.access import CARE_GROUP, ONBOARDING_GROUP
 from clinics.models import Clinic, Role
 from clinics.two_factor.policy import two_factor_required
 from clinics.two_factor.services import has_two_factor
-from tests.two_factor import second_factor_code
 from tests.factories import (
     ClinicFactory,
     IntegrationFactory,
@@ -22,6 +21,7 @@ from tests.factories import (
     UserFactory,
     VetFactory,
 )
+from tests.two_factor import second_factor_code
 
 
 @dataclass

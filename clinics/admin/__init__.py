@@ -7,17 +7,16 @@ from __future__ import annotations
 from clinics.admin.audit import AuditedAdmin, AuditEventAdmin
 from clinics.admin.clinics import ClinicAdmin, MembershipAdmin, VetAdmin
 from clinics.admin.integrations import IntegrationAdmin, IntegrationForm
-from clinics.admin.users import AuditedAccessAttemptAdmin, VetSyncUserAdmin
 from clinics.admin.onboarding import (
     OnboardingChecklistAdmin,
     OnboardingPathAdmin,
     OnboardingSummaryAdmin,
 )
+from clinics.admin.users import AuditedAccessAttemptAdmin, VetSyncUserAdmin
 
 __all__ = [
-    "AuditedAccessAttemptAdmin",
-    "VetSyncUserAdmin",
     "AuditEventAdmin",
+    "AuditedAccessAttemptAdmin",
     "AuditedAdmin",
     "ClinicAdmin",
     "IntegrationAdmin",
@@ -27,4 +26,5 @@ __all__ = [
     "OnboardingPathAdmin",
     "OnboardingSummaryAdmin",
     "VetAdmin",
+    "VetSyncUserAdmin",
 ]

@@ -89,9 +89,7 @@ class VetSyncUserAdmin(UserAdmin):
     readonly_fields = ["last_login", "date_joined", "two_factor"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return clinic_users(request.user).filter(
-            pk__in=super().get_queryset(request).values("pk")
-        )
+        return clinic_users(request.user).filter(pk__in=super().get_queryset(request).values("pk"))
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         if request.user.is_superuser:
@@ -131,7 +129,9 @@ class VetSyncUserAdmin(UserAdmin):
     def two_factor(self, obj: Any) -> str:
         return "on" if has_two_factor(obj) else "off"
 
-    def save_model(self, request: HttpRequest, obj: Any, form: forms.ModelForm, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: Any, form: forms.ModelForm, change: bool
+    ) -> None:
         if isinstance(form, InviteForm):
             user_invite(
                 user=obj,

@@ -136,11 +136,15 @@ def reset_own(request: HttpRequest) -> HttpResponse:
     """The user removes their own authenticator, confirmed with their password and a code."""
     form = ResetForm(request.POST)
     user = request.user
-    if form.is_valid() and user.check_password(form.cleaned_data["password"]):  # type: ignore[union-attr]
-        if two_factor_verify(request=request, token=form.cleaned_data["token"]):
-            two_factor_reset(user=user, actor=user, request=request)
-            messages.success(request, "Two-factor is removed from your account.")
-            return redirect("two-factor-enrol" if two_factor_required(user) else "home")
+    confirmed = (
+        form.is_valid()
+        and user.check_password(form.cleaned_data["password"])  # type: ignore[union-attr]
+        and two_factor_verify(request=request, token=form.cleaned_data["token"])
+    )
+    if confirmed:
+        two_factor_reset(user=user, actor=user, request=request)
+        messages.success(request, "Two-factor is removed from your account.")
+        return redirect("two-factor-enrol" if two_factor_required(user) else "home")
     form.add_error(None, "Your password or the code did not match; nothing was changed.")
     return TemplateResponse(
         request,

@@ -20,6 +20,7 @@ from records.pulls import ezyvet_pull_start
 from records.reports import REPORT_COLUMNS, report_rows
 from records.sync import sync_lock_holder, sync_run_resume, sync_run_retry_quarantined
 from records.tasks import ezyvet_pull_task, sync_run_apply_task
+from vetsync.lib.numbers import id_from
 
 PAGE_SIZE = 50
 
@@ -98,7 +99,7 @@ def run_retry(request: HttpRequest, clinic_slug: str, run_id: int) -> HttpRespon
     """Send the run's quarantined records (all, or those ticked) through the engine again."""
     clinic = clinic_for_user(request, clinic_slug)
     run = get_for_clinic(SyncRun.objects.all(), clinic, pk=run_id)
-    chosen = [int(v) for v in request.POST.getlist("outcome") if v.isdigit()]
+    chosen = [i for i in map(id_from, request.POST.getlist("outcome")) if i is not None]
     retry = sync_run_retry_quarantined(run=run, actor=request.user, outcome_ids=chosen or None)
     if retry is None:
         messages.info(request, "Nothing left to retry in this run.")

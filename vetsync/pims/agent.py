@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from vetsync.lib.json_input import has_lone_surrogate
 from vetsync.pims.records import (
     PimsAddress,
     PimsClient,
@@ -47,7 +48,7 @@ MAX_LENGTHS = {
 MAX_WEIGHT = Decimal("99999.99")
 # Already tidy (no stray white space) and free of NUL characters: most values are, and one
 # match tells it (splitting and re-joining each value is the slow part of a big batch).
-_CLEAN = re.compile(r"(?:[^\s\x00]+(?: [^\s\x00]+)*)?")
+_CLEAN = re.compile(r"(?:[^\s\x00\ud800-\udfff]+(?: [^\s\x00\ud800-\udfff]+)*)?")
 _WEIGHT_UNITS = {unit.value: unit for unit in WeightUnit}
 
 
@@ -83,6 +84,8 @@ def parse_header(payload: object) -> BatchHeader:
         problems.append("batch_id is required and must be a non-empty string.")
     elif len(batch_id) > 100:
         problems.append("batch_id must be at most 100 characters.")
+    elif has_lone_surrogate(batch_id) or "\x00" in batch_id:
+        problems.append("batch_id contains a character that is not text (a lone surrogate or NUL).")
     clients = payload.get("clients")
     if not isinstance(clients, list):
         problems.append("clients must be a list.")
@@ -313,6 +316,8 @@ def _untidy_text(value: object, key: str) -> str:
     value = " ".join(value.split())
     if "\x00" in value:
         raise RecordError(f"{key} contains a NUL character.")
+    if has_lone_surrogate(value):
+        raise RecordError(f"{key} contains an unpaired UTF-16 surrogate (not a character).")
     return value
 
 
@@ -334,7 +339,9 @@ def _weight(value: object) -> Decimal | None:
         weight = Decimal(str(value)).quantize(Decimal("0.01"))
     except InvalidOperation as exc:
         raise RecordError(f"weight must be a number (got {value!r}).") from exc
-    if not weight.is_finite() or weight < 0:
+    if not weight.is_finite():
+        raise RecordError(f"weight must be a finite number (got {value!r}).")
+    if weight < 0:
         raise RecordError(f"weight cannot be negative (got {value!r}).")
     if weight > MAX_WEIGHT:
         raise RecordError(f"weight is implausibly large (got {value!r}).")
