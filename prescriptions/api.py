@@ -41,7 +41,9 @@ def writeback_ack(request: HttpRequest, item_id: int) -> JsonResponse:
     try:
         body = json_input.loads(request.body or b"{}")
     except json_input.JsonInputError as exc:
-        return agent_error(400, f'{exc} Send {{"ok": true}} or {{"ok": false, "error": "…"}}.')
+        return agent_error(
+            400, f'The body must be JSON ({exc}): {{"ok": true}} or {{"ok": false, ...}}.'
+        )
     if not isinstance(body, dict) or not isinstance(body.get("ok"), bool):
         return agent_error(400, "ok (true or false) is required.")
     error = body.get("error") or ""

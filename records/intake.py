@@ -38,5 +38,5 @@ def agent_body_text(request: HttpRequest, *, max_bytes: int) -> str:
                 parts.append(decoder.decode(piece))
             parts.append(decoder.decode(b"", final=True))
         except UnicodeDecodeError as exc:
-            raise BodyNotText(f"The batch is not valid UTF-8 ({exc.reason}).") from exc
+            raise BodyNotText(f"The batch is not valid UTF-8 JSON: {exc.reason}.") from exc
     return "".join(parts)

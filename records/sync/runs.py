@@ -41,9 +41,9 @@ def sync_run_create(
         text = body.decode("utf-8") if isinstance(body, bytes) else body
         payload = json_input.loads_envelope(text)
     except UnicodeDecodeError as exc:
-        raise agent.BatchError(f"The batch is not valid UTF-8: {exc.reason}.") from exc
+        raise agent.BatchError(f"The batch is not valid UTF-8 JSON: {exc.reason}.") from exc
     except json_input.JsonInputError as exc:
-        raise agent.BatchError(str(exc)) from exc
+        raise agent.BatchError(f"The batch is not valid UTF-8 JSON: {exc}.") from exc
     header = agent.parse_header(payload)
     if allowed_sources is not None and header.source.value not in allowed_sources:
         raise agent.BatchError(f"source {header.source.value!r} is not accepted with this token.")

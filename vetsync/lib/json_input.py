@@ -15,7 +15,8 @@ _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class JsonInputError(ValueError):
-    """The text is not JSON VetSync can read; the message says why, for the sender."""
+    """The text is not JSON VetSync can read; the message says why ("nested too deeply",
+    "Expecting value: line 1 column 5 (char 4)"), for the caller to put in its sentence."""
 
 
 def _number_int(text: str) -> int | str:
@@ -44,11 +45,11 @@ def loads(text: str | bytes) -> Any:
             f"The body is not valid UTF-8 ({exc.reason} at byte {exc.start})."
         ) from exc
     except RecursionError as exc:
-        raise JsonInputError("The JSON is nested too deeply.") from exc
+        raise JsonInputError("nested too deeply") from exc
     except json.JSONDecodeError as exc:
-        raise JsonInputError(f"The body is not valid JSON: {exc}.") from exc
+        raise JsonInputError(str(exc)) from exc
     except ValueError as exc:
-        raise JsonInputError(f"The JSON could not be read: {exc}.") from exc
+        raise JsonInputError(str(exc)) from exc
 
 
 def has_lone_surrogate(text: str) -> bool:
@@ -104,8 +105,8 @@ def loads_envelope(text: str) -> Any:
             parse_constant=str,
         )
     except RecursionError as exc:
-        raise JsonInputError("The JSON is nested too deeply.") from exc
+        raise JsonInputError("nested too deeply") from exc
     except json.JSONDecodeError as exc:
-        raise JsonInputError(f"The body is not valid JSON: {exc}.") from exc
+        raise JsonInputError(str(exc)) from exc
     except ValueError as exc:
-        raise JsonInputError(f"The JSON could not be read: {exc}.") from exc
+        raise JsonInputError(str(exc)) from exc

@@ -105,7 +105,7 @@ def parse_credentials_file(text: str) -> EzyVetCredentials:
         try:
             data = json_input.loads(stripped)
         except json_input.JsonInputError as exc:
-            raise ValueError(f"The credentials file could not be read: {exc}") from exc
+            raise ValueError(f"The credentials file is not valid JSON ({exc}).") from exc
         if not isinstance(data, dict):
             raise ValueError("The credentials file must be a JSON object.")
         return credentials_from_mapping(data)
