@@ -336,11 +336,12 @@ def _weight(value: object) -> Decimal | None:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise RecordError(f"weight must be a number (got {value!r}).")
     try:
-        weight = Decimal(str(value)).quantize(Decimal("0.01"))
+        weight = Decimal(str(value))
+        if not weight.is_finite():
+            raise RecordError(f"weight must be a finite number (got {value!r}).")
+        weight = weight.quantize(Decimal("0.01"))
     except InvalidOperation as exc:
         raise RecordError(f"weight must be a number (got {value!r}).") from exc
-    if not weight.is_finite():
-        raise RecordError(f"weight must be a finite number (got {value!r}).")
     if weight < 0:
         raise RecordError(f"weight cannot be negative (got {value!r}).")
     if weight > MAX_WEIGHT:
