@@ -12,7 +12,7 @@ from django.contrib.auth.views import PasswordResetView
 from django.core.cache import cache
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
-from django.template.response import TemplateResponse
+from django.shortcuts import render
 
 from clinics.audit import audit_log, client_ip
 
@@ -30,7 +30,8 @@ def lockout_response(
 ) -> HttpResponse:
     """django-axes' answer to a locked-out username and address: a plain page, 429."""
     minutes = _minutes(settings.AXES_COOLOFF_TIME)
-    response = TemplateResponse(
+    # Rendered now: django-axes answers from its middleware, after responses are rendered.
+    response = render(
         request,
         "registration/locked_out.html",
         {"minutes": minutes, "failure_limit": settings.AXES_FAILURE_LIMIT},

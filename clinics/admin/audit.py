@@ -16,9 +16,8 @@ from clinics.models import AuditEvent
 def formset_audited_save(*, request: HttpRequest, formset: BaseModelFormSet) -> None:
     """Save an admin inline formset, one audit row per object added, changed or deleted."""
     before = {
-        form.instance.pk: {
-            f: v for f, v in model_to_dict(form.instance).items() if f in form.changed_data
-        }
+        # form.initial: the instance itself already holds the posted values.
+        form.instance.pk: {f: form.initial.get(f) for f in form.changed_data}
         for form in formset.initial_forms
         if form.instance.pk is not None and form.has_changed()
     }

@@ -186,8 +186,8 @@ class VetSyncUserAdmin(UserAdmin):
             return
         self.message_user(request, "Two-factor reset: they set it up again at their next login.")
 
-    def get_actions(self, request: HttpRequest) -> Any:
-        actions = super().get_actions(request)
+    def get_actions(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        actions = super().get_actions(request, *args, **kwargs)
         if not request.user.is_superuser:
             actions.pop("reset_two_factor", None)
             actions.pop("delete_selected", None)

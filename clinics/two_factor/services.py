@@ -67,6 +67,9 @@ def totp_device_confirm(
     """
     if device.confirmed:
         raise TwoFactorError("This authenticator is already set up.")
+    allowed, why = device.verify_is_allowed()
+    if not allowed:
+        raise TwoFactorError(_throttled_message(why))
     if not device.verify_token(token.strip().replace(" ", "")):
         raise TwoFactorError("That code did not match. Check the time on your phone and try again.")
     with transaction.atomic():
@@ -84,6 +87,25 @@ def totp_device_confirm(
     if request is not None:
         otp_login(request, device)
     return codes
+
+
+def _throttled_message(why: dict[str, Any] | None) -> str:
+    until = (why or {}).get("locked_until")
+    if until is not None:
+        from django.utils import timezone
+
+        seconds = max(1, int((until - timezone.now()).total_seconds()) + 1)
+        return f"Too many wrong codes: wait {seconds} second(s) and try the new code."
+    return "Too many wrong codes: wait a little and try the new code."
+
+
+def two_factor_throttle_message(user: Any) -> str | None:
+    """Why codes are refused for now (each wrong code doubles the wait), or None."""
+    for device in TOTPDevice.objects.filter(user=user, confirmed=True):
+        allowed, why = device.verify_is_allowed()
+        if not allowed:
+            return _throttled_message(why)
+    return None
 
 
 def two_factor_verify(*, request: HttpRequest, token: str) -> bool:

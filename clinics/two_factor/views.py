@@ -23,6 +23,7 @@ from clinics.two_factor.services import (
     totp_device_start,
     totp_key_base32,
     two_factor_reset,
+    two_factor_throttle_message,
     two_factor_verify,
 )
 
@@ -60,7 +61,9 @@ def verify(request: HttpRequest) -> HttpResponse:
         if two_factor_verify(request=request, token=form.cleaned_data["token"]):
             return HttpResponseRedirect(_next_url(request))
         form.add_error(
-            "token", "That code did not work. Codes change every 30 seconds; try the new one."
+            "token",
+            two_factor_throttle_message(request.user)
+            or "That code did not work. Codes change every 30 seconds; try the new one.",
         )
     return TemplateResponse(
         request, "registration/two_factor_verify.html", {"form": form, "next": _next_url(request)}

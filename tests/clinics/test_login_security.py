@@ -1,0 +1,181 @@
+"""Login throttling (django-axes), two-factor, session timeout and the proxy header (issue 17)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from axes.models import AccessAttempt
+from django.conf import settings
+from django.test import Client as HttpClient
+from django.urls import reverse
+
+from clinics.models import AuditEvent
+from tests.conftest import World, login
+from tests.factories import UserFactory
+from tests.two_factor import code_for, enrolled_device
+
+PASSWORD = "pw-for-tests-only"
+
+
+def attempt(client: HttpClient, url: str, username: str, password: str, ip: str) -> Any:
+    return client.post(url, {"username": username, "password": password}, REMOTE_ADDR=ip)
+
+
+@pytest.mark.parametrize("url", ["/accounts/login/", "/admin/login/"])
+def test_failed_logins_lock_that_username_on_that_address_only(world: World, url: str) -> None:
+    # The admin's login takes staff only: the onboarding team there, clinic users here.
+    locked_user, other_user = ("alder-staff", "alder-vet")
+    if url.startswith("/admin/"):
+        UserFactory(username="onboarder-2", is_staff=True)
+        locked_user, other_user = ("onboarder", "onboarder-2")
+    client = HttpClient()
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        attempt(client, url, locked_user, "wrong", "10.0.0.5")
+
+    locked = attempt(client, url, locked_user, PASSWORD, "10.0.0.5")
+    assert locked.status_code == 429
+    page = locked.content.decode()
+    assert "Too many failed attempts" in page and "15 minutes" in page
+    assert locked["Retry-After"] == "900"
+    # Someone else on that address, and the same person elsewhere, are not locked out.
+    assert attempt(HttpClient(), url, other_user, PASSWORD, "10.0.0.5").status_code == 302
+    assert attempt(HttpClient(), url, locked_user, PASSWORD, "10.9.9.9").status_code == 302
+    assert AuditEvent.objects.filter(action="auth.login_failed").count() >= 5
+    locked_out = AuditEvent.objects.filter(action="auth.locked_out").first()
+    assert locked_out is not None
+    assert locked_out.after["username"] == locked_user
+    assert locked_out.after["ip_address"] == "10.0.0.5"
+
+
+def test_deleting_the_attempt_in_the_admin_unlocks_and_is_audited(world: World) -> None:
+    client = HttpClient()
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        attempt(client, "/accounts/login/", "alder-staff", "wrong", "10.0.0.6")
+    row = AccessAttempt.objects.get(username="alder-staff")
+    admin = login(world.onboarding)
+    listing = admin.get(reverse("admin:axes_accessattempt_changelist")).content.decode()
+    assert "alder-staff" in listing
+
+    response = admin.post(
+        reverse("admin:axes_accessattempt_delete", args=[row.pk]), {"post": "yes"}
+    )
+
+    assert response.status_code == 302
+    assert (
+        attempt(client, "/accounts/login/", "alder-staff", PASSWORD, "10.0.0.6").status_code == 302
+    )
+    unlock = AuditEvent.objects.get(action="auth.unlocked")
+    assert unlock.actor == world.onboarding and unlock.before["username"] == "alder-staff"
+
+
+def test_password_reset_requests_are_limited(world: World, settings: Any) -> None:
+    settings.PASSWORD_RESET_LIMIT_PER_HOUR = 2
+    client = HttpClient()
+    email = "reset-limit@alder.example"
+    answers = [
+        client.post(reverse("password_reset"), {"email": email}, REMOTE_ADDR="10.1.2.3")
+        for _ in range(3)
+    ]
+    assert [a.status_code for a in answers] == [302, 302, 429]
+    assert AuditEvent.objects.filter(action="auth.password_reset_throttled").count() == 1
+
+
+def test_a_vet_must_enrol_before_any_page_then_passes_the_code_at_each_login(
+    world: World,
+) -> None:
+    client = HttpClient()
+    client.post("/accounts/login/", {"username": "alder-vet", "password": PASSWORD})
+    dashboard = reverse("clinic-dashboard", args=["alder"])
+
+    to_enrol = client.get(dashboard)
+    assert to_enrol.status_code == 302 and "/accounts/two-factor/enrol/" in to_enrol["Location"]
+    page = client.get(to_enrol["Location"]).content.decode()
+    assert 'src="data:image/svg+xml' in page and "Enter the 6-digit code" in page
+
+    from clinics.two_factor.services import totp_device_start
+
+    device = totp_device_start(user=world.a.vet_user)
+    wrong = client.post(reverse("two-factor-enrol"), {"token": "000000"})
+    assert "did not match" in wrong.content.decode()
+    throttled = client.post(reverse("two-factor-enrol"), {"token": code_for(device)})
+    assert "Too many wrong codes: wait" in throttled.content.decode()
+    device.throttle_reset()  # as the wait would
+    done = client.post(reverse("two-factor-enrol"), {"token": code_for(device), "next": dashboard})
+    codes = done.content.decode()
+    assert "Two-factor is on" in codes and codes.count("<code>") == 10
+    assert client.get(dashboard).status_code == 200
+    assert AuditEvent.objects.filter(action="auth.two_factor_enrolled").exists()
+
+    again = HttpClient()
+    again.post("/accounts/login/", {"username": "alder-vet", "password": PASSWORD})
+    to_verify = again.get(dashboard)
+    assert "/accounts/two-factor/verify/" in to_verify["Location"]
+    assert again.post(reverse("two-factor-verify"), {"token": "123456"}).status_code == 200
+    assert again.get(dashboard).status_code == 302
+    device.refresh_from_db()
+    device.throttle_reset()  # as the wait after a wrong code would
+    ok = again.post(reverse("two-factor-verify"), {"token": code_for(device), "next": dashboard})
+    assert ok.status_code == 302 and ok["Location"] == dashboard
+    assert again.get(dashboard).status_code == 200
+
+
+def test_a_recovery_code_works_once(world: World) -> None:
+    from clinics.two_factor.services import recovery_codes_issue
+
+    enrolled_device(world.a.vet_user)
+    code = recovery_codes_issue(user=world.a.vet_user)[0]
+    first, second = HttpClient(), HttpClient()
+    for client in (first, second):
+        client.force_login(world.a.vet_user)
+    assert first.post(reverse("two-factor-verify"), {"token": code}).status_code == 302
+    assert second.post(reverse("two-factor-verify"), {"token": code}).status_code == 200
+    used = AuditEvent.objects.get(action="auth.recovery_code_used")
+    assert used.after == {"codes_left": 9}
+
+
+@pytest.mark.parametrize("who", ["vet_user", "admin", "onboarding", "care", "superuser"])
+def test_who_must_use_two_factor(world: World, who: str) -> None:
+    from clinics.models import Membership, Role
+    from clinics.two_factor.policy import two_factor_required
+
+    if who == "vet_user":
+        user = world.a.vet_user
+    elif who == "admin":
+        user = UserFactory(username="alder-admin")
+        Membership.objects.create(user=user, clinic=world.a.clinic, role=Role.ADMIN)
+    elif who == "superuser":
+        user = UserFactory(username="root", is_superuser=True)
+    else:
+        user = getattr(world, who)
+    assert two_factor_required(user)
+    assert not two_factor_required(world.a.staff)  # offered, not required
+
+
+def test_staff_may_use_the_site_without_two_factor_and_may_turn_it_on(world: World) -> None:
+    client = login(world.a.staff)
+    assert client.get(reverse("clinic-dashboard", args=["alder"])).status_code == 200
+    page = client.get(reverse("two-factor-security")).content.decode()
+    assert "optional for clinic staff" in page
+
+
+def test_a_user_resets_their_own_two_factor_only_with_password_and_code(world: World) -> None:
+    device = enrolled_device(world.a.staff)
+    client = login(world.a.staff)
+    refused = client.post(reverse("two-factor-reset"), {"password": "wrong", "token": "1"})
+    assert refused.status_code == 400
+    assert world.a.staff.totpdevice_set.exists()
+    done = client.post(
+        reverse("two-factor-reset"), {"password": PASSWORD, "token": code_for(device)}
+    )
+    assert done.status_code == 302
+    assert not world.a.staff.totpdevice_set.exists()
+    assert AuditEvent.objects.get(action="auth.two_factor_reset").actor == world.a.staff
+
+
+def test_sessions_end_when_idle_and_the_proxy_header_is_not_trusted_by_default() -> None:
+    assert settings.SESSION_COOKIE_AGE == 30 * 60
+    assert settings.SESSION_SAVE_EVERY_REQUEST is True
+    assert not hasattr(settings, "SECURE_PROXY_SSL_HEADER") or (
+        settings.SECURE_PROXY_SSL_HEADER is None
+    )
