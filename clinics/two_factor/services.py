@@ -148,14 +148,20 @@ def two_factor_reset(*, user: Any, actor: Any, request: HttpRequest | None = Non
         )
 
 
-def demo_devices_enrol(*, users: list[Any]) -> dict[str, str]:
-    """Enrol the demo users' authenticators (the same path as a person: start, confirm with a
-    code of the app); returns each one's key in base32 to add to an authenticator app."""
+def demo_devices_enrol(*, usernames: list[str]) -> dict[str, str]:
+    """Enrol the demo users who need a second factor, by the path a person takes (start,
+    confirm with the app's code); returns each one's key in base32, for an authenticator app."""
+    from django.contrib.auth import get_user_model
     from django_otp.oath import TOTP
 
+    from clinics.two_factor.policy import two_factor_state
+
     keys: dict[str, str] = {}
-    for user in users:
-        if not has_two_factor(user):
+    for user in get_user_model().objects.filter(username__in=usernames):
+        state = two_factor_state(user)
+        if not (state.required or state.enrolled):
+            continue
+        if not state.enrolled:
             device = totp_device_start(user=user)
             totp_device_confirm(device=device, token=str(TOTP(device.bin_key).token()).zfill(6))
         device = TOTPDevice.objects.get(user=user, confirmed=True)

@@ -179,3 +179,27 @@ def test_sessions_end_when_idle_and_the_proxy_header_is_not_trusted_by_default()
     assert not hasattr(settings, "SECURE_PROXY_SSL_HEADER") or (
         settings.SECURE_PROXY_SSL_HEADER is None
     )
+
+
+def test_the_demo_prints_how_to_log_in_as_each_user_with_their_two_factor_key(db: None) -> None:
+    import io
+    import re
+    import time
+    from base64 import b32decode
+
+    from django.core.management import call_command
+    from django_otp.oath import TOTP
+
+    out = io.StringIO()
+    call_command("seed_demo", clients=5, stdout=out)
+    lines = {line.split()[0]: line for line in out.getvalue().splitlines() if "  " in line[:3]}
+    assert "two-factor key" not in lines["multi-clinic-staff"]  # staff: offered only
+    for username in ("riverside-vet", "riverside-admin", "onboarding", "care"):
+        assert "two-factor key" in lines[username], lines.get(username)
+    key = re.search(r"two-factor key (\w+)", lines["riverside-vet"]).group(1)
+    client = HttpClient()
+    client.post("/accounts/login/", {"username": "riverside-vet", "password": "vetsync-demo-2026"})
+    totp = TOTP(b32decode(key), drift=1)  # the enrolment used the current step's code
+    totp.time = time.time()
+    verified = client.post(reverse("two-factor-verify"), {"token": str(totp.token()).zfill(6)})
+    assert verified.status_code == 302
