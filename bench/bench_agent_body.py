@@ -37,11 +37,11 @@ def child(n_clients: int, out: Path) -> None:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vetsync.settings")
     django.setup()
+    from bench_sync_first_copy import make_batches
     from django.conf import settings
     from django.core.handlers.wsgi import WSGIRequest
     from django.core.management import call_command
 
-    from bench_sync_first_copy import make_batches
     from clinics.models import Clinic, Connector, Integration
     from clinics.services import integration_issue_agent_token
     from records import api

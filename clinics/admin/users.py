@@ -107,11 +107,13 @@ class VetSyncUserAdmin(UserAdmin):
             return self.readonly_fields
         return [*self.readonly_fields, "email"]
 
-    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
         if not request.user.is_superuser:
             kwargs["form"] = InviteForm if obj is None else LimitedUserForm
             kwargs["fields"] = None
-        return super().get_form(request, obj, **kwargs)
+        return super().get_form(request, obj, change=change, **kwargs)
 
     def get_inlines(self, request: HttpRequest, obj: Any) -> Any:
         return self.inlines if obj is not None else []
