@@ -247,3 +247,11 @@ def test_a_deeply_nested_credentials_file_is_refused_in_the_admin(world: World) 
         "Credentials file not stored: The credentials file is not valid JSON (nested too deeply)"
         in (response.content.decode())
     )
+
+
+def test_a_nul_character_anywhere_in_the_request_is_a_400(world: World, token: str) -> None:
+    assert_json_error(agent(token).get(f"{BATCHES}/a%00b"), 400, "NUL character")
+    feed = agent(token).get(FEED, QUERY_STRING="after=%00")
+    assert_json_error(feed, 400, "NUL character")
+    page = login(world.a.staff).get(reverse("records:client-list", args=["alder"]), {"q": "a\x00"})
+    assert page.status_code == 400 and b"NUL character" in page.content

@@ -42,6 +42,9 @@ class ApiJsonErrorsMiddleware:
             return response
         status = response.status_code
         message = MESSAGES.get(status) or _phrase(status)
+        own = _plain_text(response)
+        if own:
+            message = own
         if status == 405 and response.has_header("Allow"):
             message = f"{message} Allowed: {response['Allow']}."
         json_response = JsonResponse({"error": message}, status=status)
@@ -56,3 +59,11 @@ def _phrase(status: int) -> str:
         return HTTPStatus(status).phrase + "."
     except ValueError:
         return "The request failed."
+
+
+def _plain_text(response: HttpResponse) -> str:
+    """A short plain-text reason a door already gave (not a page), kept as the message."""
+    if not response.get("Content-Type", "").startswith("text/plain") or response.streaming:
+        return ""
+    text = response.content.decode("utf-8", "replace").strip()
+    return text if 0 < len(text) <= 300 else ""
