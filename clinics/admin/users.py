@@ -10,6 +10,7 @@ from axes.admin import AccessAttemptAdmin
 from axes.models import AccessAttempt
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import ActionLocation
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
@@ -188,8 +189,10 @@ class VetSyncUserAdmin(UserAdmin):
             return
         self.message_user(request, "Two-factor reset: they set it up again at their next login.")
 
-    def get_actions(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-        actions = super().get_actions(request, *args, **kwargs)
+    def get_actions(
+        self, request: HttpRequest, action_location: Any = ActionLocation.CHANGE_LIST
+    ) -> Any:
+        actions = super().get_actions(request, action_location)
         if not request.user.is_superuser:
             actions.pop("reset_two_factor", None)
             actions.pop("delete_selected", None)
