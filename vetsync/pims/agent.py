@@ -49,6 +49,8 @@ MAX_WEIGHT = Decimal("99999.99")
 # match tells it (splitting and re-joining each value is the slow part of a big batch).
 _CLEAN = re.compile(r"(?:[^\s\x00]+(?: [^\s\x00]+)*)?")
 _WEIGHT_UNITS = {unit.value: unit for unit in WeightUnit}
+# datetime.UTC is Python 3.11+; this module also runs in the agent's wheel on 3.10.
+_UTC = dt.timezone.utc
 
 
 class BatchError(ValueError):
@@ -374,8 +376,8 @@ def _parse_date(value: str) -> dt.date:
 @functools.lru_cache(maxsize=8192)
 def _parse_datetime(value: str) -> dt.datetime:
     parsed = dt.datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=_UTC)
 
 
 def _iso(value: dt.datetime | None) -> str | None:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
+    return value.astimezone(_UTC).isoformat().replace("+00:00", "Z") if value else None
