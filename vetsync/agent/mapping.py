@@ -156,26 +156,12 @@ def _entity(raw: dict[str, Any], section: str, known: tuple[str, ...], name: str
         raise MappingError(f"{name}: the [{section}] section is missing.")
     where = f"{name} [{section}]"
     joins = tuple(_join(j, f"{where} joins") for j in body.get("joins", []))
-    aliases = {join.alias for join in joins}
     fields = _table(body, "fields", where)
-    for target, ref in fields.items():
-        if target not in known:
-            raise MappingError(
-                f"{where}.fields: {target!r} is not a VetSync field; known: {', '.join(known)}."
-            )
-        if not isinstance(ref, str) or not ref.strip():
-            raise MappingError(f"{where}.fields: {target} must name a column.")
-        alias = ref.rpartition(".")[0]
-        if alias and alias not in aliases:
-            raise MappingError(
-                f"{where}.fields: {target} = {ref!r} reads table {alias!r}, which is not joined "
-                f"(add it to joins, or name a column of {body.get('table')!r})."
-            )
-    required = {"name"} if section == "patients" else set()
+    _check_fields(fields, known, {join.alias for join in joins}, where, body.get("table"))
     if section == "clients" and not ({"first_name", "last_name"} & set(fields)):
         raise MappingError(f"{where}.fields: map first_name or last_name (a client needs a name).")
-    for target in sorted(required - set(fields)):
-        raise MappingError(f"{where}.fields: {target} must be mapped.")
+    if section == "patients" and "name" not in fields:
+        raise MappingError(f"{where}.fields: name must be mapped.")
     values = _table(body, "values", where)
     for target, table in values.items():
         if target not in fields or not isinstance(table, dict):
@@ -194,6 +180,24 @@ def _entity(raw: dict[str, Any], section: str, known: tuple[str, ...], name: str
         values={target: {str(k): v for k, v in table.items()} for target, table in values.items()},
         constants=constants,
     )
+
+
+def _check_fields(
+    fields: dict[str, Any], known: tuple[str, ...], aliases: set[str], where: str, table: object
+) -> None:
+    for target, ref in fields.items():
+        if target not in known:
+            raise MappingError(
+                f"{where}.fields: {target!r} is not a VetSync field; known: {', '.join(known)}."
+            )
+        if not isinstance(ref, str) or not ref.strip():
+            raise MappingError(f"{where}.fields: {target} must name a column.")
+        alias = ref.rpartition(".")[0]
+        if alias and alias not in aliases:
+            raise MappingError(
+                f"{where}.fields: {target} = {ref!r} reads table {alias!r}, which is not joined "
+                f"(add it to joins, or name a column of {table!r})."
+            )
 
 
 def _join(raw: object, where: str) -> Join:
