@@ -15,7 +15,7 @@ from pathlib import Path
 from clinics.models import Integration
 from prescriptions.models import Order, WritebackItem
 from prescriptions.services import LineSpec, order_place
-from records.models import Client, ManualUpdate, Patient, SyncRun
+from records.models import Client, FullExtract, ManualUpdate, Patient, SyncRun
 from tests.agent.conftest import (
     ROOT,
     Site,
@@ -49,6 +49,8 @@ def test_first_copy_arrives_in_parts_and_an_unchanged_practice_sends_nothing(
     assert clinic_clients(site) == 30
     runs = SyncRun.objects.filter(clinic=site.integration.clinic).order_by("pk")
     assert [run.full for run in runs] == [True, True, True]
+    extract = FullExtract.objects.get(clinic=site.integration.clinic)
+    assert (extract.parts, extract.is_complete) == (3, True)
     # What the practice keeps, as VetSync shows it: codes mapped, the joined names, pounds.
     connection = sqlite3.connect(str(practice_db))
     name, weight, sex = connection.execute(
