@@ -422,11 +422,11 @@ class Beat:
 
     def __call__(self) -> None:
         from prescriptions.models import WritebackItem
-        from prescriptions.tasks import writeback_sweep
+        from prescriptions.tasks import writeback_sweep_task
 
         now = time.monotonic()
         if now >= self.next_sweep:
-            writeback_sweep.delay()
+            writeback_sweep_task.delay()
             self.sweeps += 1
             self.next_sweep = now + self.sweep_seconds
         if now >= self.next_depth:
@@ -794,10 +794,10 @@ import django
 from vetsync.celery import app
 
 django.setup()
-from prescriptions import writeback  # noqa: E402
+from prescriptions.writeback import delivery  # noqa: E402
 
-writeback.ezyvet_client = functools.partial(
-    writeback.ezyvet_client, rate_per_minute=0, endpoint_rate_per_minute=0
+delivery.ezyvet_client = functools.partial(
+    delivery.ezyvet_client, rate_per_minute=0, endpoint_rate_per_minute=0
 )
 __all__ = ["app"]
 '''
