@@ -111,6 +111,7 @@ class VetSync:
                     json=json_body,
                     headers={"Content-Type": "application/json"} if data is not None else None,
                     timeout=cfg.timeout,
+                    allow_redirects=False,
                 )
             except requests.RequestException as exc:
                 last = _short(exc)
@@ -128,6 +129,12 @@ class VetSync:
                     )
                 elif response.status_code >= 500:
                     last = f"HTTP {response.status_code}: {message}"
+                elif 300 <= response.status_code < 400:
+                    # Never follow: a POST would be replayed as a GET elsewhere.
+                    target = response.headers.get("Location", "?")
+                    raise Refused(
+                        response.status_code, f"redirected to {target}; set [vetsync] url to it"
+                    )
                 else:
                     raise Refused(response.status_code, message)
             if attempt < cfg.max_attempts:
