@@ -171,7 +171,14 @@ def _applied(state: State, vetsync: VetSync, row: OutboxRow) -> bool:
     deadline = time.monotonic() + vetsync.config.apply_wait
     pause = 0.2
     while True:
-        answer = vetsync.batch_status(row.batch_id)
+        try:
+            answer = vetsync.batch_status(row.batch_id)
+        except Refused as exc:
+            if exc.status != 404:
+                raise
+            # VetSync has no such batch (its database was restored): send it again, same id.
+            state.mark(row.seq, QUEUED, error="VetSync did not know this batch; queued again")
+            return False
         if answer.body.get("status") in FINISHED_RUN:
             error = str(answer.body.get("error") or "")
             state.mark(row.seq, DONE, error=error)

@@ -108,7 +108,10 @@ class Agent:
         interval = self.config.interval
         while not self.stop.is_set():
             began = time.monotonic()
-            self.once()
+            try:
+                self.once()
+            except Exception:  # a service keeps its schedule; the next run starts afresh
+                log.exception("run failed")
             self.stop.wait(max(0.0, interval - (time.monotonic() - began)))
 
     # --- check ---------------------------------------------------------------------------------
