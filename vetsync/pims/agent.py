@@ -411,6 +411,8 @@ def _parse_date(value: str) -> dt.date:
 
 @functools.lru_cache(maxsize=8192)
 def _parse_datetime(value: str) -> dt.datetime:
+    if value[-1:] in ("Z", "z"):  # Python 3.10's fromisoformat (the agent's wheel) lacks "Z"
+        value = value[:-1] + "+00:00"
     parsed = dt.datetime.fromisoformat(value)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=_UTC)
 
