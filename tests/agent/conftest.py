@@ -72,6 +72,7 @@ def write_config(
     part_size: int = 1000,
     max_attempts: int = 3,
     name: str = "agent.toml",
+    batch_source: str = "datapoint",
 ) -> Path:
     """An agent configuration file (fast retries: the tests wait for no real backoff)."""
     source = f'url = "{practice}"' if kind == "sql" else f'folder = "{practice}"'
@@ -82,7 +83,7 @@ def write_config(
 [vetsync]
 url = "{url}"
 token = "{token}"
-source = "datapoint"
+source = "{batch_source}"
 
 [practice]
 kind = "{kind}"

@@ -372,3 +372,24 @@ def test_vetsync_shows_the_agents_contact_and_version(
     assert integration.agent_version.startswith("vetsync-agent/1.0.0")
     assert integration.agent_last_contact_at is not None
     assert integration.agent_data_at is not None
+
+
+def test_a_refused_batch_is_shown_and_its_clients_go_again_once_the_cause_is_fixed(
+    site: Site, practice_db: Path, tmp_path: Path
+) -> None:
+    practice = f"sqlite:///{practice_db}"
+    wrong = write_config(
+        tmp_path, url=site.url, token=site.token, practice=practice, batch_source="syncvet"
+    )
+
+    refused = once(wrong)
+
+    assert "HTTP 400" in refused["errors"][0]
+    assert clinic_clients(site) == 0
+    assert "source 'syncvet' is not accepted" in agent_command(wrong, "status").stdout
+
+    fixed = write_config(tmp_path, url=site.url, token=site.token, practice=practice)
+    summary = once(fixed)
+
+    assert summary["errors"] == []
+    assert clinic_clients(site) == 30

@@ -14,7 +14,7 @@ import datetime as dt
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from vetsync.agent.config import Config
@@ -122,6 +122,7 @@ class Sent:
     clients: int = 0
     waiting: int = 0  # batches still queued or being applied when the run ended
     error: str = ""
+    refused: list[str] = field(default_factory=list)  # batches VetSync refused (400)
 
 
 def deliver(state: State, vetsync: VetSync) -> Sent:
@@ -132,9 +133,12 @@ def deliver(state: State, vetsync: VetSync) -> Sent:
     for index, row in enumerate(rows):
         try:
             if row.status == QUEUED:
-                _post(state, vetsync, row)
-                sent.batches += 1
-                sent.clients += row.clients
+                refusal = _post(state, vetsync, row)
+                if refusal:
+                    sent.refused.append(f"batch {row.batch_id} refused: {refusal}")
+                else:
+                    sent.batches += 1
+                    sent.clients += row.clients
             if not _applied(state, vetsync, row):
                 sent.waiting = len(rows) - index
                 return sent
@@ -146,7 +150,8 @@ def deliver(state: State, vetsync: VetSync) -> Sent:
     return sent
 
 
-def _post(state: State, vetsync: VetSync, row: OutboxRow) -> None:
+def _post(state: State, vetsync: VetSync, row: OutboxRow) -> str:
+    """Send one batch; the reason when VetSync refused it for good, else ""."""
     assert row.body is not None
     try:
         answer = vetsync.post_batch(row.body)
@@ -156,11 +161,12 @@ def _post(state: State, vetsync: VetSync, row: OutboxRow) -> None:
             # cannot help. It stays in the state file for status and the log, its clients are
             # queued again on the next run (after the cause is fixed), and the rest goes on.
             state.reject(row.seq, error=str(exc))
-            return
+            return str(exc)
         raise
     status = DONE if answer.status == 200 and answer.body.get("status") in FINISHED_RUN else SENT
     state.mark(row.seq, status, run_url=str(answer.body.get("run_url", "")))
     state.put("last_delivered_at", time.time())
+    return ""
 
 
 def _applied(state: State, vetsync: VetSync, row: OutboxRow) -> bool:

@@ -78,6 +78,7 @@ class Agent:
             summary["errors"].append(f"practice system: {exc}")
         sent = deliver(self.state, self.vetsync)
         summary.update(sent_batches=sent.batches, sent_clients=sent.clients, waiting=sent.waiting)
+        summary["errors"] += sent.refused
         if sent.error:
             summary["errors"].append(f"delivery: {sent.error}")
         if self.writer is not None and not sent.error:
