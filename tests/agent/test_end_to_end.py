@@ -12,6 +12,8 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+from django.db.models import Count
+
 from clinics.models import Integration
 from prescriptions.models import Order, WritebackItem
 from prescriptions.services import LineSpec, order_place
@@ -393,3 +395,31 @@ def test_a_refused_batch_is_shown_and_its_clients_go_again_once_the_cause_is_fix
 
     assert summary["errors"] == []
     assert clinic_clients(site) == 30
+
+
+def test_a_client_or_pet_removed_from_the_practice_is_reported_once_as_inactive(
+    site: Site, practice_db: Path, tmp_path: Path
+) -> None:
+    config = write_config(
+        tmp_path, url=site.url, token=site.token, practice=f"sqlite:///{practice_db}"
+    )
+    once(config)
+    clinic = site.integration.clinic
+    owner = Client.objects.filter(clinic=clinic).annotate(n=Count("patients")).filter(n__gte=2)[0]
+    gone_pet, kept_pet = owner.patients.order_by("pk")[:2]
+    practice_sql(practice_db, "DELETE FROM patient WHERE patient_id = ?", gone_pet.pims_id)
+    practice_sql(practice_db, "DELETE FROM patient WHERE client_id = 'C-30'")
+    practice_sql(practice_db, "DELETE FROM client WHERE client_id = 'C-30'")
+
+    summary = once(config)
+    again = once(config)
+
+    assert summary["queued_clients"] == 2 and again["queued_clients"] == 0
+    # VetSync's field policy shows an inactive flag as "PIMS differs" on the record's page
+    # (staff decide), so what arrives is what the PIMS now says.
+    gone_pet.refresh_from_db()
+    kept_pet.refresh_from_db()
+    assert (gone_pet.pims_seen["active"], kept_pet.pims_seen["active"]) == (False, True)
+    left = Client.objects.get(clinic=clinic, pims_id="C-30")
+    assert left.pims_seen["active"] is False
+    assert {pet.pims_seen["active"] for pet in left.patients.all()} == {False}

@@ -45,9 +45,11 @@ class Planned:
 def _removed(entry_json: str) -> dict[str, Any]:
     """A client that left the practice system: sent once more, inactive with its pets."""
     entry = json.loads(entry_json)
-    entry["active"] = False
+    # Stamped now: the practice kept no time for a deletion, and VetSync skips a record whose
+    # modified_at is not newer than what it holds.
+    entry["active"], entry["modified_at"] = False, _now_iso()
     for pet in entry.get("patients", []):
-        pet["active"] = False
+        pet["active"], pet["modified_at"] = False, entry["modified_at"]
     return entry
 
 
@@ -61,7 +63,7 @@ def _with_vanished_pets(entry: dict[str, Any], before_json: str | None) -> dict[
     if not gone:
         return entry
     for pet in gone:
-        pet["active"] = False
+        pet["active"], pet["modified_at"] = False, _now_iso()
     return {**entry, "patients": [*entry.get("patients", []), *gone]}
 
 
