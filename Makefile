@@ -16,7 +16,7 @@ PYTHON ?= $(shell for c in python3.13 python3.12 python3 $$(ls -d $$(pyenv root 
 help:
 	@echo "make run    - install, migrate, seed demo data, start web + worker + beat + PIMS emulator"
 	@echo "make test   - run the whole test suite (browser tests included)"
-	@echo "make lint   - ruff and mypy"
+	@echo "make lint   - ruff, mypy and the structure check (module and function size)"
 	@echo "make bench  - run the benchmarks under bench/ (make bench-quick: each at a small size, as CI does)"
 
 $(STAMP): requirements.txt requirements-dev.txt

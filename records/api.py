@@ -21,7 +21,7 @@ from clinics.services import integration_for_agent_token
 from records.extracts import extract_header, extract_part_arrived, extract_part_check
 from records.models import Outcome, SyncRun
 from records.sync import SyncBusy, sync_run_create, sync_run_process
-from records.tasks import sync_run_apply
+from records.tasks import sync_run_apply_task
 from vetsync.pims.agent import BatchError
 
 # Which batch sources each agent connector may post (VetSuccess installs run SyncVet).
@@ -121,7 +121,7 @@ def batches(request: HttpRequest) -> JsonResponse:
             return JsonResponse(run_summary(request, run, **extra), status=200)
         except SyncBusy:
             pass  # another sync of this clinic is running: queue behind it
-    sync_run_apply.delay_on_commit(run.pk)
+    sync_run_apply_task.delay_on_commit(run.pk)
     return JsonResponse(run_summary(request, run, **extra), status=202)
 
 

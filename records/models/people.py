@@ -84,7 +84,7 @@ class ClientQuerySet(models.QuerySet["Client"]):
         """The ids of the current clients ``search`` finds, as an unordered subquery."""
         query = " ".join(query.split())
         base = Client.objects.filter(clinic=clinic, merged_into__isnull=True)
-        region = clinic.country or "US"
+        region = clinic.region
         whole = [
             # Each exclude repeats a partial unique index's condition, so planners use it.
             base.filter(pims_id__in={query, query.upper()}).exclude(pims_id=""),

@@ -24,10 +24,10 @@ from records.history import (
     record_outcomes,
     timeline,
 )
+from records.merging import UnmergeError
+from records.merging import client_unmerge as client_unmerge_service
 from records.models import Client, ClientMerge, ClientQuerySet, ManualUpdate, Patient
 from records.panels import client_panels
-from records.services import UnmergeError
-from records.services import client_unmerge as client_unmerge_service
 
 PAGE_SIZE = 50
 
