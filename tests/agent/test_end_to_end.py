@@ -30,7 +30,7 @@ from tests.agent.conftest import (
 from tests.agent.proxy import Proxy
 from tests.conftest import World
 from tests.prescriptions.conftest import rx
-from tests.prescriptions.test_writeback_ezyvet import ship
+from tests.prescriptions.writeback import ship
 from vetsync.agent.state import State
 
 
