@@ -17,8 +17,9 @@ agent (``python -m vetsync.agent``, its own process) talks to VetSync over HTTP.
 
 The database is a SQLite file unless BENCH_DATABASE_URL names a PostgreSQL server, where a
 database is created and dropped. The broker is the filesystem one (no server) unless
-BENCH_REDIS_URL is given. Prints figures; exits non-zero only when a change never arrives or
-the first copy is incomplete.
+BENCH_REDIS_URL is given. BENCH_AGENT_PYTHON runs the agent with another Python where its wheel
+is installed (e.g. a 3.10 virtualenv), outside the repository. Prints figures; exits non-zero
+only when a change never arrives or the first copy is incomplete.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -175,12 +177,24 @@ def vetsync_query(env: dict[str, str], sql: str) -> list[tuple]:
         return connection.execute(sql).fetchall()  # type: ignore[arg-type]
 
 
+def agent_command() -> list[str]:
+    """The agent from this checkout, or (BENCH_AGENT_PYTHON) from a Python where its wheel is
+    installed, e.g. a 3.10 virtualenv: then it runs outside the repository, as at a clinic."""
+    return [os.environ.get("BENCH_AGENT_PYTHON", sys.executable), "-m", "vetsync.agent"]
+
+
+def agent_place(env: dict[str, str], config: Path) -> dict[str, Any]:
+    if "BENCH_AGENT_PYTHON" not in os.environ:
+        return {"env": env, "cwd": ROOT}
+    outside = {k: v for k, v in env.items() if k not in ("PYTHONPATH", "DATABASE_URL")}
+    return {"env": outside, "cwd": config.parent}
+
+
 def first_copy(env: dict[str, str], config: Path, clients: int) -> None:
     started = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "vetsync.agent", "-c", str(config), "-q", "once"],
-        env=env,
-        cwd=ROOT,
+        [*agent_command(), "-c", str(config), "-q", "once"],
+        **agent_place(env, config),
         capture_output=True,
         text=True,
     )
@@ -205,9 +219,7 @@ def first_copy(env: dict[str, str], config: Path, clients: int) -> None:
 def latency(env: dict[str, str], config: Path, db: Path, args: argparse.Namespace) -> None:
     rng = random.Random(11)
     agent = subprocess.Popen(
-        [sys.executable, "-m", "vetsync.agent", "-c", str(config), "-q", "run"],
-        env=env,
-        cwd=ROOT,
+        [*agent_command(), "-c", str(config), "-q", "run"], **agent_place(env, config)
     )
     window = args.window * args.interval
     moments = sorted(rng.uniform(0, window) for _ in range(args.changes))
