@@ -29,12 +29,20 @@ def lockout_response(
     credentials: dict[str, Any] | None = None,
 ) -> HttpResponse:
     """django-axes' answer to a locked-out username and address: a plain page, 429."""
-    minutes = _minutes(settings.AXES_COOLOFF_TIME)
+    return _refusal(request, minutes=_minutes(settings.AXES_COOLOFF_TIME), reset=False)
+
+
+def _refusal(request: HttpRequest, *, minutes: int, reset: bool) -> HttpResponse:
     # Rendered now: django-axes answers from its middleware, after responses are rendered.
     response = render(
         request,
         "registration/locked_out.html",
-        {"minutes": minutes, "failure_limit": settings.AXES_FAILURE_LIMIT},
+        {
+            "minutes": minutes,
+            "failure_limit": settings.AXES_FAILURE_LIMIT,
+            "reset": reset,
+            "reset_limit": settings.PASSWORD_RESET_LIMIT_PER_HOUR,
+        },
         status=LOCKED_STATUS,
     )
     response["Retry-After"] = str(minutes * 60)
@@ -104,5 +112,5 @@ class ThrottledPasswordResetView(PasswordResetView):
 
     def form_valid(self, form: PasswordResetForm) -> HttpResponse:
         if not password_reset_allowed(request=self.request, email=form.cleaned_data["email"]):
-            return lockout_response(self.request)
+            return _refusal(self.request, minutes=60, reset=True)
         return super().form_valid(form)

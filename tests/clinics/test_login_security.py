@@ -78,6 +78,8 @@ def test_password_reset_requests_are_limited(world: World, settings: Any) -> Non
         for _ in range(3)
     ]
     assert [a.status_code for a in answers] == [302, 302, 429]
+    assert "Too many reset requests" in answers[-1].content.decode()
+    assert answers[-1]["Retry-After"] == "3600"
     assert AuditEvent.objects.filter(action="auth.password_reset_throttled").count() == 1
 
 
