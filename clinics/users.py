@@ -186,3 +186,25 @@ def users_deactivate(*, users: list[Any], actor: Any, request: HttpRequest | Non
             )
             done += 1
     return done
+
+
+def user_email_change(
+    *, user: Any, email: str, actor: Any, request: HttpRequest | None = None
+) -> None:
+    """Change a login's email (where password resets go): only a superuser, or the user
+    themselves once confirmed (the caller checks their password and second factor)."""
+    if actor.pk != user.pk and not actor.is_superuser:
+        raise PermissionDenied("Only a superuser may change someone else's email.")
+    email = email.strip().lower()
+    before = user.email
+    with transaction.atomic():
+        user.email = email
+        user.save(update_fields=["email"])
+        audit_log(
+            action="user.email_changed",
+            actor=actor,
+            obj=user,
+            before={"email": before},
+            after={"email": email},
+            request=request,
+        )

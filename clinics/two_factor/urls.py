@@ -10,4 +10,5 @@ urlpatterns = [
     path("enrol/", views.enrol, name="two-factor-enrol"),
     path("recovery-codes/", views.recovery_codes, name="two-factor-recovery-codes"),
     path("reset/", views.reset_own, name="two-factor-reset"),
+    path("email/", views.email_own, name="account-email"),
 ]

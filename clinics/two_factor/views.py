@@ -26,6 +26,7 @@ from clinics.two_factor.services import (
     two_factor_throttle_message,
     two_factor_verify,
 )
+from clinics.users import user_email_change
 
 
 class TokenForm(forms.Form):
@@ -39,6 +40,17 @@ class TokenForm(forms.Form):
 
 class ResetForm(TokenForm):
     password = forms.CharField(label="Your password", widget=forms.PasswordInput)
+
+
+class EmailForm(forms.Form):
+    email = forms.EmailField(label="New email", help_text="Password resets go here.")
+    password = forms.CharField(label="Your password", widget=forms.PasswordInput)
+    token = forms.CharField(
+        label="Two-factor code",
+        max_length=20,
+        required=False,
+        help_text="If two-factor is on: a code from your app, or a recovery code.",
+    )
 
 
 def _next_url(request: HttpRequest) -> str:
@@ -107,15 +119,49 @@ def enrol(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def security(request: HttpRequest) -> HttpResponse:
+    return _security_page(request, form=ResetForm(), email_form=EmailForm())
+
+
+def _security_page(
+    request: HttpRequest, *, form: forms.Form, email_form: forms.Form, status: int = 200
+) -> HttpResponse:
     return TemplateResponse(
         request,
         "registration/two_factor_security.html",
         {
             "enrolled": has_two_factor(request.user),
             "required": two_factor_required(request.user),
-            "form": ResetForm(),
+            "form": form,
+            "email_form": email_form,
         },
+        status=status,
     )
+
+
+@login_required
+@require_POST
+def email_own(request: HttpRequest) -> HttpResponse:
+    """The user changes their own email, confirmed with their password (and a code when
+    two-factor is on): an email is where password resets go."""
+    form = EmailForm(request.POST)
+    user = request.user
+    confirmed = (
+        form.is_valid()
+        and user.check_password(form.cleaned_data["password"])  # type: ignore[union-attr]
+        and (
+            not has_two_factor(user)
+            or (
+                bool(form.cleaned_data["token"])
+                and two_factor_verify(request=request, token=form.cleaned_data["token"])
+            )
+        )
+    )
+    if not confirmed:
+        form.add_error(None, "Your password or the code did not match; nothing was changed.")
+        return _security_page(request, form=ResetForm(), email_form=form, status=400)
+    user_email_change(user=user, email=form.cleaned_data["email"], actor=user, request=request)
+    messages.success(request, "Your email is changed.")
+    return redirect("two-factor-security")
 
 
 @login_required
@@ -149,9 +195,4 @@ def reset_own(request: HttpRequest) -> HttpResponse:
         messages.success(request, "Two-factor is removed from your account.")
         return redirect("two-factor-enrol" if two_factor_required(user) else "home")
     form.add_error(None, "Your password or the code did not match; nothing was changed.")
-    return TemplateResponse(
-        request,
-        "registration/two_factor_security.html",
-        {"enrolled": has_two_factor(user), "required": two_factor_required(user), "form": form},
-        status=400,
-    )
+    return _security_page(request, form=form, email_form=EmailForm(), status=400)

@@ -205,3 +205,22 @@ def test_the_demo_prints_how_to_log_in_as_each_user_with_their_two_factor_key(db
     totp.time = time.time()
     verified = client.post(reverse("two-factor-verify"), {"token": str(totp.token()).zfill(6)})
     assert verified.status_code == 302
+
+
+def test_a_user_changes_their_own_email_only_with_password_and_code(world: World) -> None:
+    device = enrolled_device(world.a.vet_user)
+    client = login(world.a.vet_user)
+    url = reverse("account-email")
+    refused = client.post(url, {"email": "new@alder.example", "password": PASSWORD, "token": ""})
+    assert refused.status_code == 400 and "nothing was changed" in refused.content.decode()
+    world.a.vet_user.refresh_from_db()
+    assert world.a.vet_user.email != "new@alder.example"
+
+    done = client.post(
+        url, {"email": "New@Alder.example", "password": PASSWORD, "token": code_for(device)}
+    )
+    assert done.status_code == 302
+    world.a.vet_user.refresh_from_db()
+    assert world.a.vet_user.email == "new@alder.example"
+    event = AuditEvent.objects.get(action="user.email_changed")
+    assert event.after == {"email": "new@alder.example"} and event.actor == world.a.vet_user
