@@ -224,3 +224,21 @@ def test_a_user_changes_their_own_email_only_with_password_and_code(world: World
     assert world.a.vet_user.email == "new@alder.example"
     event = AuditEvent.objects.get(action="user.email_changed")
     assert event.after == {"email": "new@alder.example"} and event.actor == world.a.vet_user
+
+
+def test_two_factor_code_is_for_the_demo_only(world: World, settings: Any) -> None:
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    device = enrolled_device(world.a.vet_user)
+    with pytest.raises(CommandError, match="Only for the demo"):
+        call_command("two_factor_code", "alder-vet", stdout=io.StringIO())
+    settings.DEBUG = True
+    out = io.StringIO()
+    call_command("two_factor_code", "alder-vet", stdout=out)
+    from django_otp.oath import TOTP
+
+    device.refresh_from_db()
+    now = TOTP(device.bin_key, drift=device.drift)
+    assert out.getvalue().strip() == str(now.token()).zfill(6)  # what the app shows now
