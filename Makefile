@@ -11,10 +11,12 @@ STAMP := $(VENV)/.installed
 PYTHON ?= $(shell for c in python3.13 python3.12 python3 $$(ls -d $$(pyenv root 2>/dev/null)/versions/3.1[23]*/bin/python3 2>/dev/null | sort -rV); do \
 	  if $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; then echo $$c; break; fi; done)
 
-.PHONY: help venv run test test-fast lint bench migrate demo emulator clean
+.PHONY: help venv run serve test test-fast lint bench migrate demo emulator clean
 
 help:
 	@echo "make run    - install, migrate, seed demo data, start web + worker + beat + PIMS emulator"
+	@echo "make serve  - production: gunicorn + WhiteNoise, a Celery worker per queue, beat (needs"
+	@echo "              SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL, REDIS_URL; see README)"
 	@echo "make test   - run the whole test suite (browser tests included)"
 	@echo "make lint   - ruff and mypy"
 	@echo "make bench  - run the benchmarks under bench/"
@@ -37,6 +39,9 @@ demo: migrate
 
 run: demo
 	@DEBUG=1 PY=$(PY) scripts/run.sh
+
+serve: venv
+	@PY=$(PY) $(PY) scripts/serve.py
 
 test: venv
 	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)

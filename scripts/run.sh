@@ -16,7 +16,8 @@ trap cleanup INT TERM EXIT
 
 "$PY" -m vetsync.pims.emulator --port 8765 --clients 500 --seed 1 &
 pids+=($!)
-"$PY" -m celery -A vetsync worker --loglevel=INFO --concurrency=2 &
+# One worker on every queue (`make serve` starts one per queue).
+"$PY" -m celery -A vetsync worker --loglevel=INFO --concurrency=2 -Q sync,pull,writeback,default &
 pids+=($!)
 "$PY" -m celery -A vetsync beat --loglevel=INFO &
 pids+=($!)
