@@ -59,14 +59,6 @@ def test_beat_sends_a_heartbeat_through_every_queue() -> None:
 
 
 @pytest.fixture
-def site() -> Iterator[EzyVetEmulator]:
-    emulator = EzyVetEmulator(clients=12, seed=5, rate_per_minute=0, endpoint_rate_per_minute=0)
-    emulator.start()
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture
 def own_sync_queue() -> Iterator[str]:
     """The sync route, renamed for this test run (parallel runs may share one Redis)."""
     queue = f"sync-test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
