@@ -11,8 +11,10 @@ the process's name:
                      concurrency from CELERY_CONCURRENCY_<QUEUE>
     beat             Celery beat
 
-Ctrl-C (SIGINT) or SIGTERM stops them all (a second Ctrl-C kills at once), and so does any
-one of them dying. Every process writes its metrics to PROMETHEUS_MULTIPROC_DIR (emptied at
+Ctrl-C (SIGINT) or SIGTERM stops them all (a second Ctrl-C kills at once). A worker or beat
+that dies is started again (a Celery worker can die when Redis restarts under it), up to
+RESTARTS_PER_MINUTE times a minute each; the web server dying, or a process dying more often
+than that, stops them all. Every process writes its metrics to PROMETHEUS_MULTIPROC_DIR (emptied at
 start), so /metrics shows the workers' figures too.
 """
 
@@ -37,6 +39,7 @@ REQUIRED = {
 }
 QUEUES = {"sync": 1, "pull": 2, "writeback": 4, "default": 2}  # default concurrency
 STOP_TIMEOUT = float(os.environ.get("SERVE_STOP_TIMEOUT", "30"))
+RESTARTS_PER_MINUTE = 3
 _print_lock = threading.Lock()
 
 
@@ -98,6 +101,8 @@ class Supervisor:
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
         self.procs: dict[str, subprocess.Popen[str]] = {}
+        self.argv: dict[str, list[str]] = {}
+        self.restarts: dict[str, list[float]] = {}
         self.stopping = threading.Event()
         self.kill_now = False
 
@@ -113,6 +118,7 @@ class Supervisor:
             start_new_session=True,  # Ctrl-C reaches only us; we stop each group in order
         )
         self.procs[name] = proc
+        self.argv[name] = argv
         threading.Thread(target=pump, args=(name, proc), daemon=True).start()
         say("serve", f"started {name} (pid {proc.pid})")
 
@@ -125,14 +131,27 @@ class Supervisor:
         """Wait for a signal or for a process to end; then stop the others."""
         code = 0
         while not self.stopping.wait(0.5):
-            for name, proc in self.procs.items():
-                if proc.poll() is not None:
-                    say("serve", f"{name} exited with code {proc.returncode}: stopping all")
-                    code = 1
-                    self.stopping.set()
-                    break
+            for name, proc in list(self.procs.items()):
+                if proc.poll() is None:
+                    continue
+                if self.may_restart(name):
+                    say("serve", f"{name} exited with code {proc.returncode}: starting it again")
+                    self.start(name, self.argv[name])
+                    continue
+                say("serve", f"{name} exited with code {proc.returncode}: stopping all")
+                code = 1
+                self.stopping.set()
+                break
         self.stop()
         return code
+
+    def may_restart(self, name: str) -> bool:
+        if name == "web":
+            return False
+        now = time.monotonic()
+        recent = [t for t in self.restarts.get(name, []) if t > now - 60]
+        self.restarts[name] = [*recent, now]
+        return len(recent) < RESTARTS_PER_MINUTE
 
     def signal_all(self, sig: int) -> None:
         for proc in self.procs.values():

@@ -166,6 +166,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS_REDIS: dict[str, object] = {"visibility_timeout"
 if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = CELERY_BROKER_TRANSPORT_OPTIONS_REDIS
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A broker restart (Redis killed and back within seconds) must not fail the request that
+# committed an outbox row: publishing is retried for about 6 s (the row itself is already
+# committed; the sweep delivers it if the message never goes out).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 6,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1.5,
+}
 # Every process logs through LOGGING below, in one format (Celery would install its own).
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
