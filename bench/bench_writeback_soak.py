@@ -213,10 +213,10 @@ class Beat:
 
     def sweep(self) -> None:
         """What beat sends; while the broker is down, beat's send fails and is logged."""
-        from prescriptions.tasks import writeback_sweep
+        from prescriptions.tasks import writeback_sweep_task
 
         try:
-            writeback_sweep.delay()
+            writeback_sweep_task.delay()
             self.sweeps += 1
         except Exception as exc:  # kombu's OperationalError once its retries are spent
             self.sweeps_refused += 1
@@ -442,10 +442,10 @@ import django
 from vetsync.celery import app
 
 django.setup()
-from prescriptions import writeback  # noqa: E402
+from prescriptions.writeback import delivery  # noqa: E402
 
-writeback.ezyvet_client = functools.partial(
-    writeback.ezyvet_client, rate_per_minute=0, endpoint_rate_per_minute=0
+delivery.ezyvet_client = functools.partial(
+    delivery.ezyvet_client, rate_per_minute=0, endpoint_rate_per_minute=0
 )
 __all__ = ["app"]
 '''

@@ -77,6 +77,11 @@ class Clinic(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("clinic-dashboard", kwargs={"clinic_slug": self.slug})
 
+    @property
+    def region(self) -> str:
+        """The country its records' phone numbers are read in: its own, or the US if unset."""
+        return self.country or "US"
+
 
 class Connector(models.TextChoices):
     EZYVET = "ezyvet", "ezyVet (cloud API)"

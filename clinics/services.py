@@ -499,9 +499,9 @@ def _onboarding_claim_first_data(*, clinic_id: int, now: datetime) -> None:
         pk=checklist.pk, receiving_data_since__isnull=True
     ).update(receiving_data_since=now)
     if claimed:
-        from clinics.tasks import onboarding_final_confirmation
+        from clinics.tasks import onboarding_final_confirmation_task
 
-        onboarding_final_confirmation.delay_on_commit(checklist.pk)
+        onboarding_final_confirmation_task.delay_on_commit(checklist.pk)
 
 
 def onboarding_final_confirmation_send(*, checklist_id: int) -> OnboardingEmail | None:

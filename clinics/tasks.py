@@ -11,21 +11,21 @@ from clinics import services
 WORKER_HEARTBEAT_KEY = "vetsync:worker-heartbeat"
 
 
-@shared_task
-def record_worker_heartbeat() -> str:
+@shared_task(name="clinics.tasks.record_worker_heartbeat")
+def record_worker_heartbeat_task() -> str:
     """Beat sends this every minute; the dashboard shows when a worker last answered."""
     stamp = timezone.now().isoformat()
     cache.set(WORKER_HEARTBEAT_KEY, stamp, timeout=None)
     return stamp
 
 
-@shared_task
-def onboarding_final_confirmation(checklist_id: int) -> bool:
+@shared_task(name="clinics.tasks.onboarding_final_confirmation")
+def onboarding_final_confirmation_task(checklist_id: int) -> bool:
     """After the first successful sync commits: the "we are receiving your data" email, once."""
     return services.onboarding_final_confirmation_send(checklist_id=checklist_id) is not None
 
 
-@shared_task
-def onboarding_overdue_summary() -> int:
+@shared_task(name="clinics.tasks.onboarding_overdue_summary")
+def onboarding_overdue_summary_task() -> int:
     """Beat sends this daily: the onboarding team's list of overdue steps (once per day)."""
     return services.onboarding_overdue_summary_send(day=timezone.localdate())

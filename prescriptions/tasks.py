@@ -1,5 +1,8 @@
 """Celery doors onto WriteBack delivery and the prescriptions schedules. Each takes ids, is
-safe to run twice, and returns quietly when the work is done or gone."""
+safe to run twice, and returns quietly when the work is done or gone.
+
+Each task is named ``<service>_task`` in Python, and keeps the name Celery registered before
+that rename (``name=``), so beat entries and messages already queued still resolve."""
 
 from __future__ import annotations
 
@@ -9,7 +12,13 @@ import smtplib
 from celery import shared_task
 from django.conf import settings
 
-from prescriptions import services, writeback
+from prescriptions.services import autoships_due, rx_requests_expire_and_remind
+from prescriptions.writeback import (
+    incidents_unalerted,
+    writeback_deliver,
+    writeback_due,
+    writeback_incident_alert,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -19,42 +28,48 @@ logger = logging.getLogger(__name__)
 _DELIVERY_LIMIT = max(int(settings.WRITEBACK_LEASE.total_seconds()) - 30, 10)
 
 
-@shared_task(ignore_result=True, soft_time_limit=_DELIVERY_LIMIT - 5, time_limit=_DELIVERY_LIMIT)
-def writeback_deliver(item_id: int) -> None:
+@shared_task(
+    name="prescriptions.tasks.writeback_deliver",
+    ignore_result=True,
+    soft_time_limit=_DELIVERY_LIMIT - 5,
+    time_limit=_DELIVERY_LIMIT,
+)
+def writeback_deliver_task(item_id: int) -> None:
     """Send one outbox row to ezyVet; a row already sent, claimed or blocked is left alone."""
-    result = writeback.writeback_deliver(item_id=item_id)
+    result = writeback_deliver(item_id=item_id)
     if result is not None:
         logger.info("writeback %s: %s %s", item_id, result.outcome, result.error)
 
 
-@shared_task(ignore_result=True)
-def writeback_sweep() -> int:
+@shared_task(name="prescriptions.tasks.writeback_sweep", ignore_result=True)
+def writeback_sweep_task() -> int:
     """Deliver every row that is due and unsent: lost messages, crashed workers, retries."""
-    due = writeback.writeback_due()
+    due = writeback_due()
     for item_id in due:
-        writeback_deliver.delay(item_id)
-    for incident_id in writeback.incidents_unalerted():
-        writeback_incident_alert.delay(incident_id)
+        writeback_deliver_task.delay(item_id)
+    for incident_id in incidents_unalerted():
+        writeback_incident_alert_task.delay(incident_id)
     return len(due)
 
 
 @shared_task(
+    name="prescriptions.tasks.writeback_incident_alert",
     ignore_result=True,
     autoretry_for=(OSError, smtplib.SMTPException),
     retry_backoff=30,
     max_retries=5,
 )
-def writeback_incident_alert(incident_id: int) -> None:
+def writeback_incident_alert_task(incident_id: int) -> None:
     """One email per incident: the row is marked only once the email went out."""
-    writeback.writeback_incident_alert(incident_id=incident_id)
+    writeback_incident_alert(incident_id=incident_id)
 
 
-@shared_task(ignore_result=True)
-def rx_requests_expire_and_remind() -> None:
-    reminded, expired = services.rx_requests_expire_and_remind()
+@shared_task(name="prescriptions.tasks.rx_requests_expire_and_remind", ignore_result=True)
+def rx_requests_expire_and_remind_task() -> None:
+    reminded, expired = rx_requests_expire_and_remind()
     logger.info("Rx requests: %s reminded, %s expired.", reminded, expired)
 
 
-@shared_task(ignore_result=True)
-def autoships_due() -> None:
-    logger.info("Autoship: %s orders placed.", services.autoships_due())
+@shared_task(name="prescriptions.tasks.autoships_due", ignore_result=True)
+def autoships_due_task() -> None:
+    logger.info("Autoship: %s orders placed.", autoships_due())

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from prescriptions import views, writeback_views
+from prescriptions import views
 
 app_name = "prescriptions"
 
@@ -25,12 +25,12 @@ urlpatterns = [
     path("orders/new/", views.order_new, name="order-new"),
     path("orders/<int:order_id>/", views.order_detail, name="order-detail"),
     path("orders/<int:order_id>/action/", views.order_action, name="order-action"),
-    path("writeback/", writeback_views.writeback_monitor, name="writeback-monitor"),
-    path("writeback/<int:item_id>/", writeback_views.writeback_detail, name="writeback-detail"),
-    path("writeback/<int:item_id>/retry/", writeback_views.writeback_retry, name="writeback-retry"),
+    path("writeback/", views.writeback_monitor, name="writeback-monitor"),
+    path("writeback/<int:item_id>/", views.writeback_detail, name="writeback-detail"),
+    path("writeback/<int:item_id>/retry/", views.writeback_retry, name="writeback-retry"),
     path(
         "writeback/<int:item_id>/dismiss/",
-        writeback_views.writeback_dismiss,
+        views.writeback_dismiss,
         name="writeback-dismiss",
     ),
 ]

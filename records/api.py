@@ -19,7 +19,7 @@ from clinics.models import Connector, Integration
 from clinics.services import integration_for_agent_token
 from records.models import Outcome, SyncRun
 from records.sync import SyncBusy, sync_run_create, sync_run_process
-from records.tasks import sync_run_apply
+from records.tasks import sync_run_apply_task
 from vetsync.pims.agent import BatchError
 
 # Which batch sources each agent connector may post (VetSuccess installs run SyncVet).
@@ -101,7 +101,7 @@ def batches(request: HttpRequest) -> JsonResponse:
             return JsonResponse(run_summary(request, run), status=200)
         except SyncBusy:
             pass  # another sync of this clinic is running: queue behind it
-    sync_run_apply.delay_on_commit(run.pk)
+    sync_run_apply_task.delay_on_commit(run.pk)
     return JsonResponse(run_summary(request, run), status=202)
 
 

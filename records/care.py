@@ -28,6 +28,7 @@ from rapidfuzz import fuzz
 
 from clinics.audit import audit_log
 from clinics.models import AuditEvent
+from records.fields import HELD_CLIENT_FIELDS, client_held_values
 from records.history import CARE_PREFIX
 from records.matching import normalize_phone, normalize_text
 from records.models import (
@@ -476,8 +477,6 @@ OWNER_FIELDS = (
     "email",
     "phone",
 )
-NAME_FIELDS = ("first_name", "last_name")
-ADDRESS_FIELDS = ("address_line1", "address_line2", "city", "state", "postcode")
 
 
 class OwnerChangeForm(forms.Form):
@@ -565,25 +564,16 @@ def client_owner_change(
 
 def _refresh_held_changes(client: Client, changed: dict[str, str]) -> None:
     """A held PIMS name or address now compares with the owner's new shipping value."""
-    held = {
-        ManualUpdate.Kind.CLIENT_NAME: {"first_name": "first_name", "last_name": "last_name"},
-        ManualUpdate.Kind.CLIENT_ADDRESS: {
-            "line1": "address_line1",
-            "line2": "address_line2",
-            "city": "city",
-            "state": "state",
-            "postcode": "postcode",
-            "country": "country",
-        },
-    }
     now = timezone.now()
     for update in ManualUpdate.objects.pending().filter(
-        client=client, kind__in=list(held), patient__isnull=True, candidate__isnull=True
+        client=client,
+        kind__in=list(HELD_CLIENT_FIELDS),
+        patient__isnull=True,
+        candidate__isnull=True,
     ):
-        keys = held[ManualUpdate.Kind(update.kind)]
-        if not any(attr in changed for attr in keys.values()):
+        if not any(attr in changed for attr in HELD_CLIENT_FIELDS[update.kind].values()):
             continue
-        update.current = {key: getattr(client, attr) for key, attr in keys.items()}
+        update.current = client_held_values(client, update.kind)
         update.updated_at = now
         update.save(update_fields=["current", "updated_at"])
 

@@ -33,27 +33,27 @@ def _run_unfinished(run_id: int, work: Callable[..., object], what: str) -> None
         logger.exception("%s %s failed.", what, run_id)
 
 
-@shared_task(ignore_result=True)
-def sync_run_apply(run_id: int) -> None:
+@shared_task(name="records.tasks.sync_run_apply", ignore_result=True)
+def sync_run_apply_task(run_id: int) -> None:
     """Apply one stored batch. If the clinic is busy, the sweep comes back for it."""
     _run_unfinished(run_id, sync_run_process, "Run")
 
 
-@shared_task(ignore_result=True)
-def sync_runs_sweep() -> None:
+@shared_task(name="records.tasks.sync_runs_sweep", ignore_result=True)
+def sync_runs_sweep_task() -> None:
     """Start queued runs and resume those a dead worker left (its lock lease ran out).
 
     The run row, not the Celery message, is the source of truth: a message lost between
     commit and publish only delays the run until this sweep.
     """
     for run_id in sync_runs_due():
-        sync_run_apply.delay(run_id)
+        sync_run_apply_task.delay(run_id)
     for run_id in sync_fetches_abandoned():
-        ezyvet_pull.delay(run_id)
+        ezyvet_pull_task.delay(run_id)
 
 
-@shared_task(ignore_result=True)
-def ezyvet_pull(run_id: int) -> None:
+@shared_task(name="records.tasks.ezyvet_pull", ignore_result=True)
+def ezyvet_pull_task(run_id: int) -> None:
     """Fetch and store one ezyVet pull (its run was created by the schedule or "Sync now"),
     then hand the apply to the sync queue: a pull worker is never busy applying."""
     _run_unfinished(run_id, _pull_fetch_then_apply, "Pull")
@@ -62,16 +62,16 @@ def ezyvet_pull(run_id: int) -> None:
 def _pull_fetch_then_apply(*, run_id: int) -> None:
     run = ezyvet_pull_fetch(run_id=run_id)
     if run.status == SyncRun.Status.QUEUED:
-        sync_run_apply.delay(run.pk)
+        sync_run_apply_task.delay(run.pk)
 
 
-@shared_task(ignore_result=True)
-def ezyvet_pulls_due() -> None:
+@shared_task(name="records.tasks.ezyvet_pulls_due", ignore_result=True)
+def ezyvet_pulls_due_task() -> None:
     """Start a pull for every live ezyVet integration whose interval has passed."""
     for integration in ezyvet_integrations_due():
         run, created = ezyvet_pull_start(integration=integration)
         if created:
-            ezyvet_pull.delay_on_commit(run.pk)
+            ezyvet_pull_task.delay_on_commit(run.pk)
 
 
 @shared_task(ignore_result=True)

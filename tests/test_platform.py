@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from clinics.models import Clinic, Membership
-from clinics.tasks import WORKER_HEARTBEAT_KEY, record_worker_heartbeat
+from clinics.tasks import WORKER_HEARTBEAT_KEY, record_worker_heartbeat_task
 from records.models import Client
 from vetsync.celery import app as celery_app
 
@@ -45,7 +45,7 @@ def test_a_task_sent_through_the_broker_is_run_by_a_real_worker() -> None:
     celery_app.conf.task_always_eager = False
     try:
         with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
-            result = record_worker_heartbeat.delay()
+            result = record_worker_heartbeat_task.delay()
             stamp = result.get(timeout=30)
     finally:
         celery_app.conf.task_always_eager = True

@@ -1,5 +1,2 @@
-from __future__ import annotations
-
-from vetsync.celery import app as celery_app
-
-__all__ = ("celery_app",)
+"""VetSync. The Celery app loads with Django (``vetsync.apps``), not on import: ``vetsync.pims``
+must import without Django or Celery."""

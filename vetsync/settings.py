@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "vetsync.apps.VetSyncConfig",
     "clinics",
     "records",
     "prescriptions",

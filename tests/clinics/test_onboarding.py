@@ -25,7 +25,7 @@ from clinics.models import (
     OnboardingEmail,
     OnboardingStep,
 )
-from clinics.tasks import onboarding_overdue_summary
+from clinics.tasks import onboarding_overdue_summary_task
 from tests.conftest import World, login
 from tests.factories import ClinicFactory, IntegrationFactory, UserFactory
 from vetsync.pims.emulator import EzyVetEmulator
@@ -474,8 +474,8 @@ def test_the_daily_summary_lists_overdue_steps_to_the_team_once(world: World) ->
         services.onboarding_step_update(step=step(late.checklist, "queued"), done=True, notes="")
     services.onboarding_step_update(step=step(fine.checklist, "queued"), done=True, notes="")
 
-    assert onboarding_overdue_summary.delay().get() == 1
-    assert onboarding_overdue_summary.delay().get() == 0  # the same day again: nothing
+    assert onboarding_overdue_summary_task.delay().get() == 1
+    assert onboarding_overdue_summary_task.delay().get() == 0  # the same day again: nothing
 
     assert len(mail.outbox) == 1
     summary = mail.outbox[0]
@@ -490,7 +490,7 @@ def test_the_daily_summary_lists_overdue_steps_to_the_team_once(world: World) ->
 
 def test_no_summary_when_nothing_is_overdue(world: World) -> None:
     integration_for(Connector.DATAPOINT)
-    assert onboarding_overdue_summary.delay().get() == 0
+    assert onboarding_overdue_summary_task.delay().get() == 0
     assert mail.outbox == []
 
 

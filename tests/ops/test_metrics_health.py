@@ -12,14 +12,23 @@ from django.test import Client as HttpClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from prescriptions.models import WritebackItem
-from prescriptions.tasks import writeback_deliver
+from prescriptions.tasks import writeback_deliver_task
 from tests.conftest import World
 from tests.prescriptions.conftest import rx
 from tests.records.batches import batch, owner, pet
 from vetsync.ops.heartbeats import KEY, heartbeat_record
-from vetsync.ops.tasks import queue_heartbeat
+from vetsync.ops.tasks import queue_heartbeat_task
 
 TOKEN = "metrics-test-token-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def no_heartbeats(settings):
+    """Each test starts and ends with no queue heartbeat in the cache."""
+    keys = [KEY.format(queue=q) for q in settings.CELERY_QUEUES_ALL]
+    cache.delete_many(keys)
+    yield
+    cache.delete_many(keys)
 
 
 @pytest.fixture
@@ -97,7 +106,7 @@ def test_a_writeback_attempt_is_one_log_line_and_its_latency_is_measured(
     before = scrape()
     assert before[("vetsync_writeback_rows", (("status", "pending"),))] == 1
     with caplog.at_level(logging.INFO, logger="vetsync.events"):
-        writeback_deliver.delay(row.pk)
+        writeback_deliver_task.delay(row.pk)
     lines = [r.getMessage() for r in caplog.records if r.name == "vetsync.events"]
     assert len(lines) == 1
     assert lines[0].startswith("event=writeback_attempt ")
@@ -111,9 +120,8 @@ def test_a_writeback_attempt_is_one_log_line_and_its_latency_is_measured(
 
 
 def test_queue_and_beat_heartbeats_are_in_the_metrics(db, metrics_on, settings) -> None:
-    cache.delete_many([KEY.format(queue=q) for q in settings.CELERY_QUEUES_ALL])
     assert scrape()[("vetsync_beat_heartbeat_age_seconds", ())] == -1
-    queue_heartbeat.apply(args=("sync",))
+    queue_heartbeat_task.apply(args=("sync",))
     heartbeat_record("pull", now=time.time() - 100)
     samples = scrape()
     assert 0 <= samples[("vetsync_queue_heartbeat_age_seconds", (("queue", "sync"),))] < 5
@@ -125,12 +133,11 @@ def test_queue_and_beat_heartbeats_are_in_the_metrics(db, metrics_on, settings) 
 
 
 def test_healthz_reports_database_broker_beat_and_each_queue(db, settings) -> None:
-    cache.delete_many([KEY.format(queue=q) for q in settings.CELERY_QUEUES_ALL])
     first = HttpClient().get("/healthz")
     assert first.status_code == 200
     assert first.json()["beat"] == "not seen yet"
     for queue in settings.CELERY_QUEUES_ALL:
-        queue_heartbeat.apply(args=(queue,))
+        queue_heartbeat_task.apply(args=(queue,))
     body = HttpClient().get("/healthz").json()
     assert body["beat"] == "ok"
     assert body["queues"] == dict.fromkeys(settings.CELERY_QUEUES_ALL, "ok")

@@ -13,7 +13,7 @@ from django.conf import settings
 from clinics.models import Connector
 from records.models import Client, SyncRun
 from records.pulls import ezyvet_pull_start
-from records.tasks import ezyvet_pull
+from records.tasks import ezyvet_pull_task
 from tests.conftest import World
 from vetsync.celery import app as celery_app
 from vetsync.pims.emulator import EzyVetEmulator
@@ -101,7 +101,7 @@ def test_a_pull_stores_its_batch_and_leaves_the_apply_to_a_sync_worker(
     integration.refresh_from_db()
     run, _ = ezyvet_pull_start(integration=integration)
 
-    ezyvet_pull.apply(args=(run.pk,))  # what the pull worker does with the message
+    ezyvet_pull_task.apply(args=(run.pk,))  # what the pull worker does with the message
 
     run.refresh_from_db()
     assert run.status == SyncRun.Status.QUEUED and run.total > 0

@@ -13,9 +13,9 @@ from django.test import override_settings
 
 from clinics.models import Connector, Integration
 from clinics.services import integration_connect_ezyvet, integration_issue_agent_token
-from prescriptions import writeback
 from prescriptions.models import Channel, Product, ProductKind
 from prescriptions.services import ItemSpec, prescription_create
+from prescriptions.writeback import delivery
 from records.models import Patient
 from tests.conftest import World
 from tests.factories import ClientFactory, PatientFactory
@@ -68,10 +68,10 @@ def site() -> Iterator[EzyVetEmulator]:
 @pytest.fixture(autouse=True)
 def _fresh_connectors() -> Iterator[None]:
     # Each test has its own emulator: never reuse a worker's cached connector across tests.
-    writeback._clients.clear()
+    delivery._clients.clear()
     with override_settings(WRITEBACK_BACKOFF_BASE=0.01, WRITEBACK_BACKOFF_MAX=0.05):
         yield
-    writeback._clients.clear()
+    delivery._clients.clear()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from prescriptions import writeback
 from prescriptions.models import WritebackItem
 from tests.conftest import World, login
 from tests.prescriptions.conftest import rx
-from tests.prescriptions.test_writeback_ezyvet import ship
+from tests.prescriptions.writeback import ship
 
 Status = WritebackItem.Status
 CHANGELIST = "admin:prescriptions_writebackitem_changelist"

@@ -23,7 +23,7 @@ from prescriptions.services import (
 from tests.conftest import World
 from tests.factories import ClientFactory, PatientFactory
 from tests.prescriptions.conftest import rx
-from tests.prescriptions.test_writeback_ezyvet import ship
+from tests.prescriptions.writeback import ship
 
 FEED = "/api/agent/v1/writebacks"
 Status = WritebackItem.Status

@@ -12,7 +12,7 @@ from prescriptions import writeback
 from records.models import SyncRun
 from tests.conftest import World, login
 from tests.prescriptions.conftest import rx
-from tests.prescriptions.test_writeback_ezyvet import ship
+from tests.prescriptions.writeback import ship
 
 
 def test_the_health_page_puts_failing_clinics_first(

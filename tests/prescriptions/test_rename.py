@@ -16,7 +16,7 @@ from records.models import ManualUpdate, Patient
 from records.services import ManualUpdateError, manual_update_accept, patient_rename
 from tests.conftest import World, login
 from tests.prescriptions.conftest import rx
-from tests.prescriptions.test_writeback_ezyvet import deliver_all, ezyvet_items, ship
+from tests.prescriptions.writeback import deliver_all, ezyvet_items, ship
 from tests.records.batches import batch, ingest, owner, pet
 
 LATER = "2026-11-25T09:00:00Z"

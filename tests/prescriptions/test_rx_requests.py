@@ -20,7 +20,7 @@ from prescriptions.services import (
     rx_requests_expire_and_remind,
 )
 from tests.conftest import World
-from tests.prescriptions.test_writeback_ezyvet import calls, clock_at, ezyvet_items
+from tests.prescriptions.writeback import calls, clock_at, ezyvet_items
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ from tests.factories import (
     VetFactory,
 )
 from tests.prescriptions.conftest import rx
-from tests.prescriptions.test_writeback_ezyvet import clock_at
+from tests.prescriptions.writeback import clock_at
 from tests.records.batches import batch, ingest, owner, pet
 
 LATER = "2026-11-25T09:00:00Z"

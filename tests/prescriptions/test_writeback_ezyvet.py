@@ -4,8 +4,6 @@ ezyVet shows after each change in VetSync, and that nothing is lost or sent twic
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from contextlib import contextmanager
 from unittest import mock
 
 import pytest
@@ -21,7 +19,6 @@ from prescriptions import writeback
 from prescriptions.models import (
     Channel,
     ItemStatus,
-    Order,
     Prescription,
     WritebackAttempt,
     WritebackIncident,
@@ -34,6 +31,7 @@ from prescriptions.services import (
     prescription_approve,
     prescription_items_end,
 )
+from prescriptions.writeback import incidents, outbox
 from tests.conftest import World
 from tests.factories import (
     ClientFactory,
@@ -43,76 +41,20 @@ from tests.factories import (
     VetFactory,
 )
 from tests.prescriptions.conftest import rx
+from tests.prescriptions.writeback import (
+    calls,
+    clock_at,
+    deliver_all,
+    ezyvet_items,
+    ezyvet_records,
+    ship,
+)
+from vetsync.pims import ezyvet
 
 Status = WritebackItem.Status
 
 
-# --- helpers (also used by the other prescriptions tests) ------------------------------------
-
-
-@contextmanager
-def clock_at(moment: dt.datetime) -> Iterator[None]:
-    """Let the code under test believe it is ``moment`` (backoffs, Retry-After, leases)."""
-    with mock.patch.object(timezone, "now", return_value=moment):
-        yield
-
-
-def deliver_all(capture) -> None:
-    """Run what the beat sweep and the workers would, each round once every backoff, Retry-After
-    and lease has run out, until nothing is due."""
-    moment = timezone.now()
-    for _ in range(20):
-        waiting = WritebackItem.objects.filter(status__in=(Status.PENDING, Status.SENDING))
-        times = [t for row in waiting.values_list("next_attempt_at", "claimed_until") for t in row]
-        moment = max([moment, *(t for t in times if t)]) + dt.timedelta(hours=1)
-        with clock_at(moment):
-            due = writeback.writeback_due()
-            if not due:
-                return
-            for item_id in due:
-                with capture(execute=True):
-                    writeback.writeback_deliver(item_id=item_id)
-    raise AssertionError("writebacks still due after 20 rounds")
-
-
-def ezyvet_records(site, prescription) -> list[dict]:
-    return [
-        r
-        for r in site.records("externalprescription")
-        if r["external_reference"] == prescription.external_reference
-    ]
-
-
-def ezyvet_items(site, prescription) -> dict[str, dict]:
-    records = ezyvet_records(site, prescription)
-    assert len(records) == 1, f"{len(records)} prescriptions in ezyVet"
-    return {
-        i["external_product_reference"]: i for i in records[0]["external_prescription_item_list"]
-    }
-
-
-def calls(site, method: str) -> list[dict]:
-    """The emulator's log of ``method`` calls on v1/externalprescription."""
-    return [
-        entry
-        for entry in site.request_log()
-        if entry["method"] == method and entry["endpoint"] == "externalprescription"
-    ]
-
-
-def ship(world_clinic, prescription, *, quantity: int = 30, channel=None, **kw) -> Order:
-    """Place and ship one order filling every item of ``prescription``."""
-    order = order_place(
-        clinic=world_clinic.clinic,
-        patient=prescription.patient,
-        lines=[
-            LineSpec(product=item.product, quantity=quantity, prescription_item=item)
-            for item in prescription.items.select_related("product")
-        ],
-        actor=world_clinic.staff,
-        channel=channel or prescription.channel,
-    )
-    return order_ship(order=order, actor=world_clinic.staff, **kw)
+# --- helpers of these tests ------------------------------------------------------------------
 
 
 class Midpoint:
@@ -645,13 +587,13 @@ class SlowPast:
 
     def externalprescription_create(self, *args, **kwargs):
         self.meanwhile()
-        raise writeback.ezyvet.EzyVetUnavailable("read timed out")
+        raise ezyvet.EzyVetUnavailable("read timed out")
 
 
 def test_a_worker_whose_lease_ran_out_does_not_undo_the_one_that_took_over(
     world: World, site, ezy_pet, catalogue, django_capture_on_commit_callbacks
 ) -> None:
-    with mock.patch.object(writeback, "_deliver_on_commit"):
+    with mock.patch.object(outbox, "_deliver_on_commit"):
         prescription = rx(world.a, ezy_pet, catalogue.carprofen)
     row = WritebackItem.objects.get()
 
@@ -673,7 +615,7 @@ def test_a_worker_whose_lease_ran_out_does_not_undo_the_one_that_took_over(
 def test_rows_waiting_behind_a_failed_one_do_not_crowd_out_due_rows(
     world: World, site, ezy_pet, catalogue
 ) -> None:
-    with mock.patch.object(writeback, "_deliver_on_commit"):
+    with mock.patch.object(outbox, "_deliver_on_commit"):
         stuck = rx(world.a, ezy_pet, catalogue.carprofen)
         for _ in range(3):
             ship(world.a, stuck)
@@ -692,7 +634,7 @@ def test_rows_waiting_behind_a_failed_one_do_not_crowd_out_due_rows(
 def test_an_unforeseen_error_is_recorded_and_retried_not_left_sending(
     world: World, site, ezy_pet, catalogue
 ) -> None:
-    with mock.patch.object(writeback, "_deliver_on_commit"):
+    with mock.patch.object(outbox, "_deliver_on_commit"):
         rx(world.a, ezy_pet, catalogue.carprofen)
     row = WritebackItem.objects.get()
 
@@ -753,7 +695,7 @@ def test_an_alert_whose_email_failed_is_sent_by_a_later_run(
     ezy_pet.save()
     # The task retries itself on a mail error (eagerly, here: celery's Retry).
     with (
-        mock.patch.object(writeback.EmailMessage, "send", side_effect=OSError("SMTP down")),
+        mock.patch.object(incidents.EmailMessage, "send", side_effect=OSError("SMTP down")),
         pytest.raises((OSError, Retry)),
         django_capture_on_commit_callbacks(execute=True),
     ):
@@ -832,7 +774,7 @@ def test_an_end_refused_because_it_was_already_applied_is_delivered(
 def test_the_sweep_leaves_a_new_row_to_its_own_message_then_makes_up_for_a_lost_one(
     world: World, site, ezy_pet, catalogue
 ) -> None:
-    with mock.patch.object(writeback, "_deliver_on_commit"):  # the message is lost
+    with mock.patch.object(outbox, "_deliver_on_commit"):  # the message is lost
         rx(world.a, ezy_pet, catalogue.carprofen)
     row = WritebackItem.objects.get()
 

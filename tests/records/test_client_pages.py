@@ -520,7 +520,7 @@ def _comparable(values: dict[str, Any], *skip: str) -> dict[str, Any]:
 def test_unmerge_of_a_confirmed_match_restores_both_records_and_their_pets_exactly(
     world: World,
 ) -> None:
-    from records.sync import client_snapshot, patient_snapshot
+    from records.merging import client_snapshot, patient_snapshot
 
     clinic = world.a.clinic
     customer = ClientFactory(
@@ -606,7 +606,7 @@ def test_unmerge_of_a_confirmed_match_restores_both_records_and_their_pets_exact
 def test_unmerge_of_an_automatic_merge_makes_the_pims_record_a_client_again(
     world: World,
 ) -> None:
-    from records.sync import client_snapshot, patient_snapshot
+    from records.merging import client_snapshot, patient_snapshot
 
     clinic = world.a.clinic
     customer = ClientFactory(

@@ -147,21 +147,22 @@ def test_a_killed_run_resumes_to_the_same_state_as_an_uninterrupted_one(world: W
 
 
 def test_a_crash_mid_chunk_applies_nothing_of_that_chunk(world: World, monkeypatch) -> None:
-    from records import sync
+    from records.models import SyncRecordOutcome
+    from records.sync import chunk
 
     run, _ = sync_run_create(clinic=world.a.clinic, body=batch(*many(8)), trigger="agent")
-    real = sync._insert
+    real = chunk._insert
     calls = {"n": 0}
 
     def fail_second_outcomes(inserter):
         # The clients and pets of the chunk are already inserted when this fails.
-        if inserter.model is sync.SyncRecordOutcome:
+        if inserter.model is SyncRecordOutcome:
             calls["n"] += 1
             if calls["n"] == 2:
                 raise RuntimeError("database went away")
         return real(inserter)
 
-    monkeypatch.setattr(sync, "_insert", fail_second_outcomes)
+    monkeypatch.setattr(chunk, "_insert", fail_second_outcomes)
     with pytest.raises(RuntimeError):
         sync_run_process(run_id=run.pk, chunk_size=4)
     run.refresh_from_db()
@@ -308,10 +309,10 @@ def test_a_customer_merged_by_one_chunk_is_nobodys_possible_match_in_the_next(
 ) -> None:
     """Even while the merging chunk is still being written (on PostgreSQL the next chunk is
     prepared meanwhile), the next chunk does not suggest the customer."""
-    from records import sync
+    from records.sync import chunk
 
     customer_of(world.a.clinic, "HD-1", 0)
-    real_update = sync.bulk_update_rows
+    real_update = chunk.bulk_update_rows
     first_write = threading.Event()
 
     def slow_first_client_update(model, objs, fields):
@@ -320,7 +321,7 @@ def test_a_customer_merged_by_one_chunk_is_nobodys_possible_match_in_the_next(
             time.sleep(0.5)  # the next chunk is prepared meanwhile
         return real_update(model, objs, fields)
 
-    monkeypatch.setattr(sync, "bulk_update_rows", slow_first_client_update)
+    monkeypatch.setattr(chunk, "bulk_update_rows", slow_first_client_update)
     threads: set[str] = set()
     run = ingest(
         world.a.clinic,
@@ -350,6 +351,7 @@ def test_a_run_interrupted_while_its_second_thread_writes_waits_for_it(
     if connection.vendor != "postgresql":
         pytest.skip("two chunks are in flight on PostgreSQL only")
     from records import sync
+    from records.sync import process
 
     class InterruptedJoin(threading.Thread):
         def join(self, timeout: float | None = None) -> None:
@@ -362,7 +364,7 @@ def test_a_run_interrupted_while_its_second_thread_writes_waits_for_it(
         if threading.current_thread().name != "MainThread":
             time.sleep(0.3)  # still working when the main thread is interrupted
 
-    monkeypatch.setattr(sync.threading, "Thread", InterruptedJoin)
+    monkeypatch.setattr(process.threading, "Thread", InterruptedJoin)
     run, _ = sync_run_create(clinic=world.a.clinic, body=batch(*many(20)), trigger="agent")
     with pytest.raises(TimeLimit):
         sync_run_process(run_id=run.pk, chunk_size=5, on_progress=slow_in_second_thread)

@@ -1,7 +1,7 @@
 """Normalised PIMS records: the one shape every connector produces and the sync engine takes.
 
 Connectors (ezyVet pulls, agent batches) turn their wire formats into these; the engine in
-``records/sync.py`` never sees a vendor's format. Pure data: no Django, no I/O.
+``records.sync`` never sees a vendor's format. Pure data: no Django, no I/O.
 """
 
 from __future__ import annotations

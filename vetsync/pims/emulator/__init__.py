@@ -22,7 +22,9 @@ Choices where ezyVet's public material is silent, and why:
 
 from __future__ import annotations
 
+from vetsync.pims.emulator.auth import EmulatorCredentials
+from vetsync.pims.emulator.schema import ALL_SCOPES
 from vetsync.pims.emulator.server import EzyVetEmulator
-from vetsync.pims.emulator.site import ALL_SCOPES, EmulatorCredentials, EzyVetSite
+from vetsync.pims.emulator.site import EzyVetSite
 
 __all__ = ["ALL_SCOPES", "EmulatorCredentials", "EzyVetEmulator", "EzyVetSite"]

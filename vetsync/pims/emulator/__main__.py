@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from vetsync.pims.emulator.auth import EmulatorCredentials
 from vetsync.pims.emulator.server import EzyVetEmulator
-from vetsync.pims.emulator.site import EmulatorCredentials
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

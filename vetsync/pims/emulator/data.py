@@ -239,6 +239,33 @@ class DataGenerator:
         supplier: bool = False,
         modified: dt.datetime | None = None,
     ) -> Record:
+        physical, postal = self._new_addresses(when, modified)
+        contact = self.data.add(
+            "contact",
+            {
+                **self.stamp(when, modified),
+                "code": "",
+                "first_name": first,
+                "last_name": last,
+                "business_name": business,
+                "is_business": "1" if business else "0",
+                "is_customer": "1" if customer else "0",
+                "is_supplier": "1" if supplier else "0",
+                "is_vet": "1" if vet else "0",
+                "is_staff_member": "1" if staff else "0",
+                "contact_detail_list": [],
+                "address_physical": physical["id"],
+                "address_postal": postal["id"],
+            },
+        )
+        contact["code"] = f"C{int(str(contact['id'])):06d}"
+        self._new_details(contact, first or business or "owner", last or "home", when, modified)
+        return contact
+
+    def _new_addresses(
+        self, when: dt.datetime, modified: dt.datetime | None
+    ) -> tuple[Record, Record]:
+        """A physical address, and the postal one: the same, or now and then a PO box."""
         rng = self.rng
         city, state, zip_prefix = rng.choice(CITIES)
         physical = self.data.add(
@@ -271,28 +298,22 @@ class DataGenerator:
                     "country_id": US_COUNTRY_ID,
                 },
             )
-        contact = self.data.add(
-            "contact",
-            {
-                **self.stamp(when, modified),
-                "code": "",
-                "first_name": first,
-                "last_name": last,
-                "business_name": business,
-                "is_business": "1" if business else "0",
-                "is_customer": "1" if customer else "0",
-                "is_supplier": "1" if supplier else "0",
-                "is_vet": "1" if vet else "0",
-                "is_staff_member": "1" if staff else "0",
-                "contact_detail_list": [],
-                "address_physical": physical["id"],
-                "address_postal": postal["id"],
-            },
-        )
-        contact["code"] = f"C{int(str(contact['id'])):06d}"
+        return physical, postal
+
+    def _new_details(
+        self,
+        contact: Record,
+        name: str,
+        surname: str,
+        when: dt.datetime,
+        modified: dt.datetime | None,
+    ) -> None:
+        """The contact's mobile, email and phone, each most of the time; ``name`` and
+        ``surname`` make the email address."""
+        rng = self.rng
         details: list[tuple[str, str, bool]] = []
-        handle = (first or business or "owner").lower().replace(" ", "").replace("'", "")
-        tail = (last or "home").lower().replace(" ", "").replace("'", "")
+        handle = name.lower().replace(" ", "").replace("'", "")
+        tail = surname.lower().replace(" ", "").replace("'", "")
         if rng.random() < 0.95:
             details.append(("Mobile", self.phone(), True))
         if rng.random() < 0.8:
@@ -319,7 +340,6 @@ class DataGenerator:
             contact_details = contact["contact_detail_list"]
             assert isinstance(contact_details, list)
             contact_details.append(detail["id"])
-        return contact
 
     def phone(self) -> str:
         area, line = self.rng.randint(201, 989), self.rng.randint(100, 199)

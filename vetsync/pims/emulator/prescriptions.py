@@ -76,6 +76,80 @@ def _epoch(value: object) -> str:
     return str(int(float(str(value))))
 
 
+# A PATCH's change to one item: the stored item, the PATCH's item, its new status (or ""), and
+# its dispense as epoch text (or "").
+_Change = tuple[dict[str, str], dict[str, Any], str, str]
+
+
+def _patch_items(payload: Mapping[str, Any], stored: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """The items a PATCH changes: those it lists, else (with a root dispense) every open one."""
+    root_dispense = payload.get("date_of_lastdispense")
+    if _present(payload, "date_of_lastdispense") and not _is_numeric(root_dispense):
+        raise ApiError(
+            400, "date_of_lastdispense must be numeric.", fields=("date_of_lastdispense",)
+        )
+    listed = payload.get("external_prescription_item_list")
+    if listed is None:
+        listed = []
+        if _present(payload, "date_of_lastdispense"):
+            listed = [
+                {"external_product_reference": item["external_product_reference"]}
+                for item in stored
+                if item["status"] in {"PENDING", "CURRENT"}
+            ]
+    if not isinstance(listed, list) or not all(isinstance(i, dict) for i in listed):
+        raise ApiError(
+            400,
+            "external_prescription_item_list must be a list of items.",
+            fields=("external_prescription_item_list",),
+        )
+    return listed
+
+
+def _item_change(
+    payload: Mapping[str, Any], item: Mapping[str, Any], target: Mapping[str, str]
+) -> tuple[str, str]:
+    """One item's new status (or "") and dispense (or ""), if ezyVet allows them."""
+    status = _wire(item.get("status")) if _present(item, "status") else ""
+    dispense = item.get("date_of_lastdispense")
+    if not _present(item, "date_of_lastdispense") and not status:
+        root_dispense = payload.get("date_of_lastdispense")
+        dispense = root_dispense if _present(payload, "date_of_lastdispense") else None
+    dispense_text = "" if dispense is None or dispense == "" else _epoch(dispense)
+    if status:
+        _check_status(status, item, target)
+    elif dispense_text and target["status"] not in {"PENDING", "CURRENT"}:
+        raise ApiError(400, ENDED_NOT_DISPENSABLE, fields=("date_of_lastdispense",))
+    return status, dispense_text
+
+
+def _check_status(status: str, item: Mapping[str, Any], target: Mapping[str, str]) -> None:
+    if status not in PATCH_STATUSES:
+        raise ApiError(400, STATUS_NOT_ALLOWED, fields=("status",))
+    if not _is_numeric(item.get("status_date")):
+        raise ApiError(400, STATUS_DATE_REQUIRED, fields=("status_date",))
+    if status.startswith("DECLINED") and target["status"] != "PENDING":
+        raise ApiError(400, ONLY_PENDING_DECLINED, fields=("status",))
+    if status.startswith("CANCELLED") and target["status"] != "CURRENT":
+        raise ApiError(400, ONLY_DISPENSED_CANCELLED, fields=("status",))
+
+
+def _apply_change(
+    target: dict[str, str], item: Mapping[str, Any], status: str, dispense_text: str
+) -> None:
+    for key in ITEM_TEXT_FIELDS + ITEM_NUMBER_FIELDS:
+        if key in item:
+            target[key] = _wire(item[key], key)
+    if dispense_text:
+        target["date_of_lastdispense"] = dispense_text
+    if status:
+        target["status"] = status
+        target["status_date"] = _epoch(item["status_date"])
+    elif dispense_text and target["status"] == "PENDING":
+        target["status"] = "CURRENT"
+        target["status_date"] = dispense_text
+
+
 class PrescriptionBook:
     """External prescriptions with the product groups and products their POSTs create."""
 
@@ -169,30 +243,25 @@ class PrescriptionBook:
         if not isinstance(payload, dict):
             raise ApiError(400, "The request body must be a JSON object.")
         stored: list[dict[str, str]] = record["external_prescription_item_list"]  # type: ignore[assignment]
-        by_reference = {item["external_product_reference"]: item for item in stored}
-        root_dispense = payload.get("date_of_lastdispense")
-        if _present(payload, "date_of_lastdispense") and not _is_numeric(root_dispense):
-            raise ApiError(
-                400, "date_of_lastdispense must be numeric.", fields=("date_of_lastdispense",)
-            )
-        listed = payload.get("external_prescription_item_list")
-        if listed is None:
-            listed = []
-            if _present(payload, "date_of_lastdispense"):
-                listed = [
-                    {"external_product_reference": item["external_product_reference"]}
-                    for item in stored
-                    if item["status"] in {"PENDING", "CURRENT"}
-                ]
-        if not isinstance(listed, list) or not all(isinstance(i, dict) for i in listed):
-            raise ApiError(
-                400,
-                "external_prescription_item_list must be a list of items.",
-                fields=("external_prescription_item_list",),
-            )
-
+        listed = _patch_items(payload, stored)
         # Validate everything before changing anything: a rejected PATCH leaves no trace.
-        changes: list[tuple[dict[str, str], dict[str, Any], str, str]] = []
+        changes = self._patch_changes(payload, listed, stored)
+        for target, item, status, dispense_text in changes:
+            _apply_change(target, item, status, dispense_text)
+        if "total_price" in payload:
+            record["total_price"] = _wire(payload["total_price"], "total_price")
+        # date_of_prescription is deliberately ignored on PATCH, as ezyVet does.
+        record["modified_at"] = str(now)
+        self.data.changed()
+        return record
+
+    def _patch_changes(
+        self, payload: Mapping[str, Any], listed: list[dict[str, Any]], stored: list[dict[str, str]]
+    ) -> list[_Change]:
+        """Each listed item with its stored item, new status and dispense; ApiError if any
+        one is refused, or if the PATCH neither ends nor dispenses anything."""
+        by_reference = {item["external_product_reference"]: item for item in stored}
+        changes: list[_Change] = []
         any_status = any(_present(item, "status") for item in listed)
         any_dispense = False
         for item in listed:
@@ -206,46 +275,13 @@ class PrescriptionBook:
                     fields=("external_product_reference",),
                 )
             self._check_item_numbers(item)
-            status = _wire(item.get("status")) if _present(item, "status") else ""
-            dispense = item.get("date_of_lastdispense")
-            if not _present(item, "date_of_lastdispense") and not status:
-                dispense = root_dispense if _present(payload, "date_of_lastdispense") else None
-            dispense_text = "" if dispense is None or dispense == "" else _epoch(dispense)
-            if status:
-                if status not in PATCH_STATUSES:
-                    raise ApiError(400, STATUS_NOT_ALLOWED, fields=("status",))
-                if not _is_numeric(item.get("status_date")):
-                    raise ApiError(400, STATUS_DATE_REQUIRED, fields=("status_date",))
-                if status.startswith("DECLINED") and target["status"] != "PENDING":
-                    raise ApiError(400, ONLY_PENDING_DECLINED, fields=("status",))
-                if status.startswith("CANCELLED") and target["status"] != "CURRENT":
-                    raise ApiError(400, ONLY_DISPENSED_CANCELLED, fields=("status",))
-            elif dispense_text:
-                if target["status"] not in {"PENDING", "CURRENT"}:
-                    raise ApiError(400, ENDED_NOT_DISPENSABLE, fields=("date_of_lastdispense",))
+            status, dispense_text = _item_change(payload, item, target)
+            if not status and dispense_text:
                 any_dispense = True
             changes.append((target, item, status, dispense_text))
         if not any_status and not any_dispense:
             raise ApiError(400, DISPENSE_REQUIRED, fields=("date_of_lastdispense",))
-
-        for target, item, status, dispense_text in changes:
-            for key in ITEM_TEXT_FIELDS + ITEM_NUMBER_FIELDS:
-                if key in item:
-                    target[key] = _wire(item[key], key)
-            if dispense_text:
-                target["date_of_lastdispense"] = dispense_text
-            if status:
-                target["status"] = status
-                target["status_date"] = _epoch(item["status_date"])
-            elif dispense_text and target["status"] == "PENDING":
-                target["status"] = "CURRENT"
-                target["status_date"] = dispense_text
-        if "total_price" in payload:
-            record["total_price"] = _wire(payload["total_price"], "total_price")
-        # date_of_prescription is deliberately ignored on PATCH, as ezyVet does.
-        record["modified_at"] = str(now)
-        self.data.changed()
-        return record
+        return changes
 
     def _check_root(self, payload: Mapping[str, Any]) -> None:
         tables = self.data.tables

@@ -18,23 +18,18 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
 
-from vetsync.pims.emulator.data import (
-    EMAIL_DOMAINS,
-    FIRST_NAMES,
-    LAST_NAMES,
-    PET_NAMES,
-    STREETS,
-    DataGenerator,
-    Record,
-    SiteData,
-    local_midnight,
-    site_zone,
+from vetsync.pims.emulator.auth import (
+    MISSING_PARAMETER,
+    EmulatorCredentials,
+    Token,
+    _requested_scopes,
 )
+from vetsync.pims.emulator.data import DataGenerator, Record, SiteData, site_zone
+from vetsync.pims.emulator.edits import ClinicEdits
 from vetsync.pims.emulator.errors import ApiError
+from vetsync.pims.emulator.faults import FAULT_KINDS, Fault, _due_fault, _fault_reply
 from vetsync.pims.emulator.prescriptions import PrescriptionBook
 from vetsync.pims.emulator.query import (
     QueryError,
@@ -43,148 +38,10 @@ from vetsync.pims.emulator.query import (
     parse_paging,
     select,
 )
+from vetsync.pims.emulator.reply import Reply, _error_reply, _json
+from vetsync.pims.emulator.schema import ALL_SCOPES, COMMON_FIELDS, FIELDS, LIST_FIELDS, SCOPE_FOR
 
-READ_SCOPES = (
-    "read-contact",
-    "read-contactdetail",
-    "read-contactdetailtype",
-    "read-address",
-    "read-animal",
-    "read-species",
-    "read-breed",
-    "read-sex",
-    "read-user",
-    "read-consult",
-)
-WRITE_SCOPES = ("write-externalprescription",)
-ALL_SCOPES = READ_SCOPES + WRITE_SCOPES
-TOKEN_FIELDS = ("partner_id", "client_id", "client_secret", "grant_type", "scope", "site_uid")
-COMMON_FIELDS = ("id", "active", "created_at", "modified_at")
-FIELDS: dict[str, tuple[str, ...]] = {
-    "contact": (
-        "code",
-        "first_name",
-        "last_name",
-        "business_name",
-        "is_business",
-        "is_customer",
-        "is_supplier",
-        "is_vet",
-        "is_staff_member",
-        "contact_detail_list",
-        "address_physical",
-        "address_postal",
-    ),
-    "address": (
-        "street_1",
-        "street_2",
-        "suburb",
-        "city",
-        "region",
-        "post_code",
-        "state",
-        "country_id",
-    ),
-    "contactdetail": ("contact_id", "name", "value", "contact_detail_type_id", "preferred"),
-    "contactdetailtype": ("name",),
-    "animal": (
-        "name",
-        "contact_id",
-        "species_id",
-        "breed_id",
-        "sex_id",
-        "date_of_birth",
-        "is_estimated_date_of_birth",
-        "weight",
-        "weight_unit",
-        "is_dead",
-        "date_of_death",
-        "microchip_number",
-    ),
-    "species": ("name",),
-    "breed": ("name", "species_id"),
-    "sex": ("name",),
-    "user": ("title", "first_name", "last_name", "email", "contact_id"),
-    "consult": ("animal_id", "vet_id", "date"),
-    "externalprescription": (
-        "partner_id",
-        "animal_id",
-        "contact_id",
-        "prescribing_vet_user_id",
-        "consult_id",
-        "date_of_prescription",
-        "external_reference",
-        "total_price",
-        "external_prescription_item_list",
-    ),
-}
-LIST_FIELDS = frozenset({"contact_detail_list", "external_prescription_item_list"})
-SCOPE_FOR = {name: f"read-{name}" for name in FIELDS} | {
-    "externalprescription": "write-externalprescription"
-}
-FAULT_KINDS = ("rate_limit", "server_error", "delay", "drop", "lost_write")
-MISSING_PARAMETER = (
-    "The request is missing a required parameter, includes an invalid parameter value, "
-    'includes a parameter more than once, or is otherwise malformed. Check the "{}" parameter.'
-)
-
-
-@dataclass(frozen=True, slots=True)
-class EmulatorCredentials:
-    """What the clinic's ``client_credentials.txt`` holds, plus the partner's display name."""
-
-    partner_id: str = "vetsync-partner"
-    client_id: str = "demo-client"
-    client_secret: str = "demo-secret"
-    site_uid: str = "demo-site"
-    partner_name: str = "VetSync"
-
-    def as_text(self, scopes: tuple[str, ...] = ALL_SCOPES) -> str:
-        """The file as ezyVet hands it out, for the demo's onboarding upload."""
-        return (
-            f"Partner ID: {self.partner_id}\n"
-            f"Client ID: {self.client_id}\n"
-            f"Client Secret: {self.client_secret}\n"
-            f"Site UID: {self.site_uid}\n"
-            f"Scope: {' '.join(scopes)}\n"
-        )
-
-
-@dataclass(slots=True)
-class Token:
-    value: str
-    owner: tuple[str, str, str]  # partner, client, site
-    scopes: frozenset[str]
-    expires_at: float
-
-
-@dataclass(slots=True)
-class Fault:
-    kind: str
-    remaining: int
-    endpoint: str | None = None
-    retry_after: int = 1
-    status: int = 500
-    seconds: float = 1.0
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "kind": self.kind,
-            "remaining": self.remaining,
-            "endpoint": self.endpoint,
-            "retry_after": self.retry_after,
-            "status": self.status,
-            "seconds": self.seconds,
-        }
-
-
-@dataclass(slots=True)
-class Reply:
-    status: int
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    drop: bool = False  # close the connection without answering
+__all__ = ["ALL_SCOPES", "EmulatorCredentials", "EzyVetSite", "Reply"]
 
 
 class SlidingWindow:
@@ -202,14 +59,6 @@ class SlidingWindow:
         if self.limit <= 0 or len(self.stamps) < self.limit:
             return 0.0
         return self.stamps[len(self.stamps) - self.limit] + self.window - now
-
-
-def _json(value: object) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _error_reply(error: ApiError) -> Reply:
-    return Reply(error.status, _json(error.body()), dict(error.headers))
 
 
 class EzyVetSite:
@@ -260,6 +109,9 @@ class EzyVetSite:
             # randomness building the site consumed.
             self.mutation_rng = random.Random(self.seed * 7919 + 1)
             self.generator.rng = self.mutation_rng
+            self.edits = ClinicEdits(
+                self.data, self.generator, self.mutation_rng, self.clock, self.zone
+            )
             self.book = PrescriptionBook(self.data)
             self.tokens: dict[str, Token] = {}
             self.current_token: dict[tuple[str, str, str], str] = {}
@@ -392,164 +244,35 @@ class EzyVetSite:
 
     def customer_ids(self) -> list[str]:
         with self.lock:
-            return [
-                cid for cid, c in self.data.tables["contact"].items() if c["is_customer"] == "1"
-            ]
+            return self.edits.customer_ids()
 
     def update_record(
         self, resource: str, record_id: str, fields: Mapping[str, object]
     ) -> dict[str, Any]:
         """Set fields on one record and bump its ``modified_at``, as an edit in ezyVet does."""
         with self.lock:
-            table = self.data.tables.get(resource)
-            if resource not in FIELDS or table is None:
-                raise ValueError(f"Unknown resource {resource!r}.")
-            record = table.get(str(record_id))
-            if record is None:
-                raise ValueError(f"No {resource} with id {record_id}.")
-            allowed = set(FIELDS[resource]) | {"active"}
-            unknown = sorted(set(fields) - allowed)
-            if unknown:
-                raise ValueError(f"Unknown {resource} fields: {', '.join(unknown)}.")
-            for key, value in fields.items():
-                if isinstance(value, list):
-                    record[key] = [str(v) for v in value]
-                else:
-                    record[key] = "" if value is None else str(value)
-            self._touch(record)
-            return json.loads(_json(record))
+            return self.edits.update_record(resource, record_id, fields)
 
     def add_clients(self, count: int) -> list[str]:
         """New pet owners (with address, details and pets) created now; their contact ids."""
         with self.lock:
-            now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
-            return [self.generator.new_client(now, now, now) for _ in range(count)]
+            return self.edits.add_clients(count)
 
     def add_animal(self, contact_id: str, **fields: object) -> dict[str, Any]:
         """A new pet for an existing contact, created now; ``fields`` override generated ones."""
         with self.lock:
-            if str(contact_id) not in self.data.tables["contact"]:
-                raise ValueError(f"No contact with id {contact_id}.")
-            now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
-            animal = self.generator.new_animal(str(contact_id), now, now, now)
-            for key, value in fields.items():
-                animal[key] = "" if value is None else str(value)
-            self.data.changed()
-            return json.loads(_json(animal))
+            return self.edits.add_animal(contact_id, **fields)
 
     def mutate_random(self, count: int) -> list[dict[str, str]]:
         """``count`` plausible edits a clinic makes in a day; each bumps ``modified_at``."""
-        changed: list[dict[str, str]] = []
         with self.lock:
-            rng = self.mutation_rng
-            kinds = ("weight", "email", "phone", "address", "name", "pet_name", "deceased")
-            weights = (35, 10, 10, 10, 10, 5, 5)
-            customers = self.customer_ids()
-            animals = self.data.tables["animal"]
-            animal_ids = list(animals)
-            for _ in range(count):
-                kind = rng.choices((*kinds, "new_animal", "new_client"), (*weights, 10, 5))[0]
-                if kind == "new_client":
-                    new_id = self.add_clients(1)[0]
-                    customers.append(new_id)
-                    changed.append({"resource": "contact", "id": new_id, "change": kind})
-                    continue
-                if kind == "new_animal":
-                    owner = rng.choice(customers)
-                    animal = self.add_animal(owner)
-                    changed.append({"resource": "animal", "id": animal["id"], "change": kind})
-                    continue
-                if kind in {"weight", "pet_name", "deceased"}:
-                    animal = animals[rng.choice(animal_ids)]
-                    changed.append(self._mutate_animal(animal, kind))
-                    continue
-                contact = self.data.tables["contact"][rng.choice(customers)]
-                changed.append(self._mutate_contact(contact, kind))
-        return changed
+            return self.edits.mutate_random(count)
 
     def mutate(self, spec: Mapping[str, Any]) -> dict[str, Any]:
         """The ``/_emulator/mutate`` body: ``count``, or ``resource``+``id``+``fields``,
         and/or ``add_clients``, ``add_animals`` (+ optional ``contact_id``)."""
-        result: dict[str, Any] = {"changed": [], "created": []}
         with self.lock:
-            if spec.get("count"):
-                result["changed"] += self.mutate_random(int(spec["count"]))
-            if spec.get("resource"):
-                record = self.update_record(
-                    str(spec["resource"]), str(spec.get("id", "")), spec.get("fields") or {}
-                )
-                result["changed"].append({"resource": spec["resource"], "id": record["id"]})
-            if spec.get("add_clients"):
-                ids = self.add_clients(int(spec["add_clients"]))
-                result["created"] += [{"resource": "contact", "id": i} for i in ids]
-            for _ in range(int(spec.get("add_animals") or 0)):
-                owner = spec.get("contact_id") or self.mutation_rng.choice(self.customer_ids())
-                animal = self.add_animal(str(owner))
-                result["created"].append({"resource": "animal", "id": animal["id"]})
-        return result
-
-    def _touch(self, record: Record) -> None:
-        record["modified_at"] = str(int(self.clock()))
-        self.data.changed()
-
-    def _mutate_animal(self, animal: Record, kind: str) -> dict[str, str]:
-        rng = self.mutation_rng
-        if kind == "weight":
-            weight = str(animal["weight"]) or "10"
-            animal["weight"] = f"{float(weight) * rng.uniform(0.85, 1.15):.2f}"
-        elif kind == "pet_name":
-            animal["name"] = rng.choice(PET_NAMES)
-        else:
-            animal["is_dead"] = "1"
-            today = dt.datetime.fromtimestamp(self.clock(), self.zone).date()
-            animal["date_of_death"] = local_midnight(today, self.zone)
-        self._touch(animal)
-        return {"resource": "animal", "id": str(animal["id"]), "change": kind}
-
-    def _mutate_contact(self, contact: Record, kind: str) -> dict[str, str]:
-        rng = self.mutation_rng
-        tables = self.data.tables
-        if kind == "name":
-            contact["last_name"] = rng.choice(LAST_NAMES)
-            self._touch(contact)
-            return {"resource": "contact", "id": str(contact["id"]), "change": kind}
-        if kind == "address":
-            address = tables["address"][str(contact["address_physical"])]
-            address["street_1"] = f"{rng.randint(1, 9999)} {rng.choice(STREETS)}"
-            self._touch(address)
-            return {"resource": "address", "id": str(address["id"]), "change": kind}
-        type_name = "Email" if kind == "email" else "Mobile"
-        first = str(contact["first_name"] or "owner").lower()
-        value = (
-            f"{first}.{rng.choice(FIRST_NAMES).lower()}{rng.randint(1, 999)}@"
-            f"{rng.choice(EMAIL_DOMAINS)}"
-            if kind == "email"
-            else f"({rng.randint(201, 989)}) 555-0{rng.randint(100, 199)}"
-        )
-        detail_ids = contact["contact_detail_list"]
-        assert isinstance(detail_ids, list)
-        for detail_id in detail_ids:
-            detail = tables["contactdetail"][detail_id]
-            if detail["name"] == type_name and detail["active"] == "1":
-                detail["value"] = value
-                self._touch(detail)
-                return {"resource": "contactdetail", "id": str(detail["id"]), "change": kind}
-        detail = self.data.add(
-            "contactdetail",
-            {
-                "active": "1",
-                "created_at": str(int(self.clock())),
-                "modified_at": str(int(self.clock())),
-                "contact_id": contact["id"],
-                "name": type_name,
-                "value": value,
-                "contact_detail_type_id": self.data.detail_type_ids[type_name],
-                "preferred": "1",
-            },
-        )
-        detail_ids.append(detail["id"])
-        self._touch(contact)
-        return {"resource": "contactdetail", "id": str(detail["id"]), "change": kind}
+            return self.edits.mutate(spec)
 
     # -- requests ------------------------------------------------------------------------
 
@@ -571,10 +294,10 @@ class EzyVetSite:
             )
         endpoint = "oauth" if parts[1] == "oauth" else parts[1]
         with self.lock:
-            fault = self._due_fault(method, endpoint)
+            fault = _due_fault(self.faults, method, endpoint)
             if fault is not None and fault.kind not in {"delay", "lost_write"}:
                 fault.remaining -= 1
-                reply = self._fault_reply(fault)
+                reply = _fault_reply(fault)
             else:
                 try:
                     reply = self._answer(method, parts, dict(query), headers, body)
@@ -599,38 +322,6 @@ class EzyVetSite:
                 }
             )
             return reply
-
-    def _due_fault(self, method: str, endpoint: str) -> Fault | None:
-        for fault in self.faults:
-            if fault.remaining <= 0:
-                continue
-            if fault.endpoint is None and endpoint == "oauth":
-                continue
-            if fault.endpoint is not None and fault.endpoint != endpoint:
-                continue
-            if fault.kind == "lost_write" and not (
-                endpoint == "externalprescription" and method in {"POST", "PATCH"}
-            ):
-                continue
-            return fault
-        return None
-
-    @staticmethod
-    def _fault_reply(fault: Fault) -> Reply:
-        if fault.kind == "rate_limit":
-            return _error_reply(
-                ApiError(
-                    429,
-                    "Too many requests. Please wait before trying again.",
-                    kind="TooManyRequestsException",
-                    headers={"Retry-After": str(fault.retry_after)},
-                )
-            )
-        if fault.kind == "server_error":
-            return _error_reply(
-                ApiError(fault.status, "The server encountered an error.", kind="ServerException")
-            )
-        return Reply(0, drop=True)
 
     def _answer(
         self,
@@ -694,33 +385,8 @@ class EzyVetSite:
             raise ApiError(400, "The request body is not valid JSON.") from exc
 
     def _issue_token(self, headers: Mapping[str, str], body: bytes) -> Reply:
-        form = self._token_form(headers, body)
-        for name in TOKEN_FIELDS:
-            if not form.get(name, "").strip():
-                raise ApiError(401, MISSING_PARAMETER.format(name), fields=(name,))
-        if form["grant_type"] != "client_credentials":
-            raise ApiError(
-                401,
-                "The authorization grant type is not supported by the authorization server.",
-                fields=("grant_type",),
-            )
+        requested = _requested_scopes(headers, body, self.credentials)
         creds = self.credentials
-        if (form["partner_id"], form["client_id"], form["client_secret"], form["site_uid"]) != (
-            creds.partner_id,
-            creds.client_id,
-            creds.client_secret,
-            creds.site_uid,
-        ):
-            raise ApiError(401, "Client authentication failed.", fields=())
-        requested = [s for s in form["scope"].replace(",", " ").split() if s]
-        unknown = [s for s in requested if s not in ALL_SCOPES]
-        if unknown:
-            raise ApiError(
-                401,
-                f'The requested scope is invalid, unknown, or malformed. Check the "{unknown[0]}" '
-                "scope.",
-                fields=("scope",),
-            )
         owner = (creds.partner_id, creds.client_id, creds.site_uid)
         previous = self.current_token.pop(owner, None)
         if previous is not None:
@@ -741,22 +407,6 @@ class EzyVetSite:
                 {"access_token": value, "token_type": "Bearer", "expires_in": self.token_lifetime}
             ),
         )
-
-    @staticmethod
-    def _token_form(headers: Mapping[str, str], body: bytes) -> dict[str, str]:
-        content_type = headers.get("Content-Type", "").lower()
-        text = body.decode("utf-8", errors="replace")
-        parsed: object = None
-        if "json" in content_type or (not content_type and text.lstrip().startswith("{")):
-            try:
-                parsed = json.loads(text or "{}")
-            except json.JSONDecodeError as exc:
-                raise ApiError(401, MISSING_PARAMETER.format("body"), fields=()) from exc
-        else:
-            parsed = dict(parse_qsl(text, keep_blank_values=True))
-        if not isinstance(parsed, dict):
-            raise ApiError(401, MISSING_PARAMETER.format("body"), fields=())
-        return {str(k): "" if v is None else str(v) for k, v in parsed.items()}
 
     def _authenticate(self, headers: Mapping[str, str]) -> Token:
         scheme, _, value = headers.get("Authorization", "").strip().partition(" ")

@@ -6,17 +6,15 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.db.models.lookups import GreaterThanOrEqual, LessThan, StartsWith
-from django.urls import reverse
 from django.utils import timezone
 
-from clinics.models import AuditEvent, Clinic
+from clinics.models import Clinic
 from records.matching import normalize_phone
 
 
@@ -86,7 +84,7 @@ class ClientQuerySet(models.QuerySet["Client"]):
         """The ids of the current clients ``search`` finds, as an unordered subquery."""
         query = " ".join(query.split())
         base = Client.objects.filter(clinic=clinic, merged_into__isnull=True)
-        region = clinic.country or "US"
+        region = clinic.region
         whole = [
             # Each exclude repeats a partial unique index's condition, so planners use it.
             base.filter(pims_id__in={query, query.upper()}).exclude(pims_id=""),
@@ -120,14 +118,19 @@ class ClientQuerySet(models.QuerySet["Client"]):
 
     # Clients waiting for staff, or with a deceased pet, are few: the filters below start
     # from those few rows (an IN list the planner drives from) rather than testing every
-    # client of the clinic.
+    # client of the clinic. ``records.models.updates`` imports this module, so they import
+    # ``ManualUpdate`` when they run.
 
     def with_pending_update(self) -> ClientQuerySet:
+        from records.models.updates import ManualUpdate
+
         pending = ManualUpdate.objects.filter(status=ManualUpdate.Status.PENDING)
         return self.filter(pk__in=pending.values("client_id"))
 
     def possible_duplicates(self) -> ClientQuerySet:
         """Either side of a possible match waiting for staff."""
+        from records.models.updates import ManualUpdate
+
         pending = ManualUpdate.objects.filter(
             status=ManualUpdate.Status.PENDING, kind=ManualUpdate.Kind.POSSIBLE_MATCH
         )
@@ -437,380 +440,6 @@ class WeightRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.weight} {self.unit}"
-
-
-class SyncRunQuerySet(models.QuerySet["SyncRun"]):
-    def for_clinic(self, clinic: Clinic) -> SyncRunQuerySet:
-        return self.filter(clinic=clinic)
-
-
-class SyncRun(models.Model):
-    """One batch from a PIMS (an agent's post, a file, an ezyVet pull) and what it did."""
-
-    class Status(models.TextChoices):
-        FETCHING = "fetching", "Fetching from the PIMS"
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Finished"
-        FAILED = "failed", "Failed"
-
-    class Trigger(models.TextChoices):
-        AGENT = "agent", "Agent upload"
-        COMMAND = "command", "File (ingest_batch)"
-        PULL = "pull", "ezyVet pull"
-        RETRY = "retry", "Retry of quarantined records"
-
-    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="sync_runs")
-    source = models.CharField(max_length=20)
-    trigger = models.CharField(max_length=10, choices=Trigger.choices)
-    batch_id = models.CharField(max_length=100)
-    full = models.BooleanField(default=False, help_text="A full extract (first copy).")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    total = models.PositiveIntegerField(default=0, help_text="Client entries in the batch.")
-    position = models.PositiveIntegerField(
-        default=0, help_text="Client entries applied so far; a resumed run starts here."
-    )
-    counts = models.JSONField(default=dict, blank=True)
-    match_plan = models.JSONField(
-        null=True,
-        blank=True,
-        editable=False,
-        help_text="Merge verdicts computed once at the start, so a resumed run decides the same.",
-    )
-    pims_watermark = models.DateTimeField(
-        null=True,
-        blank=True,
-        editable=False,
-        help_text="ezyVet pulls: the integration's watermark once this run has committed.",
-    )
-    error = models.TextField(blank=True)
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
-    )
-
-    objects = SyncRunQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        constraints = [
-            models.UniqueConstraint(fields=["clinic", "batch_id"], name="sync_run_unique_batch")
-        ]
-        indexes = [models.Index(fields=["clinic", "created_at"])]
-
-    def __str__(self) -> str:
-        return f"Run {self.pk} ({self.batch_id})"
-
-    def get_absolute_url(self) -> str:
-        return reverse(
-            "records:run-detail", kwargs={"clinic_slug": self.clinic.slug, "run_id": self.pk}
-        )
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in {self.Status.SUCCEEDED, self.Status.FAILED}
-
-    @property
-    def review_count(self) -> int:
-        """Records held for staff: manual updates and possible matches."""
-        return int(self.counts.get("manual_update", 0)) + int(self.counts.get("possible_match", 0))
-
-    @property
-    def percent(self) -> int:
-        if not self.total:
-            return 100 if self.is_finished else 0
-        return int(100 * self.position / self.total)
-
-
-class SyncRunPayload(models.Model):
-    """The batch as received, kept until the run has applied it (so a run can resume)."""
-
-    run = models.OneToOneField(SyncRun, on_delete=models.CASCADE, related_name="payload")
-    body = models.TextField()
-
-    def __str__(self) -> str:
-        return f"Batch of run {self.run_id}"
-
-
-class Outcome(models.TextChoices):
-    CREATED = "created", "Created"
-    UPDATED = "updated", "Updated"
-    MERGED = "merged", "Merged"
-    POSSIBLE_MATCH = "possible_match", "Possible match"
-    MANUAL_UPDATE = "manual_update", "Held for review"
-    UNCHANGED = "unchanged", "Unchanged"
-    QUARANTINED = "quarantined", "Quarantined"
-
-
-class SyncRecordOutcome(models.Model):
-    """What one run did to one PIMS record (the rows of ``sync_report``)."""
-
-    class Kind(models.TextChoices):
-        CLIENT = "client", "Client"
-        PATIENT = "patient", "Patient"
-
-    # The table takes a row per record per run (250,000 for a big first copy), written only
-    # by the engine with the ids it has just inserted. So every index counts (the run's is
-    # the (run, outcome) one), and its references are not checked by the database: a
-    # foreign-key check per row, at commit, cost more than the insert itself. Django still
-    # applies ``on_delete`` when a run, client or pet is deleted.
-    run = models.ForeignKey(
-        SyncRun,
-        on_delete=models.CASCADE,
-        related_name="outcomes",
-        db_index=False,
-        db_constraint=False,
-    )
-    kind = models.CharField(max_length=10, choices=Kind.choices)
-    pims_id = models.CharField(max_length=64, blank=True)
-    outcome = models.CharField(max_length=20, choices=Outcome.choices)
-    client = models.ForeignKey(
-        Client,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        db_constraint=False,
-    )
-    patient = models.ForeignKey(
-        Patient,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        db_constraint=False,
-    )
-    customer_ref = models.CharField(max_length=64, blank=True)
-    detail = models.TextField(blank=True)
-    raw = models.JSONField(
-        null=True, blank=True, help_text="The client entry as received, for a quarantined record."
-    )
-    retried_in = models.ForeignKey(
-        SyncRun,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="retries_of",
-        db_index=False,
-    )
-
-    class Meta:
-        ordering = ["id"]
-        indexes = [models.Index(fields=["run", "outcome"])]
-
-    def __str__(self) -> str:
-        return f"{self.kind} {self.pims_id}: {self.outcome}"
-
-
-class SyncLock(models.Model):
-    """One sync at a time per clinic. A lease, so a crashed worker does not hold it forever."""
-
-    clinic = models.OneToOneField(Clinic, on_delete=models.CASCADE, related_name="+")
-    run = models.ForeignKey(SyncRun, on_delete=models.SET_NULL, null=True, blank=True)
-    owner = models.CharField(max_length=32, blank=True, help_text="The worker holding the lease.")
-    expires_at = models.DateTimeField(null=True, blank=True)
-
-    def __str__(self) -> str:
-        return f"Sync lock of clinic {self.clinic_id} (run {self.run_id or 'none'})"
-
-
-FIELD_LABELS = {
-    "first_name": "First name",
-    "last_name": "Last name",
-    "line1": "Address line 1",
-    "line2": "Address line 2",
-    "city": "City",
-    "state": "State",
-    "postcode": "Postcode",
-    "country": "Country",
-    "name": "Pet name",
-}
-
-
-class ManualUpdateQuerySet(models.QuerySet["ManualUpdate"]):
-    def for_clinic(self, clinic: Clinic) -> ManualUpdateQuerySet:
-        return self.filter(clinic=clinic)
-
-    def pending(self) -> ManualUpdateQuerySet:
-        return self.filter(status=ManualUpdate.Status.PENDING)
-
-
-class ManualUpdate(models.Model):
-    """A change from the PIMS held for staff, or a possible match to confirm or reject."""
-
-    class Kind(models.TextChoices):
-        CLIENT_NAME = "client_name", "Client name"
-        CLIENT_ADDRESS = "client_address", "Client address"
-        PET_NAME = "pet_name", "Pet name"
-        POSSIBLE_MATCH = "possible_match", "Possible match"
-
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        ACCEPTED = "accepted", "Accepted"
-        DISMISSED = "dismissed", "Dismissed"
-        MERGED = "merged", "Merged"
-        REJECTED = "rejected", "Kept separate"
-        SUPERSEDED = "superseded", "No longer needed"
-
-    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="manual_updates")
-    kind = models.CharField(max_length=20, choices=Kind.choices)
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
-    client = models.ForeignKey(
-        Client,
-        on_delete=models.CASCADE,
-        related_name="manual_updates",
-        help_text="The pharmacy's client (for a possible match: the home-delivery customer).",
-    )
-    patient = models.ForeignKey(
-        Patient, on_delete=models.CASCADE, null=True, blank=True, related_name="manual_updates"
-    )
-    candidate = models.ForeignKey(
-        Client,
-        on_delete=models.CASCADE,
-        null=True,
-        blank=True,
-        related_name="match_suggestions",
-        help_text="Possible match only: the client copied from the PIMS.",
-    )
-    current = models.JSONField(
-        default=dict, encoder=DjangoJSONEncoder, help_text="The pharmacy's value when raised."
-    )
-    proposed = models.JSONField(
-        default=dict, encoder=DjangoJSONEncoder, help_text="The PIMS's value."
-    )
-    detail = models.CharField(max_length=300, blank=True)
-    run = models.ForeignKey(
-        SyncRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="manual_updates"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(default=timezone.now)
-    resolved_at = models.DateTimeField(null=True, blank=True)
-    resolved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    resolution_note = models.CharField(max_length=500, blank=True)
-
-    objects = ManualUpdateQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["created_at", "id"]
-        indexes = [
-            models.Index(fields=["clinic", "status", "kind"]),
-            # The client list's "waiting for staff" and "possible duplicate" filters.
-            models.Index(
-                fields=["client", "candidate"],
-                condition=Q(status="pending"),
-                name="manual_update_pending_clients",
-            ),
-        ]
-        constraints = [
-            # One pending update per thing: a newer PIMS value replaces the proposal in place.
-            models.UniqueConstraint(
-                fields=["client", "kind"],
-                condition=Q(status="pending", patient__isnull=True, candidate__isnull=True),
-                name="manual_update_one_pending_per_client_kind",
-            ),
-            models.UniqueConstraint(
-                fields=["patient", "kind"],
-                condition=Q(status="pending", patient__isnull=False),
-                name="manual_update_one_pending_per_patient_kind",
-            ),
-            models.UniqueConstraint(
-                fields=["client", "candidate"],
-                condition=Q(status="pending", candidate__isnull=False),
-                name="manual_update_one_pending_per_match",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()} for {self.client}"
-
-    def rows(self) -> list[tuple[str, str, Any, Any]]:
-        """(key, label, pharmacy's value, PIMS's value) for each field of the update."""
-        return [
-            (
-                key,
-                FIELD_LABELS.get(key, key.replace("_", " ").capitalize()),
-                self.current.get(key, ""),
-                value,
-            )
-            for key, value in self.proposed.items()
-        ]
-
-
-class MatchRejection(models.Model):
-    """Staff said this customer and this PIMS client are different people: never suggest again."""
-
-    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="+")
-    customer = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="+")
-    pims_id = models.CharField(max_length=64)
-    rejected_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["customer", "pims_id"], name="match_rejection_unique_pair"
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.customer} is not PIMS client {self.pims_id}"
-
-
-class ClientMerge(models.Model):
-    """The story of one merge: which PIMS record joined which customer, how, and what was there.
-
-    ``snapshot`` keeps the customer (and, for a confirmed possible match, the PIMS copy) as they
-    were, so a wrong merge can be undone exactly.
-    """
-
-    class Method(models.TextChoices):
-        RULE = "rule", "Automatically (strong evidence)"
-        STAFF = "staff", "Confirmed by staff"
-
-    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="+")
-    customer = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="merges")
-    pims_id = models.CharField(max_length=64)
-    method = models.CharField(max_length=10, choices=Method.choices)
-    rule = models.CharField(max_length=200, blank=True, help_text="The evidence that matched.")
-    run = models.ForeignKey(
-        SyncRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="merges"
-    )
-    merged_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    snapshot = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return f"{self.pims_id} → {self.customer}"
-
-
-CARE_LOG_PERMISSION = "view_care_log"
-
-
-class CareLogEntry(AuditEvent):
-    """Pet Owner Care's audit trail (searches, clients opened, owner-requested changes).
-
-    A proxy, so that reading the trail is a permission of its own: Pet Owner Care leads hold
-    ``records.view_care_log``, granted per user (or through a group) in the admin.
-    """
-
-    class Meta:
-        proxy = True
-        default_permissions = ()
-        permissions = [("view_care_log", "Can view the Pet Owner Care audit log")]
-        verbose_name = "Pet Owner Care log entry"
-        verbose_name_plural = "Pet Owner Care log"
 
 
 def changed_fields_error(obj: models.Model, names: Iterable[str]) -> str:

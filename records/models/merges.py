@@ -1,0 +1,66 @@
+"""Merges: a PIMS record joined to a home-delivery customer, and pairs staff kept apart."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.utils import timezone
+
+from clinics.models import Clinic
+from records.models.people import Client
+from records.models.runs import SyncRun
+
+
+class MatchRejection(models.Model):
+    """Staff said this customer and this PIMS client are different people: never suggest again."""
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="+")
+    pims_id = models.CharField(max_length=64)
+    rejected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "pims_id"], name="match_rejection_unique_pair"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer} is not PIMS client {self.pims_id}"
+
+
+class ClientMerge(models.Model):
+    """The story of one merge: which PIMS record joined which customer, how, and what was there.
+
+    ``snapshot`` keeps the customer (and, for a confirmed possible match, the PIMS copy) as they
+    were, so a wrong merge can be undone exactly.
+    """
+
+    class Method(models.TextChoices):
+        RULE = "rule", "Automatically (strong evidence)"
+        STAFF = "staff", "Confirmed by staff"
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="+")
+    customer = models.ForeignKey(Client, on_delete=models.CASCADE, related_name="merges")
+    pims_id = models.CharField(max_length=64)
+    method = models.CharField(max_length=10, choices=Method.choices)
+    rule = models.CharField(max_length=200, blank=True, help_text="The evidence that matched.")
+    run = models.ForeignKey(
+        SyncRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="merges"
+    )
+    merged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    snapshot = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.pims_id} → {self.customer}"

@@ -1,0 +1,189 @@
+"""Sync runs: one batch from a PIMS, what it did to each record, and the per-clinic lock."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from clinics.models import Clinic
+from records.models.people import Client, Patient
+
+
+class SyncRunQuerySet(models.QuerySet["SyncRun"]):
+    def for_clinic(self, clinic: Clinic) -> SyncRunQuerySet:
+        return self.filter(clinic=clinic)
+
+
+class SyncRun(models.Model):
+    """One batch from a PIMS (an agent's post, a file, an ezyVet pull) and what it did."""
+
+    class Status(models.TextChoices):
+        FETCHING = "fetching", "Fetching from the PIMS"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Finished"
+        FAILED = "failed", "Failed"
+
+    class Trigger(models.TextChoices):
+        AGENT = "agent", "Agent upload"
+        COMMAND = "command", "File (ingest_batch)"
+        PULL = "pull", "ezyVet pull"
+        RETRY = "retry", "Retry of quarantined records"
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="sync_runs")
+    source = models.CharField(max_length=20)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices)
+    batch_id = models.CharField(max_length=100)
+    full = models.BooleanField(default=False, help_text="A full extract (first copy).")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    total = models.PositiveIntegerField(default=0, help_text="Client entries in the batch.")
+    position = models.PositiveIntegerField(
+        default=0, help_text="Client entries applied so far; a resumed run starts here."
+    )
+    counts = models.JSONField(default=dict, blank=True)
+    match_plan = models.JSONField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Merge verdicts computed once at the start, so a resumed run decides the same.",
+    )
+    pims_watermark = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="ezyVet pulls: the integration's watermark once this run has committed.",
+    )
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+
+    objects = SyncRunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["clinic", "batch_id"], name="sync_run_unique_batch")
+        ]
+        indexes = [models.Index(fields=["clinic", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} ({self.batch_id})"
+
+    def get_absolute_url(self) -> str:
+        return reverse(
+            "records:run-detail", kwargs={"clinic_slug": self.clinic.slug, "run_id": self.pk}
+        )
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {self.Status.SUCCEEDED, self.Status.FAILED}
+
+    @property
+    def review_count(self) -> int:
+        """Records held for staff: manual updates and possible matches."""
+        return int(self.counts.get("manual_update", 0)) + int(self.counts.get("possible_match", 0))
+
+    @property
+    def percent(self) -> int:
+        if not self.total:
+            return 100 if self.is_finished else 0
+        return int(100 * self.position / self.total)
+
+
+class SyncRunPayload(models.Model):
+    """The batch as received, kept until the run has applied it (so a run can resume)."""
+
+    run = models.OneToOneField(SyncRun, on_delete=models.CASCADE, related_name="payload")
+    body = models.TextField()
+
+    def __str__(self) -> str:
+        return f"Batch of run {self.run_id}"
+
+
+class Outcome(models.TextChoices):
+    CREATED = "created", "Created"
+    UPDATED = "updated", "Updated"
+    MERGED = "merged", "Merged"
+    POSSIBLE_MATCH = "possible_match", "Possible match"
+    MANUAL_UPDATE = "manual_update", "Held for review"
+    UNCHANGED = "unchanged", "Unchanged"
+    QUARANTINED = "quarantined", "Quarantined"
+
+
+class SyncRecordOutcome(models.Model):
+    """What one run did to one PIMS record (the rows of ``sync_report``)."""
+
+    class Kind(models.TextChoices):
+        CLIENT = "client", "Client"
+        PATIENT = "patient", "Patient"
+
+    # The table takes a row per record per run (250,000 for a big first copy), written only
+    # by the engine with the ids it has just inserted. So every index counts (the run's is
+    # the (run, outcome) one), and its references are not checked by the database: a
+    # foreign-key check per row, at commit, cost more than the insert itself. Django still
+    # applies ``on_delete`` when a run, client or pet is deleted.
+    run = models.ForeignKey(
+        SyncRun,
+        on_delete=models.CASCADE,
+        related_name="outcomes",
+        db_index=False,
+        db_constraint=False,
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    pims_id = models.CharField(max_length=64, blank=True)
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    client = models.ForeignKey(
+        Client,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+    )
+    patient = models.ForeignKey(
+        Patient,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+    )
+    customer_ref = models.CharField(max_length=64, blank=True)
+    detail = models.TextField(blank=True)
+    raw = models.JSONField(
+        null=True, blank=True, help_text="The client entry as received, for a quarantined record."
+    )
+    retried_in = models.ForeignKey(
+        SyncRun,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="retries_of",
+        db_index=False,
+    )
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["run", "outcome"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.pims_id}: {self.outcome}"
+
+
+class SyncLock(models.Model):
+    """One sync at a time per clinic. A lease, so a crashed worker does not hold it forever."""
+
+    clinic = models.OneToOneField(Clinic, on_delete=models.CASCADE, related_name="+")
+    run = models.ForeignKey(SyncRun, on_delete=models.SET_NULL, null=True, blank=True)
+    owner = models.CharField(max_length=32, blank=True, help_text="The worker holding the lease.")
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Sync lock of clinic {self.clinic_id} (run {self.run_id or 'none'})"

@@ -1,0 +1,184 @@
+"""Sync runs: a batch stored as a queued run, a retry of what was quarantined, and the runs
+the sweep restarts (waiting, abandoned by a dead worker, or stuck fetching)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from clinics.audit import audit_log
+from clinics.models import Clinic
+from records.fields import PIMS_ADDRESS_KEYS
+from records.models import Client, Outcome, SyncLock, SyncRecordOutcome, SyncRun, SyncRunPayload
+from records.sync.lock import LOCK_LEASE
+from vetsync.pims import agent
+from vetsync.pims.records import PimsAddress, PimsClient
+
+
+class SyncBusy(Exception):
+    """Another run holds this clinic's sync lock."""
+
+
+def sync_run_create(
+    *,
+    clinic: Clinic,
+    body: str | bytes,
+    trigger: str,
+    requested_by: Any = None,
+    allowed_sources: set[str] | None = None,
+) -> tuple[SyncRun, bool]:
+    """Store a batch as a queued run. A ``batch_id`` seen before returns that run (no-op).
+
+    Raises ``agent.BatchError`` when the batch cannot be read at all.
+    """
+    try:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+        payload = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise agent.BatchError(f"The batch is not valid UTF-8 JSON: {exc}.") from exc
+    header = agent.parse_header(payload)
+    if allowed_sources is not None and header.source.value not in allowed_sources:
+        raise agent.BatchError(f"source {header.source.value!r} is not accepted with this token.")
+    existing = SyncRun.objects.filter(clinic=clinic, batch_id=header.batch_id).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            run = SyncRun.objects.create(
+                clinic=clinic,
+                source=header.source.value,
+                trigger=trigger,
+                batch_id=header.batch_id,
+                full=header.full,
+                sent_at=header.sent_at,
+                total=header.client_count,
+                requested_by=requested_by if getattr(requested_by, "pk", None) else None,
+            )
+            SyncRunPayload.objects.create(run=run, body=text)
+    except IntegrityError:
+        # The same batch arrived twice at once: the other request created it.
+        return SyncRun.objects.get(clinic=clinic, batch_id=header.batch_id), False
+    return run, True
+
+
+def sync_run_retry_quarantined(
+    *, run: SyncRun, actor: Any, outcome_ids: Sequence[int] | None = None
+) -> SyncRun | None:
+    """Put a run's quarantined records (all, or the chosen ones) through the engine again.
+
+    Only what was quarantined is resent. A quarantined client goes again whole (nothing of it
+    was applied); a quarantined pet of an applied client goes with its owner as VetSync last
+    saw the owner in the PIMS, so the retry can never roll the owner back to older values.
+    Returns the new run, or None when nothing was left to retry.
+    """
+    outcomes = run.outcomes.filter(
+        outcome=Outcome.QUARANTINED, retried_in__isnull=True, raw__isnull=False
+    )
+    if outcome_ids is not None:
+        outcomes = outcomes.filter(pk__in=outcome_ids)
+    entries: dict[str, dict[str, Any]] = {}
+    chosen = list(outcomes)
+    for outcome in chosen:
+        raw = outcome.raw or {}
+        owner_id = raw.get("pims_id")
+        owner = (
+            Client.objects.filter(clinic_id=run.clinic_id, pims_id=owner_id)
+            .exclude(pims_id="")
+            .first()
+            if outcome.kind == "patient" and isinstance(owner_id, str) and owner_id
+            else None
+        )
+        if owner is None:
+            entries.setdefault(json.dumps(raw, sort_keys=True, default=str), raw)
+            continue
+        entry = entries.setdefault(f"owner:{owner.pims_id}", _entry_as_seen(owner))
+        entry["patients"].extend(
+            p
+            for p in raw.get("patients") or []
+            if isinstance(p, dict) and (p.get("pims_id") or "") == outcome.pims_id
+        )
+    if not chosen:
+        return None
+    now = timezone.now()
+    body = json.dumps(
+        {
+            "source": run.source,
+            "batch_id": f"retry-{run.pk}-{now:%Y%m%dT%H%M%S.%f}",
+            "sent_at": now.isoformat(),
+            "full": False,
+            "clients": list(entries.values()),
+        }
+    )
+    with transaction.atomic():
+        retry, _ = sync_run_create(
+            clinic=run.clinic, body=body, trigger=SyncRun.Trigger.RETRY, requested_by=actor
+        )
+        SyncRecordOutcome.objects.filter(pk__in=[o.pk for o in chosen]).update(retried_in=retry)
+        audit_log(
+            action="sync.quarantine_retried",
+            actor=actor,
+            clinic=run.clinic,
+            obj=run,
+            after={"retry_run": retry.pk, "records": len(chosen)},
+        )
+    return retry
+
+
+def _entry_as_seen(client: Client) -> dict[str, Any]:
+    """A batch entry of the client exactly as VetSync last saw it in the PIMS (no patients)."""
+    seen = client.pims_seen or {}
+    return agent.client_to_entry(
+        PimsClient(
+            pims_id=client.pims_id,
+            first_name=seen.get("first_name", client.first_name),
+            last_name=seen.get("last_name", client.last_name),
+            email=seen.get("email", ""),
+            phone=seen.get("phone", ""),
+            address=PimsAddress(**{key: seen.get(key, "") for key in PIMS_ADDRESS_KEYS}),
+            active=seen.get("active", True),
+            modified_at=client.pims_modified_at,
+        )
+    )
+
+
+def sync_run_resume(*, run: SyncRun) -> SyncRun:
+    """Make a failed run eligible to run again from where it stopped."""
+    if run.status == SyncRun.Status.FAILED and SyncRunPayload.objects.filter(run=run).exists():
+        run.status = SyncRun.Status.QUEUED
+        run.save(update_fields=["status"])
+    return run
+
+
+def sync_runs_due() -> list[int]:
+    """Runs waiting or abandoned by a dead worker (lease expired): the sweep restarts them."""
+    now = timezone.now()
+    stale_clinics = SyncLock.objects.filter(run__isnull=False, expires_at__lt=now).values(
+        "clinic_id"
+    )
+    return list(
+        SyncRun.objects.filter(
+            Q(status=SyncRun.Status.QUEUED)
+            | Q(status=SyncRun.Status.RUNNING, clinic_id__in=stale_clinics)
+        )
+        .order_by("created_at", "id")
+        .values_list("pk", flat=True)
+    )
+
+
+def sync_fetches_abandoned() -> list[int]:
+    """Pulls still fetching whose worker is gone (lease expired, or never taken): fetch again.
+
+    The watermark has not moved, so a new fetch loses nothing.
+    """
+    now = timezone.now()
+    held = SyncLock.objects.filter(run__isnull=False, expires_at__gte=now).values("run_id")
+    return list(
+        SyncRun.objects.filter(status=SyncRun.Status.FETCHING, created_at__lt=now - LOCK_LEASE)
+        .exclude(pk__in=held)
+        .values_list("pk", flat=True)
+    )

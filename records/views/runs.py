@@ -1,0 +1,154 @@
+"""Sync runs: the clinic's runs, one run's progress and outcomes, retry, resume, sync now."""
+
+from __future__ import annotations
+
+import csv
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.views.decorators.http import require_GET, require_POST
+
+from clinics.access import clinic_for_user, get_for_clinic
+from clinics.audit import audit_log
+from clinics.models import Connector, Integration
+from records.models import Outcome, SyncRun
+from records.pulls import ezyvet_pull_start
+from records.reports import REPORT_COLUMNS, report_rows
+from records.sync import sync_lock_holder, sync_run_resume, sync_run_retry_quarantined
+from records.tasks import ezyvet_pull_task, sync_run_apply_task
+
+PAGE_SIZE = 50
+
+
+@login_required
+@require_GET
+def run_list(request: HttpRequest, clinic_slug: str) -> HttpResponse:
+    """What changed: every run of the clinic, newest first."""
+    clinic = clinic_for_user(request, clinic_slug)
+    runs = SyncRun.objects.for_clinic(clinic).order_by("-created_at", "-id")
+    page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
+    return TemplateResponse(
+        request,
+        "records/sync_runs.html",
+        {
+            "clinic": clinic,
+            "page": page,
+            "integration": Integration.objects.filter(clinic=clinic).first(),
+            "running": sync_lock_holder(clinic),
+        },
+    )
+
+
+@login_required
+@require_GET
+def run_detail(request: HttpRequest, clinic_slug: str, run_id: int) -> HttpResponse:
+    """One run: live progress while it works, then its counts and per-record outcomes."""
+    clinic = clinic_for_user(request, clinic_slug)
+    run = get_for_clinic(SyncRun.objects.all(), clinic, pk=run_id)
+    template = "records/sync_run.html"
+    if request.htmx.target == "run-progress":  # type: ignore[attr-defined]
+        return TemplateResponse(request, template + "#run-progress", {"clinic": clinic, "run": run})
+    shown = request.GET.get("outcome", "")
+    outcomes = run.outcomes.select_related("client", "patient").order_by("id")
+    if shown in Outcome.values:
+        outcomes = outcomes.filter(outcome=shown)
+    quarantined = run.outcomes.filter(outcome=Outcome.QUARANTINED).select_related("retried_in")
+    return TemplateResponse(
+        request,
+        template,
+        {
+            "clinic": clinic,
+            "run": run,
+            "outcome_choices": Outcome.choices,
+            "shown": shown,
+            "page": Paginator(outcomes, PAGE_SIZE).get_page(request.GET.get("page")),
+            "quarantined": quarantined[:200],
+            "quarantined_open": quarantined.filter(
+                retried_in__isnull=True, raw__isnull=False
+            ).count(),
+        },
+    )
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@login_required
+@require_GET
+def run_report(request: HttpRequest, clinic_slug: str, run_id: int) -> StreamingHttpResponse:
+    """The run's per-record outcomes as CSV (the same rows as ``manage.py sync_report``)."""
+    clinic = clinic_for_user(request, clinic_slug)
+    run = get_for_clinic(SyncRun.objects.all(), clinic, pk=run_id)
+    writer = csv.writer(_Echo())
+    lines = (writer.writerow(row) for row in [REPORT_COLUMNS, *report_rows(run, as_lists=True)])
+    response = StreamingHttpResponse(lines, content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="sync-run-{run.pk}.csv"'
+    return response
+
+
+@login_required
+@require_POST
+def run_retry(request: HttpRequest, clinic_slug: str, run_id: int) -> HttpResponse:
+    """Send the run's quarantined records (all, or those ticked) through the engine again."""
+    clinic = clinic_for_user(request, clinic_slug)
+    run = get_for_clinic(SyncRun.objects.all(), clinic, pk=run_id)
+    chosen = [int(v) for v in request.POST.getlist("outcome") if v.isdigit()]
+    retry = sync_run_retry_quarantined(run=run, actor=request.user, outcome_ids=chosen or None)
+    if retry is None:
+        messages.info(request, "Nothing left to retry in this run.")
+        return redirect(run)
+    sync_run_apply_task.delay_on_commit(retry.pk)
+    messages.success(request, f"Retrying {retry.total} record(s) as run {retry.pk}.")
+    return redirect(retry)
+
+
+@login_required
+@require_POST
+def run_resume(request: HttpRequest, clinic_slug: str, run_id: int) -> HttpResponse:
+    """Resume a failed run from where it stopped."""
+    clinic = clinic_for_user(request, clinic_slug)
+    run = get_for_clinic(SyncRun.objects.all(), clinic, pk=run_id)
+    if run.status != SyncRun.Status.FAILED:
+        messages.info(request, "Only a failed run can be resumed.")
+        return redirect(run)
+    sync_run_resume(run=run)
+    audit_log(action="sync.run_resumed", request=request, clinic=clinic, obj=run)
+    sync_run_apply_task.delay_on_commit(run.pk)
+    messages.success(request, f"Run {run.pk} resumes from record {run.position + 1}.")
+    return redirect(run)
+
+
+@login_required
+@require_POST
+def sync_now(request: HttpRequest, clinic_slug: str) -> HttpResponse:
+    """Pull from ezyVet now; if a sync is already under way, show that one instead."""
+    clinic = clinic_for_user(request, clinic_slug)
+    integration = Integration.objects.filter(clinic=clinic).first()
+    if integration is None or integration.connector != Connector.EZYVET:
+        messages.info(
+            request,
+            "Your practice system's agent sends data on its own schedule; VetSync cannot "
+            "ask it for a batch.",
+        )
+        return redirect("records:run-list", clinic_slug=clinic.slug)
+    if not integration.has_credentials or integration.status == Integration.Status.PAUSED:
+        messages.error(
+            request,
+            "The ezyVet connection is not ready (no credentials, or paused). The onboarding "
+            "team or your clinic admin can connect it.",
+        )
+        return redirect("records:run-list", clinic_slug=clinic.slug)
+    run, created = ezyvet_pull_start(integration=integration, requested_by=request.user)
+    if created:
+        audit_log(action="sync.pull_requested", request=request, clinic=clinic, obj=run)
+        ezyvet_pull_task.delay_on_commit(run.pk)
+        messages.success(request, "Sync started. This page shows its progress.")
+    else:
+        messages.info(request, "A sync is already under way; here it is.")
+    return redirect(run)
