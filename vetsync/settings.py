@@ -344,6 +344,17 @@ SILENCED_SYSTEM_CHECKS = ["security.W021"] if not SECURE_HSTS_PRELOAD else []
 # SECRET_KEY is used.
 CREDENTIALS_KEYS = env_list("CREDENTIALS_KEYS")
 
+# Each ezyVet site's rate limits, shared by every process: Redis (the `limits` package's moving
+# window) when EZYVET_LIMITER_URL or REDIS_URL is set, else a file-locked window in the var
+# directory. A margin of seconds over ezyVet's 60 s window covers a call's way there; pulls
+# leave EZYVET_WRITEBACK_RESERVE of the site's calls a minute to waiting writebacks.
+EZYVET_LIMITER_URL = os.environ.get("EZYVET_LIMITER_URL", REDIS_URL)
+EZYVET_LIMITER_DIR = VAR_DIR / "ratelimits"
+EZYVET_RATE_PER_MINUTE = env_int("EZYVET_RATE_PER_MINUTE", 180)
+EZYVET_ENDPOINT_RATE_PER_MINUTE = env_int("EZYVET_ENDPOINT_RATE_PER_MINUTE", 60)
+EZYVET_LIMITER_MARGIN_SECONDS = float(os.environ.get("EZYVET_LIMITER_MARGIN_SECONDS", "2"))
+EZYVET_WRITEBACK_RESERVE = env_int("EZYVET_WRITEBACK_RESERVE", 18)
+
 # /metrics (Prometheus): only with this bearer token, or from these addresses (comma-separated
 # IPs or networks); with neither set it answers 404. Processes share metrics through
 # PROMETHEUS_MULTIPROC_DIR (set by `make serve`).

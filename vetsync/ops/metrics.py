@@ -47,8 +47,7 @@ WRITEBACK_LATENCY = Histogram(
     "From a WriteBack row's commit to its delivery.",
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800),
 )
-EZYVET_CALLS = Counter("vetsync_ezyvet_calls", "Calls to ezyVet, by site.", ["site"])
-EZYVET_429 = Counter("vetsync_ezyvet_rate_limited", "429 answers from ezyVet, by site.", ["site"])
+# ezyVet calls and 429s by site are counted by the clinics layer (clinics/metrics.py).
 
 
 class PresentState(Collector):
