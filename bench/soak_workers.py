@@ -44,7 +44,7 @@ class Workers:
         for _ in range(count):
             self.start()
 
-    def start(self) -> str:
+    def start(self, queues: str = QUEUES, concurrency: int | None = None) -> str:
         self.started += 1
         name = f"soak{self.started}"
         log = self.logs / f"{name}.log"
@@ -59,9 +59,9 @@ class Workers:
                     self.app,
                     "worker",
                     "--loglevel=INFO",
-                    f"--concurrency={self.concurrency}",
+                    f"--concurrency={concurrency or self.concurrency}",
                     "-Q",
-                    QUEUES,
+                    queues,
                     "-n",
                     f"{name}@%h",
                     "--without-gossip",
