@@ -5,6 +5,9 @@ set -euo pipefail
 PY=${PY:-.venv/bin/python}
 export DEBUG=${DEBUG:-1}
 mkdir -p var/log
+# Every process's metrics in one place, so /metrics shows the worker's too (emptied each run).
+export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-var/prometheus}
+rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 pids=()
 cleanup() {
   trap - INT TERM EXIT

@@ -97,12 +97,19 @@ class FileBackend:
                 except ValueError:
                     state = {}  # a torn file from a crash: the windows start empty
                 yield state
+                self._forget_old(state)
                 handle.seek(0)
                 handle.truncate()
                 handle.write(json.dumps(state))
                 handle.flush()
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _forget_old(self, state: dict[str, list[float]]) -> None:
+        """Sites not called for an hour (and expired marks) leave the file."""
+        horizon = self.clock() - 3600
+        for key in [k for k, hits in state.items() if not hits or max(hits) < horizon]:
+            del state[key]
 
     def _live(self, state: dict[str, list[float]], key: str, window: float) -> list[float]:
         now = self.clock()
