@@ -110,10 +110,10 @@ def wait_healthy(served: Served, timeout: float = 120) -> requests.Response:
     while time.monotonic() < deadline:
         assert served.proc.poll() is None, served.log.read_text()[-3000:]
         try:
-            response = requests.get(f"{served.url}/healthz", headers=PROXY, timeout=5)
+            response = requests.get(f"{served.url}/healthz", headers=PROXY, timeout=20)
             if response.status_code == 200:
                 return response
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or busy starting up
             pass
         time.sleep(0.5)
     pytest.fail(f"make serve never answered /healthz:\n{served.log.read_text()[-3000:]}")
@@ -126,16 +126,16 @@ def test_make_serve_runs_as_production_and_ctrl_c_stops_everything(
     assert (health["database"], health["broker"]) == ("ok", "ok")
 
     # Without the proxy's header, production sends the browser to https.
-    plain = requests.get(f"{served.url}/healthz", allow_redirects=False, timeout=5)
+    plain = requests.get(f"{served.url}/healthz", allow_redirects=False, timeout=20)
     assert plain.status_code == 301
     assert plain.headers["Location"].startswith("https://")
 
-    login = requests.get(f"{served.url}/accounts/login/", headers=PROXY, timeout=10)
+    login = requests.get(f"{served.url}/accounts/login/", headers=PROXY, timeout=20)
     assert login.status_code == 200
     css = re.search(r'href="(/static/css/app\.[0-9a-f]{12}\.css)"', login.text)
     assert css, "the page links a hashed stylesheet (collectstatic's manifest)"
     static = requests.get(
-        served.url + css.group(1), headers={**PROXY, "Accept-Encoding": "gzip"}, timeout=10
+        served.url + css.group(1), headers={**PROXY, "Accept-Encoding": "gzip"}, timeout=20
     )
     assert static.status_code == 200
     assert "max-age=315360000" in static.headers["Cache-Control"]
