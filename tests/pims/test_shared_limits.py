@@ -146,28 +146,37 @@ def test_two_processes_keep_to_one_site_budget_together(store: str) -> None:
     assert elapsed >= 2 * WINDOW
 
 
-def test_pulls_leave_the_reserve_to_waiting_writebacks(tmp_path: Path) -> None:
-    backend = FileBackend(tmp_path)
-    waits: list[float] = []
+def test_pulls_leave_the_reserve_to_writebacks_once_one_waited(tmp_path: Path) -> None:
+    now = [0.0]
+    backend = FileBackend(tmp_path, clock=lambda: now[0])
+    slept: list[float] = []
 
-    def no_waiting(seconds: float) -> None:
-        waits.append(seconds)
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    def refuse(seconds: float) -> None:
         raise TimeoutError("would wait")
 
     def limiter(priority: str) -> SharedRateLimiter:
         return SharedRateLimiter(
-            backend=backend, site="s", priority=priority, rate=5, endpoint_rate=5, reserve=2,
-            sleep=no_waiting,
+            backend=backend, site="s", priority=priority, rate=5, endpoint_rate=5, window=10,
+            margin=0, reserve=2, sleep=sleep,
         )  # fmt: skip
 
     writeback, pull = limiter(WRITEBACK), limiter(PULL)
-    pull.acquire("contact")
-    pull.acquire("animal")  # no writeback waiting yet: pulls may use the whole budget
-    writeback.acquire("externalprescription")  # a writeback is waiting from now on
+    for _ in range(5):
+        pull.acquire("contact")  # no writeback waiting: pulls may use the whole budget
+    assert slept == []
+    writeback.acquire("externalprescription")  # the site is full: it waits for a slot
+    assert now[0] >= 10
+    pull.acquire("animal")
+    pull.acquire("animal")  # 2 of the site's 5 left: the writebacks' reserve
+    pull.sleep = refuse
     with pytest.raises(TimeoutError):
-        pull.acquire("contact")  # 2 left: the writebacks' reserve
-    writeback.acquire("externalprescription")
+        pull.acquire("animal")
+    writeback.sleep = refuse
+    writeback.acquire("externalprescription")  # the reserve is theirs: no waiting
     writeback.acquire("externalprescription")
     with pytest.raises(TimeoutError):
         writeback.acquire("externalprescription")  # the site's 5 are spent
-    assert len(waits) == 2

@@ -9,8 +9,9 @@ call first takes a slot of the site and of its endpoint in a shared store:
 - ``FileBackend``: the same windows in a small JSON file under an exclusive ``flock``, for a
   single machine without Redis (`make run`); it never touches the application's database.
 
-Writebacks come first within a site's budget: while a writeback has wanted a slot within the
-last window, pulls leave ``reserve`` slots of the site's window free for them. A small safety
+Writebacks come first within a site's budget: once a writeback has had to wait for the site's
+budget (not its endpoint's), pulls leave ``reserve`` slots of the site's window free for
+writebacks for a window. A small safety
 margin (``margin`` seconds added to the window) covers the time between taking a slot here and
 the call reaching ezyVet. A 429 is still honoured by the transport (``Retry-After``).
 """
@@ -71,7 +72,8 @@ class LimitsBackend:
         return int(remaining), max(float(reset) - time.time(), 0.0)
 
     def mark(self, key: str, ttl: float) -> None:
-        self.storage.incr(f"mark/{key}", max(int(ttl), 1))
+        self.storage.clear(f"mark/{key}")  # incr sets the expiry only on a new key
+        self.storage.incr(f"mark/{key}", max(math.ceil(ttl), 1))
 
     def marked(self, key: str) -> bool:
         return bool(self.storage.get(f"mark/{key}"))
@@ -160,13 +162,15 @@ class SharedRateLimiter:
     def acquire(self, endpoint: str) -> tuple[list[float], list[float]]:
         window = self.window + self.margin
         site_key, endpoint_key = f"{self.site}/site", f"{self.site}/endpoint/{endpoint}"
+        writeback, starved = self.priority == WRITEBACK, False
         while True:
-            if self.priority == WRITEBACK:
-                self.backend.mark(f"{self.site}/writebacks", window)
-                reserve = 0
-            else:
-                reserve = self.reserve if self.backend.marked(f"{self.site}/writebacks") else 0
-            wait = self._wait(site_key, self.rate, window, reserve)
+            marked = not writeback and self.backend.marked(f"{self.site}/writebacks")
+            wait = self._wait(site_key, self.rate, window, self.reserve if marked else 0)
+            if writeback and wait > 0:
+                # Starved by the site's budget (not by its own endpoint's): from now until a
+                # window after it got its slot, pulls leave writebacks the reserve.
+                self.backend.mark(f"{self.site}/writebacks", window + wait)
+                starved = True
             wait = max(wait, self._wait(endpoint_key, self.endpoint_rate, window, 0))
             # Endpoint first, then the site; when the site's window filled meanwhile, the
             # endpoint slot goes unused (it only delays this endpoint's next call).
@@ -175,6 +179,8 @@ class SharedRateLimiter:
                 and self.backend.hit(endpoint_key, self.endpoint_rate, window)
                 and self.backend.hit(site_key, self.rate, window)
             ):
+                if starved:
+                    self.backend.mark(f"{self.site}/writebacks", window)
                 return [], []
             self.waited += max(wait, 0.05)
             self.sleep(max(wait, 0.05))
