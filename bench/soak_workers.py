@@ -92,7 +92,12 @@ class Workers:
 
     @staticmethod
     def tail(log: Path, lines: int = 25) -> str:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+        """The log's end, from its last unrecoverable error when there is one (a pool's
+        children keep logging after the main process's error)."""
+        text = log.read_text(errors="replace").splitlines()
+        fatal = [i for i, line in enumerate(text) if "Unrecoverable error" in line]
+        start = fatal[-1] if fatal else max(len(text) - lines, 0)
+        return "\n".join(text[start : start + lines])
 
     def casualties(self) -> list[str]:
         """Workers that died since the last look, each said on stdout with its log's end."""

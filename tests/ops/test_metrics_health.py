@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from urllib.parse import urlsplit
 
 import pytest
 from django.core.cache import cache
@@ -97,7 +98,7 @@ def test_a_sync_run_is_one_log_line_and_counted(world: World, metrics_on, caplog
 
 
 def test_a_writeback_attempt_is_one_log_line_and_its_latency_is_measured(
-    world: World, metrics_on, ezy_pet, catalogue, caplog
+    world: World, metrics_on, site, ezy_pet, catalogue, caplog
 ) -> None:
     prescription = rx(world.a, ezy_pet, catalogue.carprofen)  # its message waits for a commit
     row = WritebackItem.objects.get(prescription=prescription)
@@ -115,6 +116,8 @@ def test_a_writeback_attempt_is_one_log_line_and_its_latency_is_measured(
     after = scrape()
     assert after[delivered] == before.get(delivered, 0) + 1
     assert after[latency] == before.get(latency, 0) + 1
+    calls = ("vetsync_ezyvet_calls_total", (("site", urlsplit(site.base_url).netloc),))
+    assert after[calls] > before.get(calls, 0)  # the POST, counted for the clinic's site
     assert after[("vetsync_writeback_rows", (("status", "delivered"),))] == 1
     assert after[("vetsync_writeback_rows", (("status", "pending"),))] == 0
 
