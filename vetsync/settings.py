@@ -132,7 +132,11 @@ if REDIS_URL:
 else:
     for sub in ("out", "processed", "results", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
+    # kombu's filesystem transport, writing each message whole (vetsync/lib/fsbroker.py).
+    from kombu.transport import TRANSPORT_ALIASES
+
+    TRANSPORT_ALIASES.setdefault("vetsync-filesystem", "vetsync.lib.fsbroker:Transport")
+    CELERY_BROKER_URL = "vetsync-filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
         "data_folder_in": str(BROKER_DIR / "out"),
         "data_folder_out": str(BROKER_DIR / "out"),
