@@ -8,10 +8,12 @@ from django.urls import include, path
 
 from clinics.lockout import ThrottledPasswordResetView
 from vetsync import views
+from vetsync.ops import views as ops_views
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("healthz", views.healthz, name="healthz"),
+    path("healthz", ops_views.healthz, name="healthz"),
+    path("metrics", ops_views.metrics_view, name="metrics"),
     path("accounts/two-factor/", include("clinics.two_factor.urls")),
     path("accounts/password_reset/", ThrottledPasswordResetView.as_view(), name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
