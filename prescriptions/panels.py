@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch
+from django.db.models import Case, Prefetch, When
 from django.http import HttpRequest
 
-from prescriptions.models import Order, OrderLine, Prescription, PrescriptionItem
+from prescriptions.models import Order, OrderLine, Prescription, PrescriptionItem, RxRequest
 from records.models import Client, Patient
 from records.panels import Panel
 
@@ -18,7 +18,7 @@ def _prescriptions(**lookup: object) -> list[Prescription]:
     # Two queries: the rows (with pet and vet), then their items with products.
     return list(
         Prescription.objects.filter(**lookup)
-        .select_related("patient", "vet")
+        .select_related("patient", "vet", "replaced_by")
         .prefetch_related(
             Prefetch("items", queryset=PrescriptionItem.objects.select_related("product"))
         )
@@ -32,6 +32,17 @@ def _orders(**lookup: object) -> list[Order]:
         .select_related("patient")
         .prefetch_related(Prefetch("lines", queryset=OrderLine.objects.select_related("product")))
         .order_by("-placed_at", "-pk")[:PANEL_ROWS]
+    )
+
+
+def _rx_requests(**lookup: object) -> list[RxRequest]:
+    # Pending ones first: they are what the clinic (or the caller on the phone) acts on.
+    return list(
+        RxRequest.objects.filter(**lookup)
+        .select_related("patient", "product")
+        .order_by(
+            Case(When(status=RxRequest.Status.PENDING, then=0), default=1), "-created_at", "-pk"
+        )[:PANEL_ROWS]
     )
 
 
@@ -68,6 +79,7 @@ def client_prescriptions_panel(request: HttpRequest, client: Client) -> Panel | 
         client,
         prescriptions=_prescriptions(patient__client=client),
         orders=_orders(client=client),
+        rx_requests=_rx_requests(patient__client=client),
         client=client,
     )
 
@@ -78,5 +90,6 @@ def patient_prescriptions_panel(request: HttpRequest, patient: Patient) -> Panel
         patient,
         prescriptions=_prescriptions(patient=patient),
         orders=_orders(patient=patient),
+        rx_requests=_rx_requests(patient=patient),
         patient=patient,
     )

@@ -196,10 +196,18 @@ class IntegrationAdmin(AuditedAdmin):
                 self.message_user(
                     request, "Credentials stored: ezyVet issued a token and every scope works."
                 )
+            elif check.unreachable:
+                self.message_user(
+                    request,
+                    f"Credentials file not stored: ezyVet could not be reached to try it "
+                    f"({check.error}). The credentials in use stay.",
+                    messages.ERROR,
+                )
             else:
                 self.message_user(
                     request,
-                    f"Credentials stored, but ezyVet refused: {check.error}",
+                    f"Credentials file not stored: ezyVet refused it ({check.error}). "
+                    "The credentials in use stay.",
                     messages.ERROR,
                 )
 

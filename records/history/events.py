@@ -262,18 +262,17 @@ def timeline(
                 order=0,
             )
         )
+    visits: dict[Any, _CareVisit] = {}
     for event in events:
-        entries.append(
-            TimelineEntry(
-                at=event.created_at,
-                kind=event_kind(event),
-                title=event_title(event),
-                by=_event_by(event),
-                changes=event_changes(event),
-                note=_event_note(event),
-                order=1,
-            )
-        )
+        if _is_care_lookup(event):
+            visit = visits.get(event.actor_id)
+            if visit is not None and event.created_at - visit.last <= CARE_VISIT:
+                visit.add(event)
+                continue
+            visits[event.actor_id] = visit = _CareVisit(_entry(event), event.created_at)
+            entries.append(visit.entry)
+            continue
+        entries.append(_entry(event))
     if isinstance(obj, Client) and obj.customer_ref:
         entries.append(
             TimelineEntry(
@@ -291,6 +290,40 @@ def timeline(
         )
     entries.sort(key=lambda e: (e.at, e.order), reverse=True)
     return entries
+
+
+# Pet Owner Care's log keeps every view; the clinic's timeline shows one line per Care visit:
+# one Care user's views of the record with no gap longer than this.
+CARE_VISIT = dt.timedelta(minutes=30)
+
+
+def _is_care_lookup(event: AuditEvent) -> bool:
+    return event.action.startswith(CARE_PREFIX) and not is_care_change(event)
+
+
+def _entry(event: AuditEvent) -> TimelineEntry:
+    return TimelineEntry(
+        at=event.created_at,
+        kind=event_kind(event),
+        title=event_title(event),
+        by=_event_by(event),
+        changes=event_changes(event),
+        note=_event_note(event),
+        order=1,
+    )
+
+
+@dataclass
+class _CareVisit:
+    entry: TimelineEntry
+    last: dt.datetime
+    views: int = 1
+
+    def add(self, event: AuditEvent) -> None:
+        self.views += 1
+        self.last = event.created_at
+        minutes = max(1, round((self.last - self.entry.at).total_seconds() / 60))
+        self.entry.note = f"{self.views} views over {minutes} minute{'s' if minutes != 1 else ''}"
 
 
 def _event_by(event: AuditEvent) -> str:
