@@ -19,7 +19,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from clinics.access import clinic_for_user, get_for_clinic
+from clinics.access import clinic_for_user, get_for_clinic, is_onboarding
 from clinics.models import Clinic
 from prescriptions import writeback
 from prescriptions.models import WritebackIncident, WritebackItem
@@ -33,6 +33,60 @@ def _detail_url(clinic: Clinic, item_id: int) -> str:
     return reverse(
         "prescriptions:writeback-detail", kwargs={"clinic_slug": clinic.slug, "item_id": item_id}
     )
+
+
+def writeback_fixes(
+    request: HttpRequest, clinic: Clinic, item: WritebackItem
+) -> list[tuple[str, str]]:
+    """Where the cause of a failed writeback is fixed: (what to do, link), read from the
+    records as they are now (a cause already fixed is not offered)."""
+    if item.status != Status.FAILED or item.kind != Kind.PRESCRIBE:
+        return []
+    rx = item.prescription
+    pet, owner, vet = rx.patient, rx.patient.client, rx.vet
+    fixes = []
+    slug = clinic.slug
+    matches = reverse("records:update-queue", kwargs={"clinic_slug": slug})
+    if not pet.pims_id:
+        fixes.append(
+            (
+                f"{pet.name} has no PIMS record linked: open the pet's page to see why",
+                reverse(
+                    "records:patient-detail", kwargs={"clinic_slug": slug, "patient_id": pet.pk}
+                ),
+            )
+        )
+    if not owner.pims_id:
+        fixes.append(
+            (
+                "The owner has no PIMS record linked: confirm a possible match in Manual updates",
+                matches + "?kind=possible_match",
+            )
+        )
+    if not pet.pims_id or not owner.pims_id:
+        fixes.append(
+            (
+                "Once the records are in the practice system, pull them now",
+                reverse("records:run-list", kwargs={"clinic_slug": slug}),
+            )
+        )
+    if not vet.pims_user_id and item.target == WritebackItem.Target.EZYVET:
+        if is_onboarding(request.user):
+            fixes.append(
+                (
+                    f"{vet} has no ezyVet user: set it on the vet in the admin",
+                    reverse("admin:clinics_vet_change", args=[vet.pk]),
+                )
+            )
+        else:
+            fixes.append(
+                (
+                    f"{vet} has no ezyVet user: the VetSync onboarding team links it (see the "
+                    "Practice system page to contact them)",
+                    reverse("clinics:integration", kwargs={"clinic_slug": slug}),
+                )
+            )
+    return fixes
 
 
 def _pretty(value: Any) -> str:
@@ -112,6 +166,7 @@ def writeback_detail(request: HttpRequest, clinic_slug: str, item_id: int) -> Ht
             "item": item,
             "attempts": list(item.attempts_made.order_by("number")),
             "retried_by": WritebackItem.objects.filter(retry_of=item).first(),
+            "fixes": writeback_fixes(request, clinic, item),
             "payload": _pretty(item.payload),
             "response": _pretty(item.response),
             # Only an ezyVet row moves on its own; an agent's row waits for the agent's pull.
