@@ -10,7 +10,7 @@ from prescriptions.models import WritebackItem
 from tests.browser.conftest import log_in
 from tests.conftest import World
 from tests.factories import ClientFactory, PatientFactory
-from tests.prescriptions.conftest import _fresh_connectors as _fresh_connectors  # noqa: F401
+from tests.prescriptions.conftest import _fresh_connectors as _fresh_connectors
 from tests.prescriptions.conftest import catalogue as catalogue  # the fixtures
 from tests.prescriptions.conftest import ezyvet_clinic as ezyvet_clinic
 from tests.prescriptions.conftest import rx
