@@ -85,6 +85,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "clinics.context_processors.navigation",
             ],
+            # person, actor, phone: one way to show them on every page (clinics.display).
+            "builtins": ["clinics.templatetags.display"],
         },
     },
 ]
@@ -252,6 +254,8 @@ WRITEBACK_BACKOFF_MAX = float(os.environ.get("WRITEBACK_BACKOFF_MAX", "1800"))
 WRITEBACK_LEASE = timedelta(seconds=env_int("WRITEBACK_LEASE_SECONDS", 120))
 
 LANGUAGE_CODE = "en-us"
+# One date and time format on every page (vetsync/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["vetsync.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -18,6 +18,7 @@ from clinics.admin.onboarding_progress import (
     onboarding_state_filter,
     with_onboarding_progress,
 )
+from clinics.display import when
 from clinics.models import Connector, Integration
 
 
@@ -157,9 +158,7 @@ class IntegrationAdmin(AuditedAdmin):
         if not obj.has_credentials:
             return "none stored"
         stamp = obj.credentials_updated_at
-        return (
-            f"stored, encrypted (updated {stamp:%Y-%m-%d %H:%M})" if stamp else "stored, encrypted"
-        )
+        return f"stored, encrypted (updated {when(stamp)})" if stamp else "stored, encrypted"
 
     @admin.display(description="agent token")
     def agent_token(self, obj: Integration) -> str:
@@ -167,7 +166,7 @@ class IntegrationAdmin(AuditedAdmin):
             return "not used (cloud PIMS)"
         if not obj.has_agent_token:
             return "none issued"
-        return f"…{obj.agent_token_hint}, issued {obj.agent_token_issued_at:%Y-%m-%d %H:%M}"
+        return f"…{obj.agent_token_hint}, issued {when(obj.agent_token_issued_at)}"
 
     @admin.display(description="no data since", boolean=True)
     def no_data(self, obj: Integration) -> bool:

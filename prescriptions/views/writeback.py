@@ -6,6 +6,7 @@ row with its attempts, and "Retry" calls ``writeback_retry`` (which audit-logs).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -20,6 +21,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from clinics.access import clinic_for_user, get_for_clinic, is_onboarding
+from clinics.display import when
 from clinics.models import Clinic
 from prescriptions import writeback
 from prescriptions.models import WritebackIncident, WritebackItem
@@ -87,6 +89,35 @@ def writeback_fixes(
                 )
             )
     return fixes
+
+
+EPOCH_RANGE = (946_684_800, 4_102_444_800)  # 2000-01-01 .. 2100-01-01
+
+
+def payload_dates(value: Any, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(key, raw value, readable date) for each epoch date in a payload (ezyVet sends and
+    answers dates as Unix seconds), nested objects and lists included."""
+    found: list[tuple[str, str, str]] = []
+    if isinstance(value, dict):
+        for key, inner in sorted(value.items()):
+            found.extend(payload_dates(inner, f"{prefix}{key}."))
+        return found
+    if isinstance(value, list):
+        for index, inner in enumerate(value):
+            found.extend(payload_dates(inner, f"{prefix}{index}."))
+        return found
+    key = prefix.rstrip(".")
+    name = key.rsplit(".", 1)[-1]
+    if not ("date" in name or name.endswith(("_at", "created", "modified"))):
+        return found
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return found
+    if EPOCH_RANGE[0] <= seconds <= EPOCH_RANGE[1] and not isinstance(value, bool):
+        moment = dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+        found.append((key, str(value), when(moment)))
+    return found
 
 
 def _pretty(value: Any) -> str:
@@ -168,6 +199,8 @@ def writeback_detail(request: HttpRequest, clinic_slug: str, item_id: int) -> Ht
             "retried_by": WritebackItem.objects.filter(retry_of=item).first(),
             "fixes": writeback_fixes(request, clinic, item),
             "payload": _pretty(item.payload),
+            "payload_dates": payload_dates(item.payload),
+            "response_dates": payload_dates(item.response),
             "response": _pretty(item.response),
             # Only an ezyVet row moves on its own; an agent's row waits for the agent's pull.
             "polling": item.is_open and item.target == WritebackItem.Target.EZYVET,

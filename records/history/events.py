@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db.models import Q
 
+from clinics.display import event_actor
 from clinics.models import AuditEvent
 from records.merging import (
     PET_UNMERGE_ACTION,
@@ -106,9 +107,11 @@ class TimelineEntry:
 
 def record_events(obj: Client | Patient, limit: int = TIMELINE_LIMIT) -> list[AuditEvent]:
     """The newest audit events about one client or pet, oldest first (one query)."""
-    events = AuditEvent.objects.filter(
-        object_type=obj._meta.label_lower, object_id=str(obj.pk)
-    ).order_by("-created_at", "-id")[:limit]
+    events = (
+        AuditEvent.objects.filter(object_type=obj._meta.label_lower, object_id=str(obj.pk))
+        .select_related("actor")
+        .order_by("-created_at", "-id")[:limit]
+    )
     return sorted(events, key=lambda e: (e.created_at, e.pk))
 
 
@@ -330,7 +333,7 @@ def _event_by(event: AuditEvent) -> str:
     after = event.after if isinstance(event.after, dict) else {}
     if event.actor_label == "sync" and after.get("run"):
         return f"sync run {after['run']}"
-    return event.actor_label
+    return event_actor(event)
 
 
 def _event_note(event: AuditEvent) -> str:
@@ -357,7 +360,7 @@ def name_history(
                     event.created_at,
                     before["name"],
                     after["name"],
-                    event.actor_label,
+                    event_actor(event),
                     str(after.get("reason") or ""),
                 )
             )
