@@ -240,7 +240,8 @@ if os.environ.get("EMAIL_HOST"):
         }
     }
 else:
-    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+    # Console mail, decoded for reading (vetsync/mail/console.py).
+    MAILERS = {"default": {"BACKEND": "vetsync.mail.console.EmailBackend"}}
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "VetSync <noreply@vetsync.local>")
 ONBOARDING_TEAM_EMAIL = os.environ.get("ONBOARDING_TEAM_EMAIL", "onboarding@vetsync.local")
 

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET
 from clinics.access import clinic_for_user, is_onboarding, is_pet_owner_care
 from clinics.models import Clinic, Integration
 from clinics.tasks import WORKER_HEARTBEAT_KEY
-from prescriptions.models import Order, Prescription, RxRequest
+from prescriptions.models import Order, Prescription, RxRequest, WritebackItem
 from records.models import SyncRun
 from records.services import clinic_record_counts, manual_update_counts
 from vetsync.celery import app as celery_app
@@ -78,7 +78,9 @@ def _prescription_counts(clinic: Clinic) -> dict[str, int]:
         open=Count("pk", filter=Q(status__in=(Order.Status.PLACED, Order.Status.ON_HOLD))),
         on_hold=Count("pk", filter=Q(status=Order.Status.ON_HOLD)),
     )
+    failed = WritebackItem.objects.filter(clinic=clinic, status=WritebackItem.Status.FAILED)
     return {
+        "writebacks_failed": failed.count(),
         "drafts": rx["drafts"],
         "rx_requests": RxRequest.objects.for_clinic(clinic).pending().count(),
         "open_orders": orders["open"],

@@ -161,7 +161,7 @@ def _pims_entry(index: int, *, fake: Faker, rng: random.Random, spec: DemoClinic
 
 def _same_person(row: dict[str, str], index: int, rng: random.Random) -> dict[str, Any]:
     """The PIMS's record of a store customer: merged on first copy (the merge story)."""
-    entry = {
+    entry: dict[str, Any] = {
         "pims_id": f"C{29000 + index}",
         "first_name": row["first_name"],
         "last_name": row["last_name"],
