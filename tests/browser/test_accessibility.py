@@ -120,3 +120,5 @@ def test_htmx_regions_that_change_are_announced(page: Any, settings: Any) -> Non
     assert run is not None
     page.goto(f"/c/riverside/sync/runs/{run.pk}/")
     assert page.locator("#run-announce[aria-live=polite]").count() == 1
+    # Search as you type broke no Content-Security-Policy rule on the way.
+    assert [e for e in page.console_errors if "Content Security Policy" in e] == []
