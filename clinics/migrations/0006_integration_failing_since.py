@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('clinics', '0004_onboarding_paths'),
+        ('clinics', '0005_agent_contact'),
     ]
 
     operations = [
