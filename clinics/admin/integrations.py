@@ -113,6 +113,8 @@ class IntegrationAdmin(AuditedAdmin):
         "agent_data_at",
         "last_successful_sync_at",
         "last_error",
+        "failing_since",
+        "failure_kind",
     ]
     actions = ["issue_agent_token", "revoke_agent_token", "pause", "resume"]
 
