@@ -13,7 +13,14 @@ from clinics.two_factor.policy import two_factor_state
 
 # Pages an unverified user may still reach: the second step itself, logging out, static files
 # and the doors that are not sessions (agents carry a token; health checks none).
-OPEN_PREFIXES = ("/accounts/two-factor/", "/accounts/logout/", "/admin/logout/", "/healthz")
+OPEN_PREFIXES = (
+    "/accounts/two-factor/",
+    "/accounts/logout/",
+    "/admin/logout/",
+    "/healthz",
+    "/metrics",
+    "/favicon.ico",
+)
 
 
 class TwoFactorRequiredMiddleware:

@@ -181,7 +181,6 @@ def test_a_user_resets_their_own_two_factor_only_with_password_and_code(world: W
 
 def test_sessions_end_when_idle_and_the_proxy_header_is_not_trusted_by_default() -> None:
     assert settings.SESSION_COOKIE_AGE == 30 * 60
-    assert settings.SESSION_SAVE_EVERY_REQUEST is True
     assert not hasattr(settings, "SECURE_PROXY_SSL_HEADER") or (
         settings.SECURE_PROXY_SSL_HEADER is None
     )
@@ -246,3 +245,21 @@ def test_two_factor_code_is_for_the_demo_only(world: World, settings: Any) -> No
     device.refresh_from_db()
     now = TOTP(device.bin_key, drift=device.drift)
     assert out.getvalue().strip() == str(now.token()).zfill(6)  # what the app shows now
+
+
+def test_use_moves_the_session_expiry_on_at_most_once_a_minute(world: World, monkeypatch) -> None:
+    from django.contrib.sessions.models import Session
+
+    import vetsync.session_idle as idle
+
+    client = login(world.a.staff)
+    key = client.session.session_key
+    page = reverse("clinic-dashboard", args=["alder"])
+    assert client.get(page).status_code == 200  # the first use marks the session
+    first = Session.objects.get(session_key=key).expire_date
+    assert client.get(page).status_code == 200
+    assert Session.objects.get(session_key=key).expire_date == first  # within the minute
+    later = idle.time.time() + 120
+    monkeypatch.setattr(idle.time, "time", lambda: later)
+    assert client.get(page).status_code == 200
+    assert Session.objects.get(session_key=key).expire_date > first  # moved on
