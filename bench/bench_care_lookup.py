@@ -163,6 +163,7 @@ def child(n_clients: int, n_clinics: int, n_lookups: int) -> None:
     from django.test.utils import CaptureQueriesContext
 
     call_command("migrate", verbosity=0)
+    call_command("collectstatic", interactive=False, verbosity=0)  # pages as production serves
     data = load(n_clients, n_clinics)
     started = time.perf_counter()
     with connection.cursor() as cursor:
