@@ -57,6 +57,12 @@ class ClientMerge(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     snapshot = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+    evidence = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What made the merge: the match probability, each field's weight, the model "
+        "version and the thresholds. Empty for merges made before evidence was recorded.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

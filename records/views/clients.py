@@ -28,6 +28,7 @@ from records.merging import UnmergeError
 from records.merging import client_unmerge as client_unmerge_service
 from records.models import Client, ClientMerge, ClientQuerySet, ManualUpdate, Patient
 from records.panels import client_panels
+from records.suggestions import suggestions_rescore
 
 PAGE_SIZE = 50
 
@@ -138,6 +139,7 @@ def client_detail(request: HttpRequest, clinic_slug: str, client_id: int) -> Htt
     history."""
     clinic = clinic_for_user(request, clinic_slug)
     client = get_for_clinic(Client.objects.select_related("merged_into"), clinic, pk=client_id)
+    suggestions_rescore(clinic=clinic)  # suggestions made before evidence was recorded, once
     pets = list(client.patients.order_by("-is_active", "is_deceased", "name", "id"))
     pending = list(
         ManualUpdate.objects.pending()
