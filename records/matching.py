@@ -78,6 +78,9 @@ __all__ = [
 ]
 
 RULE_MAX = 200  # ClientMerge.rule's length
+# Two candidates both above the merge threshold: the better one is merged only if its evidence
+# is this many bits (log2 of the odds) stronger: a thousand times likelier.
+MARGIN = 10.0
 
 
 class Verdict(StrEnum):
@@ -177,7 +180,11 @@ def fit_model(customers: Sequence[Person], people: Sequence[Person], pairs: Sequ
 
 
 def score_pair(fit: Fit, pair: Pair) -> tuple[float, list[list[Any]]]:
-    """The pair's match probability and each field's weight, in words."""
+    """The pair's match probability and each field's weight, in words.
+
+    A near agreement never counts more than an exact one on the same value would: on a
+    common surname "Smyth/Smith" weighs no more than "Smith/Smith".
+    """
     mine, theirs = field_values(pair.person), field_values(pair.customer)
     weights: list[list[Any]] = []
     total = 0.0
@@ -185,11 +192,16 @@ def score_pair(fit: Fit, pair: Pair) -> tuple[float, list[list[Any]]]:
         if not level:
             continue
         w = weight(fit, index, level, mine[index])
+        if level > 1:
+            w = min(w, weight(fit, index, 1, mine[index]))
         total += w
         weights.append(
             [FIELDS[index].name, _describe(index, level, mine[index], theirs[index]), round(w, 2)]
         )
     return probability(fit, total), weights
+
+
+Scored = tuple[float, float, Pair, list[list[Any]]]  # probability, total weight, pair, weights
 
 
 def plan_matches(pool: CustomerPool, people: Iterable[Person]) -> dict[str, Match]:
@@ -201,59 +213,67 @@ def plan_matches(pool: CustomerPool, people: Iterable[Person]) -> dict[str, Matc
     fit = fit_model(list(pool.customers.values()), people, pairs)
     limits = thresholds()
     model = fit.summary()
-    scored: dict[str, list[tuple[float, Pair, list[list[Any]]]]] = defaultdict(list)
+    scored: dict[str, list[Scored]] = defaultdict(list)
     for pair in pairs:
         p, weights = score_pair(fit, pair)
         if p >= limits["suggest"]:
-            scored[pair.person.key].append((p, pair, weights))
+            total = sum(w[2] for w in weights)
+            scored[pair.person.key].append((p, total, pair, weights))
     plan: dict[str, Match] = {}
     for key, found in scored.items():
-        found.sort(key=lambda item: (-item[0], item[1].customer.key))
+        found.sort(key=lambda item: (-item[1], item[2].customer.key))
         plan[key] = _verdict(found, limits, model)
     return _one_customer_one_client(plan)
 
 
-def _verdict(
-    found: list[tuple[float, Pair, list[list[Any]]]],
-    limits: dict[str, float],
-    model: dict[str, Any],
-) -> Match:
-    p, pair, weights = found[0]
+def _verdict(found: list[Scored], limits: dict[str, float], model: dict[str, Any]) -> Match:
+    """The best customer for one PIMS client; merged only if nobody else comes close."""
+    p, total, pair, weights = found[0]
     evidence = {
         "probability": p,
+        "weight": round(total, 2),
         "weights": weights,
         "model": model,
         "thresholds": limits,
     }
-    words = evidence_text(weights)
     verdict, why = Verdict.POSSIBLE, ""
     if p >= limits["merge"]:
         if pair.levels[FIRST] in FIRST_NAMES_DIFFER:
             why = "the first names differ (a household?)"
-        elif len(found) > 1 and found[1][0] >= limits["merge"]:
+        elif len(found) > 1 and found[1][0] >= limits["merge"] and total - found[1][1] < MARGIN:
             why = "more than one customer fits"
         else:
             verdict = Verdict.MERGE
+    return _match(verdict, pair.customer.key, p, evidence, why)
+
+
+def _match(
+    verdict: Verdict, customer_key: str, p: float, evidence: dict[str, Any], why: str
+) -> Match:
     if why:
-        evidence["held_because"] = why
-        words = f"{why}: {words}"
-    return Match(verdict, pair.customer.key, _clip(words), p, evidence)
+        evidence = {**evidence, "held_because": why}
+    words = evidence_text(evidence["weights"])
+    return Match(verdict, customer_key, _clip(f"{why}: {words}" if why else words), p, evidence)
 
 
 def _one_customer_one_client(plan: dict[str, Match]) -> dict[str, Match]:
-    """A customer two PIMS clients would both be merged into goes to staff."""
-    claims: Counter[str] = Counter(
-        m.customer_key for m in plan.values() if m.verdict == Verdict.MERGE
-    )
+    """A customer several PIMS clients would be merged into goes to the one that fits far
+    better than the others (by ``MARGIN``); when none does, all of them go to staff."""
+    claims: dict[str, list[str]] = defaultdict(list)
     for key, match in plan.items():
-        if match.verdict == Verdict.MERGE and claims[match.customer_key] > 1:
+        if match.verdict == Verdict.MERGE:
+            claims[match.customer_key].append(key)
+    for keys in claims.values():
+        if len(keys) < 2:
+            continue
+        keys.sort(key=lambda k: -plan[k].evidence["weight"])
+        best, second = (plan[k].evidence["weight"] for k in keys[:2])
+        losers = keys[1:] if best - second >= MARGIN else keys
+        for key in losers:
+            match = plan[key]
             why = "another PIMS client fits this customer too"
-            plan[key] = Match(
-                Verdict.POSSIBLE,
-                match.customer_key,
-                _clip(f"{why}: {evidence_text(match.evidence['weights'])}"),
-                match.score,
-                {**match.evidence, "held_because": why},
+            plan[key] = _match(
+                Verdict.POSSIBLE, match.customer_key, match.score, match.evidence, why
             )
     return plan
 

@@ -112,8 +112,13 @@ def _metaphone(value: str) -> str:
     return str(jellyfish.metaphone(value))
 
 
+def _digits(value: str) -> str:
+    return "".join(ch for ch in value if ch.isdigit())
+
+
 def sounds_alike(a: str, b: str) -> bool:
-    return bool(a) and bool(b) and _metaphone(a) == _metaphone(b)
+    """Metaphone agrees (and so do the digits, which Metaphone does not hear)."""
+    return bool(a) and bool(b) and _metaphone(a) == _metaphone(b) and _digits(a) == _digits(b)
 
 
 def _names_match(a: str, b: str) -> bool:
@@ -163,12 +168,16 @@ def last_name_level(a: Person, b: Person) -> int:
     return 5 if sounds_alike(x, y) else 6
 
 
-def one_edit_level(x: str, y: str) -> int:
-    """Same / one digit or character off (a typo, two swapped) / differs."""
+def one_edit_level(x: str, y: str, *, same_digits: bool = False) -> int:
+    """Same / one digit or character off (a typo, two swapped) / differs. With
+    ``same_digits``, a difference in the digits is no typo ("c1@…" and "c2@…" are two
+    mailboxes)."""
     if not x or not y:
         return MISSING
     if x == y:
         return 1
+    if same_digits and _digits(x) != _digits(y):
+        return 3
     return 2 if OSA.distance(x, y) <= 1 else 3
 
 
@@ -216,7 +225,7 @@ def compare(a: Person, b: Person, names: frozenset[str] | None = None) -> Levels
         first_name_level(a, b, names),
         last_name_level(a, b),
         phone_level(a, b),
-        one_edit_level(a.email, b.email),
+        one_edit_level(a.email, b.email, same_digits=True),
         one_edit_level(a.street_number, b.street_number),
         street_level(a.street, b.street),
         text_level(a.line2, b.line2),

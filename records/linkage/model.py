@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from records.linkage.compare import FIELDS, Levels
 
 MODEL_VERSION = "fs-1"
-PRIOR_STRENGTH_M = 30.0  # the prior counts as this many matched pairs
+PRIOR_STRENGTH_M = 100.0  # the prior counts as this many matched pairs
 PRIOR_STRENGTH_U = 2000.0  # ... and as this many random pairs
 PRIOR_STRENGTH_LAMBDA = 20.0
 PRIOR_LAMBDA = 0.05

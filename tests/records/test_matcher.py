@@ -197,9 +197,10 @@ def test_a_clinic_too_small_for_em_keeps_the_prior_and_moves_to_its_own_as_it_gr
         return fit_model(customers, people, candidate_pairs(pool, people)).m[c.PHONE_I][2]
 
     prior = PRIOR_M[c.PHONE_I][2]
-    small, large = fitted(2), fitted(300)
-    assert abs(small - prior) < 0.1  # two pairs: mostly the prior
-    assert large > 0.9  # its own data: "one digit off" is what its true pairs look like
+    small, medium, large = fitted(2), fitted(100), fitted(1000)
+    assert abs(small - prior) < 0.05  # two pairs: the prior
+    assert small < medium < large
+    assert large > 0.85  # its own data: "one digit off" is what its true pairs look like
 
 
 def test_a_common_surname_weighs_less_than_a_rare_one() -> None:
