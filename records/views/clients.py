@@ -139,7 +139,6 @@ def client_detail(request: HttpRequest, clinic_slug: str, client_id: int) -> Htt
     history."""
     clinic = clinic_for_user(request, clinic_slug)
     client = get_for_clinic(Client.objects.select_related("merged_into"), clinic, pk=client_id)
-    suggestions_rescore(clinic=clinic)  # suggestions made before evidence was recorded, once
     pets = list(client.patients.order_by("-is_active", "is_deceased", "name", "id"))
     pending = list(
         ManualUpdate.objects.pending()
@@ -147,6 +146,11 @@ def client_detail(request: HttpRequest, clinic_slug: str, client_id: int) -> Htt
         .select_related("client", "patient", "candidate")
         .order_by("created_at", "id")
     )
+    if any(_unscored(u) for u in pending):
+        # Possible matches suggested before evidence was recorded get it, once.
+        suggestions_rescore(clinic=clinic)
+        for update in pending:
+            update.refresh_from_db(fields=["proposed"])
     merges = list(
         ClientMerge.objects.filter(customer=client)
         .select_related("merged_by", "run")
@@ -180,6 +184,12 @@ def client_detail(request: HttpRequest, clinic_slug: str, client_id: int) -> Htt
             "panels": client_panels(request, client),
             "here": request.get_full_path(),
         },
+    )
+
+
+def _unscored(update: ManualUpdate) -> bool:
+    return update.kind == ManualUpdate.Kind.POSSIBLE_MATCH and "evidence" not in (
+        update.proposed or {}
     )
 
 
