@@ -12,9 +12,10 @@ probability. Two thresholds, match probabilities in the settings, decide:
   the pair goes to staff as a possible match: more likely the same person than not.
 
 A wrong merge ships one family's medication to another, so some pairs above the merge threshold
-still go to staff: first names that differ outright (a household shares a surname, an address,
-a phone and its pets: only the first name tells its people apart), two customers that both fit,
-and a customer two PIMS clients both fit. A pair staff said are different people is never
+still go to staff: first names that differ outright, unless the phone is the same and no other
+customer's (a household shares a surname, an address, often an email and its pets: only the
+first name, or a person's own number, tells its people apart); a PIMS client two customers fit
+nearly as well; a customer two PIMS clients fit nearly as well. A pair staff said are different people is never
 compared again. Every verdict carries its evidence: the weight of each field.
 """
 
@@ -35,6 +36,7 @@ from records.linkage.compare import (
     FIRST,
     FIRST_NAMES_DIFFER,
     LAST,
+    PHONE_I,
     STREET_I,
     Levels,
     compare,
@@ -219,14 +221,17 @@ def plan_matches(pool: CustomerPool, people: Iterable[Person]) -> dict[str, Matc
         if p >= limits["suggest"]:
             total = sum(w[2] for w in weights)
             scored[pair.person.key].append((p, total, pair, weights))
+    phones = Counter(c.phone for c in pool.customers.values() if c.phone)
     plan: dict[str, Match] = {}
     for key, found in scored.items():
         found.sort(key=lambda item: (-item[1], item[2].customer.key))
-        plan[key] = _verdict(found, limits, model)
+        plan[key] = _verdict(found, limits, model, phones)
     return _one_customer_one_client(plan)
 
 
-def _verdict(found: list[Scored], limits: dict[str, float], model: dict[str, Any]) -> Match:
+def _verdict(
+    found: list[Scored], limits: dict[str, float], model: dict[str, Any], phones: Counter[str]
+) -> Match:
     """The best customer for one PIMS client; merged only if nobody else comes close."""
     p, total, pair, weights = found[0]
     evidence = {
@@ -238,13 +243,18 @@ def _verdict(found: list[Scored], limits: dict[str, float], model: dict[str, Any
     }
     verdict, why = Verdict.POSSIBLE, ""
     if p >= limits["merge"]:
-        if pair.levels[FIRST] in FIRST_NAMES_DIFFER:
+        if pair.levels[FIRST] in FIRST_NAMES_DIFFER and not _own_phone(pair, phones):
             why = "the first names differ (a household?)"
         elif len(found) > 1 and found[1][0] >= limits["merge"] and total - found[1][1] < MARGIN:
             why = "more than one customer fits"
         else:
             verdict = Verdict.MERGE
     return _match(verdict, pair.customer.key, p, evidence, why)
+
+
+def _own_phone(pair: Pair, phones: Counter[str]) -> bool:
+    """The same phone, and no other customer's: a person's number, not a household's."""
+    return pair.levels[PHONE_I] == 1 and phones[pair.customer.phone] == 1
 
 
 def _match(

@@ -246,12 +246,26 @@ def test_swapped_first_and_last_names_merge() -> None:
     assert "first name whitfield/dana (swapped with surname) +" in plan["C-1"].rule
 
 
-def test_a_family_at_the_same_address_is_not_merged() -> None:
-    mary = person("hd", first_name="Mary", last_name="Jones", pets="Rex")
-    mark = person("C-1", first_name="Mark", last_name="Jones", pets="Rex")
-    plan = _plan([mary], [mark])
+@pytest.mark.parametrize("phones", ["own mobiles", "the household's landline"])
+def test_a_family_at_the_same_address_is_not_merged(phones: str) -> None:
+    """Mary Jones is a customer; the PIMS sends Mark Jones: same address, email and dog."""
+    mary = person("hd", first_name="Mary", last_name="Jones", pets="Rex", phone="503 555 0142")
+    mark = person("C-1", first_name="Mark", last_name="Jones", pets="Rex", phone="503 555 0199")
+    customers = [mary]
+    if phones != "own mobiles":
+        mark = person("C-1", first_name="Mark", last_name="Jones", pets="Rex")
+        # Their daughter is a customer too, on the same number: it is the household's.
+        customers.append(person("hd2", first_name="Lucy", last_name="Jones"))
+    plan = _plan(customers, [mark])
     assert plan["C-1"].verdict == Verdict.POSSIBLE
     assert "first names differ" in plan["C-1"].rule
+
+
+def test_a_first_name_that_differs_outright_merges_on_the_persons_own_phone() -> None:
+    """A record whose first name was replaced (FEBRL's kind of error), everything else the
+    same, the phone no other customer's: the same person."""
+    plan = _plan([person("hd", first_name="Oakleigh")], [person("C-1", first_name="Bordin")])
+    assert plan["C-1"].verdict == Verdict.MERGE
 
 
 def test_a_rejected_pair_is_never_compared() -> None:
@@ -307,14 +321,14 @@ def test_a_merge_from_before_evidence_says_so(world: World) -> None:
 
 
 def _household(world: World) -> ManualUpdate:
-    """Mary Jones is a customer; the PIMS sends Mark Jones, same address, phone and dog."""
+    """Mary Jones is a customer; the PIMS sends Mark Jones, same address and dog."""
     hd = ClientFactory(
         clinic=world.a.clinic,
         customer_ref="HD-7",
         first_name="Mary",
         last_name="Jones",
         email="",
-        phone="(503) 555-0142",
+        phone="(503) 555-0188",
         address_line1="12 Alder St",
         city="Portland",
         postcode="97205",
@@ -331,7 +345,8 @@ def test_evidence_in_the_review_queue_and_the_report(world: World) -> None:
     page = login(world.a.staff).get(reverse("records:update-queue", args=[world.a.clinic.slug]))
     html = page.content.decode()
     assert "first name mark/mary (two different names) <strong>\u2212" in html
-    assert "phone same <strong>+" in html
+    assert "street same <strong>+" in html
+    assert "phone differs <strong>\u2212" in html
     assert "for staff because the first names differ" in html
 
     response = login(world.a.staff).get(

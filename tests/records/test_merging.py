@@ -79,7 +79,8 @@ def test_another_first_name_at_the_same_address_is_only_a_possible_match(world: 
 
 
 def test_same_email_but_another_name_is_a_possible_match_not_a_merge(world: World) -> None:
-    customer(world, first_name="Mark", last_name="Oduya")
+    # A partner at the same address, on the household's email but their own mobile.
+    customer(world, first_name="Mark", last_name="Oduya", phone="(503) 555-0199")
     ingest(world.a.clinic, batch(owner()))
     assert not ClientMerge.objects.exists()
     assert ManualUpdate.objects.get().detail.startswith("the first names differ (a household?):")
