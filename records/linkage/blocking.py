@@ -37,6 +37,8 @@ def blocking_keys(person: Person) -> Iterator[tuple[str, ...]]:
         yield ("postcode-first", person.postcode, _metaphone(first)[:3])
     if person.postcode and last:
         yield ("postcode-surname", person.postcode, last[:3])
+    if person.postcode and person.street:
+        yield ("postcode-street", person.postcode, person.street.replace(" ", "")[:5])
 
 
 class BlockIndex:
