@@ -15,8 +15,9 @@ A wrong merge ships one family's medication to another, so some pairs above the 
 still go to staff: first names that differ outright, unless the phone is the same and no other
 customer's (a household shares a surname, an address, often an email and its pets: only the
 first name, or a person's own number, tells its people apart); a PIMS client two customers fit
-nearly as well; a customer two PIMS clients fit nearly as well. A pair staff said are different people is never
-compared again. Every verdict carries its evidence: the weight of each field.
+nearly as well; a customer two PIMS clients fit nearly as well. A pair staff said are
+different people is never compared again. Every verdict carries its evidence: the weight of
+each field.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from django.conf import settings
 
 from records.linkage.blocking import BlockIndex
 from records.linkage.compare import (
+    EMAIL_I,
     FIELDS,
     FIRST,
     FIRST_NAMES_DIFFER,
@@ -44,11 +46,13 @@ from records.linkage.compare import (
     known_given_names,
 )
 from records.linkage.model import (
+    PRIOR_M,
     PRIOR_U,
     RANDOM_PAIRS,
     Fit,
     em,
     estimate_u,
+    posterior,
     probability,
     random_pairs,
     term_frequencies,
@@ -173,12 +177,41 @@ def fit_model(customers: Sequence[Person], people: Sequence[Person], pairs: Sequ
     names = known_given_names()
     sample = random_pairs(len(people), len(customers), count=RANDOM_PAIRS)
     u, n_random = estimate_u(compare(people[i], customers[j], names) for i, j in sample)
-    fit = em(Counter(pair.levels for pair in pairs), u=u)
+    # EM learns m from the best candidates that share an identifier (the clinic's near-
+    # neighbours, that share a street or a postcode, are not a kind of match: letting EM see
+    # them all it can take them for the matches when the data is uniform); lambda is then the
+    # share of all candidate pairs that the best candidates' posteriors say are matches.
+    best = best_candidates(pairs, u)
+    fit = em(Counter(levels for levels in best if _identified(levels)), u=u)
+    expected = sum(posterior(levels, fit.m, u, fit.lam) for levels in best)
+    fit.lam = min(0.999, max(1e-6, expected / max(len(pairs), 1)))
     fit.random_pairs = n_random
     for index, attr in ((FIRST, "first_name"), (LAST, "last_name"), (STREET_I, "street")):
         values = (getattr(p, attr) for p in chain(customers, people))
         fit.tf[index], fit.tf_default[index] = term_frequencies(values, PRIOR_U[index][1])
     return fit
+
+
+def best_candidates(pairs: Sequence[Pair], u: list[list[float]]) -> list[Levels]:
+    """Each PIMS client's best candidate under the prior (with the clinic's own u): a person
+    has one record on each side, so the others are not what a match looks like."""
+    prior = Fit(m=[list(row) for row in PRIOR_M], u=u, lam=0.5)
+    totals: dict[Levels, float] = {}
+    best: dict[str, tuple[float, Levels]] = {}
+    for pair in pairs:
+        levels = pair.levels
+        total = totals.get(levels)
+        if total is None:
+            total = totals[levels] = sum(weight(prior, i, lv) for i, lv in enumerate(levels))
+        found = best.get(pair.person.key)
+        if found is None or total > found[0]:
+            best[pair.person.key] = (total, levels)
+    return [levels for _, levels in best.values()]
+
+
+def _identified(levels: Levels) -> bool:
+    """The same phone, the same email or the same full name: the pairs EM learns from."""
+    return levels[PHONE_I] == 1 or levels[EMAIL_I] == 1 or levels[FIRST] == levels[LAST] == 1
 
 
 def score_pair(fit: Fit, pair: Pair) -> tuple[float, list[list[Any]]]:

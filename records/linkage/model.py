@@ -135,8 +135,14 @@ def em(
     start: Fit | None = None,
     prior_m: Sequence[Sequence[float]] = PRIOR_M,
     strength: float = PRIOR_STRENGTH_M,
+    max_lambda: float = 1.0,
 ) -> Fit:
-    """Estimate m and lambda on candidate-pair patterns (levels -> how many pairs), u fixed."""
+    """Estimate m and lambda on candidate-pair patterns (levels -> how many pairs), u fixed.
+
+    ``max_lambda`` is the most lambda can be: a person has one record on each side, so there
+    are at most as many matches as PIMS clients (or customers) with a candidate. Without that
+    bound EM can settle on "every candidate pair is a match" when the data is uniform.
+    """
     fit = start or prior_fit()
     m = [list(row) for row in fit.m]
     lam = fit.lam
@@ -149,14 +155,15 @@ def em(
         sums = [[0.0] * len(f.levels) for f in FIELDS]
         expected = 0.0
         for levels, count in items:
-            p = _posterior(levels, m, u, lam) * count
+            p = posterior(levels, m, u, lam) * count
             expected += p
             for i, level in enumerate(levels):
                 if level:
                     sums[i][level] += p
         new_m = _m_step(sums, prior_m, strength)
-        new_lam = (expected + PRIOR_STRENGTH_LAMBDA * PRIOR_LAMBDA) / (
-            total + PRIOR_STRENGTH_LAMBDA
+        new_lam = min(
+            max_lambda,
+            (expected + PRIOR_STRENGTH_LAMBDA * PRIOR_LAMBDA) / (total + PRIOR_STRENGTH_LAMBDA),
         )
         change = max(
             abs(new_lam - lam),
@@ -197,7 +204,7 @@ def _m_step(
     return table
 
 
-def _posterior(levels: Levels, m: Table, u: Table, lam: float) -> float:
+def posterior(levels: Levels, m: Table, u: Table, lam: float) -> float:
     log_odds = math.log(lam / (1 - lam))
     for i, level in enumerate(levels):
         if level:
