@@ -214,29 +214,55 @@ def _identified(levels: Levels) -> bool:
     return levels[PHONE_I] == 1 or levels[EMAIL_I] == 1 or levels[FIRST] == levels[LAST] == 1
 
 
-def score_pair(fit: Fit, pair: Pair) -> tuple[float, list[list[Any]]]:
-    """The pair's match probability and each field's weight, in words.
+FieldWeights = list[tuple[int, int, float]]  # (field index, level, weight) of each field
 
-    A near agreement never counts more than an exact one on the same value would: on a
-    common surname "Smyth/Smith" weighs no more than "Smith/Smith".
-    """
-    mine, theirs = field_values(pair.person), field_values(pair.customer)
-    weights: list[list[Any]] = []
-    total = 0.0
+
+def weight_table(fit: Fit) -> list[list[float]]:
+    """Every field's weight at every level, before term frequencies."""
+    return [[weight(fit, i, level) for level in range(len(f.levels))] for i, f in enumerate(FIELDS)]
+
+
+def field_weights(fit: Fit, table: list[list[float]], pair: Pair) -> FieldWeights:
+    """Each field's weight for the pair. A near agreement never counts more than an exact
+    one on the same value would: on a common surname "Smyth/Smith" weighs no more than
+    "Smith/Smith"."""
+    found: FieldWeights = []
+    person = pair.person
     for index, level in enumerate(pair.levels):
         if not level:
             continue
-        w = weight(fit, index, level, mine[index])
-        if level > 1:
-            w = min(w, weight(fit, index, 1, mine[index]))
-        total += w
-        weights.append(
-            [FIELDS[index].name, _describe(index, level, mine[index], theirs[index]), round(w, 2)]
-        )
-    return probability(fit, total), weights
+        if index in fit.tf:
+            exact = weight(fit, index, 1, _TF_VALUE[index](person))
+            w = exact if level == 1 else min(table[index][level], exact)
+        else:
+            w = table[index][level]
+        found.append((index, level, w))
+    return found
 
 
-Scored = tuple[float, float, Pair, list[list[Any]]]  # probability, total weight, pair, weights
+_TF_VALUE = {
+    FIRST: lambda p: p.first_name,
+    LAST: lambda p: p.last_name,
+    STREET_I: lambda p: p.street,
+}
+
+
+def describe(pair: Pair, weights: FieldWeights) -> list[list[Any]]:
+    """The weights in words: [field, "surname smyth/smith", 4.2]."""
+    mine, theirs = field_values(pair.person), field_values(pair.customer)
+    return [
+        [FIELDS[i].name, _describe(i, level, mine[i], theirs[i]), round(w, 2)]
+        for i, level, w in weights
+    ]
+
+
+def score_pair(fit: Fit, pair: Pair) -> tuple[float, list[list[Any]]]:
+    """The pair's match probability and each field's weight, in words."""
+    weights = field_weights(fit, weight_table(fit), pair)
+    return probability(fit, sum(w for _, _, w in weights)), describe(pair, weights)
+
+
+Scored = tuple[float, float, Pair, FieldWeights]  # probability, total weight, pair, weights
 
 
 def plan_matches(pool: CustomerPool, people: Iterable[Person]) -> dict[str, Match]:
@@ -248,11 +274,13 @@ def plan_matches(pool: CustomerPool, people: Iterable[Person]) -> dict[str, Matc
     fit = fit_model(list(pool.customers.values()), people, pairs)
     limits = thresholds()
     model = fit.summary()
+    table = weight_table(fit)
     scored: dict[str, list[Scored]] = defaultdict(list)
     for pair in pairs:
-        p, weights = score_pair(fit, pair)
+        weights = field_weights(fit, table, pair)
+        total = sum(w for _, _, w in weights)
+        p = probability(fit, total)
         if p >= limits["suggest"]:
-            total = sum(w[2] for w in weights)
             scored[pair.person.key].append((p, total, pair, weights))
     phones = Counter(c.phone for c in pool.customers.values() if c.phone)
     plan: dict[str, Match] = {}
@@ -270,7 +298,7 @@ def _verdict(
     evidence = {
         "probability": p,
         "weight": round(total, 2),
-        "weights": weights,
+        "weights": describe(pair, weights),
         "model": model,
         "thresholds": limits,
     }

@@ -20,7 +20,7 @@ STRONG_KEYS = frozenset({"phone", "email", "surname", "names"})
 
 def blocking_keys(person: Person) -> Iterator[tuple[str, ...]]:
     first, last = person.first_name, person.last_name
-    digits = person.phone_digits[-10:]
+    digits = person.phone_digits
     if len(digits) >= 6:
         yield ("phone", digits)
     if person.email:

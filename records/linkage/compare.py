@@ -9,6 +9,7 @@ jellyfish's Metaphone.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 
@@ -112,8 +113,11 @@ def _metaphone(value: str) -> str:
     return str(jellyfish.metaphone(value))
 
 
+_NOT_DIGITS = re.compile(r"\D+")
+
+
 def _digits(value: str) -> str:
-    return "".join(ch for ch in value if ch.isdigit())
+    return "" if value.isalpha() else _NOT_DIGITS.sub("", value)
 
 
 def sounds_alike(a: str, b: str) -> bool:
@@ -182,8 +186,7 @@ def one_edit_level(x: str, y: str, *, same_digits: bool = False) -> int:
 
 
 def phone_level(a: Person, b: Person) -> int:
-    x, y = a.phone_digits[-10:], b.phone_digits[-10:]
-    return one_edit_level(x, y)
+    return one_edit_level(a.phone_digits, b.phone_digits)
 
 
 def street_level(x: str, y: str) -> int:

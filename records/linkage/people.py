@@ -95,6 +95,7 @@ def address_key(line1: str, postcode: str) -> str:
     return f"{' '.join(words)}|{normalize_postcode(postcode)}"
 
 
+_NOT_DIGITS = re.compile(r"\D+")
 _STREET_NUMBER = re.compile(r"^\s*(\d+[a-z]?)\b\s*(.*)$")
 
 
@@ -127,9 +128,7 @@ class Person:
     def name(self) -> str:
         return f"{self.first_name} {self.last_name}".strip()
 
-    @property
-    def phone_digits(self) -> str:
-        return "".join(ch for ch in self.phone if ch.isdigit())
+    phone_digits: str = ""  # the phone's last ten digits, for comparing and blocking
 
     @classmethod
     def build(
@@ -148,12 +147,14 @@ class Person:
         region: str = "US",
     ) -> Person:
         number, street = split_street(line1)
+        phone_e164 = normalize_phone(phone, region)
         return cls(
             key=key,
             first_name=normalize_text(first_name),
             last_name=normalize_text(last_name),
             email=normalize_email(email),
-            phone=normalize_phone(phone, region),
+            phone=phone_e164,
+            phone_digits=_NOT_DIGITS.sub("", phone_e164)[-10:],
             street_number=number,
             street=street,
             line2=normalize_text(line2),
