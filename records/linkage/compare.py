@@ -44,7 +44,7 @@ FIRST_NAME = Field(
         "missing",
         "same",
         "swapped with surname",
-        "initial",
+        "initial or short form",
         "sounds alike",
         "typo",
         "two different names",
@@ -137,8 +137,9 @@ def first_name_level(a: Person, b: Person, names: frozenset[str] | None = None) 
         return 1
     if _swapped(a, b):
         return 2
-    if (len(x) == 1 or len(y) == 1) and x[0] == y[0]:
-        return 3
+    short, long = sorted((x, y), key=len)
+    if long.startswith(short) and (len(short) == 1 or len(short) >= 3):
+        return 3  # "J" for John, "Sam" for Samuel
     if sounds_alike(x, y):
         return 4
     names = known_given_names() if names is None else names

@@ -27,5 +27,7 @@ def match_percent(value: Any) -> str:
         p = float(value)
     except (TypeError, ValueError):
         return ""
+    if p >= 0.99999:
+        return "> 99.999 %"
     digits = 0 if p < 0.99 else 2 if p < 0.9999 else 3
     return f"{100 * p:.{digits}f} %"

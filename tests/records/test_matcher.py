@@ -60,7 +60,8 @@ def levels(a: Person, b: Person) -> dict[str, str]:
     [
         ("Dana", "Dana", "same"),
         ("Dana", "", None),
-        ("Dana", "D", "initial"),
+        ("Dana", "D", "initial or short form"),
+        ("Samuel", "Sam", "initial or short form"),
         ("Jon", "John", "sounds alike"),
         ("Lachlan", "Lachlam", "typo"),
         ("Mark", "Mary", "two different names"),
