@@ -7,6 +7,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import phonenumbers
 
@@ -41,6 +42,7 @@ _STREET_WORDS = {
 _NON_WORD = re.compile(r"[^\w#]+")
 
 
+@lru_cache(maxsize=1 << 16)  # cities, streets and names repeat: a first copy asks ~1M times
 def normalize_text(value: str) -> str:
     """Lower case, accents off, punctuation to spaces, single spaces."""
     if not value.isascii():  # the decomposition is the slow part; most names are ASCII
@@ -99,6 +101,7 @@ _NOT_DIGITS = re.compile(r"\D+")
 _STREET_NUMBER = re.compile(r"^\s*(\d+[a-z]?)\b\s*(.*)$")
 
 
+@lru_cache(maxsize=1 << 16)
 def split_street(line1: str) -> tuple[str, str]:
     """(street number, street name): "12b Alder Street" -> ("12b", "alder st")."""
     text = normalize_text(line1)
