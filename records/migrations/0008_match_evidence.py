@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('records', '0006_lighter_first_copy_writes'),
+        ('records', '0007_full_extracts'),
     ]
 
     operations = [
