@@ -46,6 +46,7 @@ from records.linkage.compare import (
     known_given_names,
 )
 from records.linkage.model import (
+    PRIOR_LAMBDA,
     PRIOR_M,
     PRIOR_U,
     RANDOM_PAIRS,
@@ -140,6 +141,9 @@ class CustomerPool:
 
     customers: dict[str, Person] = field(default_factory=dict)
     rejected: set[tuple[str, str]] = field(default_factory=set)  # (customer key, pims_id)
+    # The prior EM starts from (``records.match_models.pooled_prior``); the built-in one if None.
+    prior_m: list[list[float]] | None = None
+    fit: Fit | None = None  # what ``plan_matches`` fitted, for the caller to keep
 
     def add(self, person: Person) -> None:
         self.customers[person.key] = person
@@ -172,8 +176,14 @@ def candidate_pairs(pool: CustomerPool, people: Sequence[Person]) -> list[Pair]:
     return pairs
 
 
-def fit_model(customers: Sequence[Person], people: Sequence[Person], pairs: Sequence[Pair]) -> Fit:
-    """m and u for this clinic's data: u on random pairs, m by EM on the candidate pairs."""
+def fit_model(
+    customers: Sequence[Person],
+    people: Sequence[Person],
+    pairs: Sequence[Pair],
+    prior_m: list[list[float]] | None = None,
+) -> Fit:
+    """m and u for this clinic's data: u on random pairs, m by EM on the candidate pairs,
+    starting from ``prior_m`` (the built-in prior if None)."""
     names = known_given_names()
     sample = random_pairs(len(people), len(customers), count=RANDOM_PAIRS)
     u, n_random = estimate_u(compare(people[i], customers[j], names) for i, j in sample)
@@ -182,7 +192,12 @@ def fit_model(customers: Sequence[Person], people: Sequence[Person], pairs: Sequ
     # them all it can take them for the matches when the data is uniform); lambda is then the
     # share of all candidate pairs that the best candidates' posteriors say are matches.
     best = best_candidates(pairs, u)
-    fit = em(Counter(levels for levels in best if _identified(levels)), u=u)
+    fit = em(
+        Counter(levels for levels in best if _identified(levels)),
+        u=u,
+        start=Fit(m=prior_m or [list(row) for row in PRIOR_M], u=u, lam=PRIOR_LAMBDA),
+        prior_m=prior_m or PRIOR_M,
+    )
     expected = sum(posterior(levels, fit.m, u, fit.lam) for levels in best)
     fit.lam = min(0.999, max(1e-6, expected / max(len(pairs), 1)))
     fit.random_pairs = n_random
@@ -271,7 +286,7 @@ def plan_matches(pool: CustomerPool, people: Iterable[Person]) -> dict[str, Matc
     if not pool or not people:
         return {}
     pairs = candidate_pairs(pool, people)
-    fit = fit_model(list(pool.customers.values()), people, pairs)
+    fit = pool.fit = fit_model(list(pool.customers.values()), people, pairs, pool.prior_m)
     limits = thresholds()
     model = fit.summary()
     table = weight_table(fit)

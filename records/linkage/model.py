@@ -6,10 +6,12 @@ being matched, and the match weights and probabilities they give.
 - m (how often a level is seen between two records of the *same* person) and the share of
   candidate pairs that are matches (lambda) are estimated by expectation-maximisation on the
   candidate pairs blocking found, u held fixed.
-- Both start from a prior (``PRIOR_M``, ``PRIOR_U``: values learned across data sets, and
-  conservative) that counts as ``PRIOR_STRENGTH_M`` matches and ``PRIOR_STRENGTH_U`` random
-  pairs: a clinic too small for EM to say much keeps the prior; as its data grows its own
-  estimates take over (a Dirichlet prior, the maximum a posteriori form of EM).
+- Both start from a prior that counts as ``PRIOR_STRENGTH_M`` matches and
+  ``PRIOR_STRENGTH_U`` random pairs: a clinic too small for EM to say much keeps the prior; as
+  its data grows its own estimates take over (a Dirichlet prior, the maximum a posteriori form
+  of EM). The prior for m is the other clinics' fits pooled (``records.match_models``) blended
+  with the built-in ``PRIOR_M``; ``PRIOR_M`` and ``PRIOR_U`` are hand-set, conservative values
+  (checked, not fitted, against FEBRL).
 - An exact agreement on a first name, a surname or a street weighs by how common the value is
   (term frequency): two "Smith"s agreeing is weaker evidence than two "Zabriskie"s.
 """

@@ -11,6 +11,7 @@ from django.db import connection
 from django.db.models import F, Q
 
 from clinics.models import Clinic
+from records.match_models import match_fit_record, pooled_prior
 from records.matching import CustomerPool, Person, plan_matches
 from records.models import Client, MatchRejection, Patient, SyncRun
 from vetsync.lib.bulk import AnyOf
@@ -77,13 +78,15 @@ def match_plan(run: SyncRun, entries: list[Entry]) -> dict[str, list[Any]]:
         customer_ref=""
     )
     region = clinic.region
-    pool = CustomerPool(rejected=rejected_pairs(clinic))
+    pool = CustomerPool(rejected=rejected_pairs(clinic), prior_m=pooled_prior(clinic=clinic))
     for person, _ in people_of(customers, key="pk", region=region, unlinked_pets_only=True):
         pool.add(person)
     if not pool:
         return {}
     people = [_person(client, region) for client in new_clients]
     plan = plan_matches(pool, people)
+    if pool.fit is not None:
+        match_fit_record(clinic=clinic, fit=pool.fit)
     return {
         pims_id: [m.verdict.value, m.customer_key, m.rule, m.score, m.evidence]
         for pims_id, m in plan.items()

@@ -410,3 +410,36 @@ def test_a_staff_confirmed_merge_keeps_the_suggestions_evidence(world: World) ->
     merge = ClientMerge.objects.get()
     assert merge.method == "staff"
     assert merge.evidence["probability"] == update.proposed["evidence"]["probability"]
+
+
+def test_a_small_clinic_starts_from_what_other_clinics_learnt(world: World) -> None:
+    """Clinic B's syncs found that its true pairs' phones are often one digit off; clinic A,
+    too small to learn it itself, starts from that, not from the built-in prior alone."""
+    from records.linkage.model import MODEL_VERSION
+    from records.match_models import pooled_prior
+    from records.models import MatchModelFit
+
+    built_in = pooled_prior(clinic=world.a.clinic)
+    assert built_in[c.PHONE_I] == pytest.approx(PRIOR_M[c.PHONE_I])
+    learnt = [list(row) for row in PRIOR_M]
+    learnt[c.PHONE_I] = [0.0, 0.3, 0.65, 0.05]
+    MatchModelFit.objects.create(
+        clinic=world.b.clinic, version=MODEL_VERSION, m=learnt, pairs=900, own_share=1.0
+    )
+    MatchModelFit.objects.create(  # another model version says nothing
+        clinic=world.b.clinic, version="fs-0", m=PRIOR_M, pairs=900, own_share=1.0
+    )
+
+    pooled = pooled_prior(clinic=world.a.clinic)
+    assert pooled[c.PHONE_I][2] == pytest.approx((100 * 0.08 + 900 * 0.65) / 1000)
+    assert pooled_prior(clinic=world.b.clinic)[c.PHONE_I] == pytest.approx(PRIOR_M[c.PHONE_I])
+
+    # A's first sync learns from it, and keeps its own fit for the others.
+    ClientFactory(
+        clinic=world.a.clinic, customer_ref="HD-1", first_name="Dana", last_name="Whitfield"
+    )
+    run = ingest(world.a.clinic, batch(owner()))
+    assert run.outcomes.get(kind="client").outcome == Outcome.MERGED
+    kept = MatchModelFit.objects.get(clinic=world.a.clinic)
+    assert kept.version == MODEL_VERSION
+    assert kept.m[c.PHONE_I][2] > 0.5  # it started from the pooled prior
