@@ -4,7 +4,7 @@ from typing import Any
 
 from django.apps import AppConfig
 from django.apps import apps as global_apps
-from django.db.models.signals import post_migrate
+from django.db.models.signals import m2m_changed, post_delete, post_migrate, post_save
 
 
 class ClinicsConfig(AppConfig):
@@ -16,6 +16,33 @@ class ClinicsConfig(AppConfig):
         post_migrate.connect(
             ensure_onboarding_paths, sender=self, dispatch_uid="clinics.ensure_onboarding_paths"
         )
+        # The menu is cached (clinics.context_processors); these drop it when it changes.
+        from django.contrib.auth import get_user_model
+
+        membership = self.get_model("Membership")
+        for signal in (post_save, post_delete):
+            signal.connect(_membership_changed, sender=membership, dispatch_uid=f"nav-{signal}")
+        m2m_changed.connect(
+            _groups_changed, sender=get_user_model().groups.through, dispatch_uid="nav-groups"
+        )
+
+
+def _membership_changed(sender: Any, instance: Any, **kwargs: Any) -> None:
+    from clinics.context_processors import nav_cache_forget
+
+    nav_cache_forget(instance.user)
+
+
+def _groups_changed(sender: Any, instance: Any, **kwargs: Any) -> None:
+    from django.contrib.auth import get_user_model
+
+    from clinics.context_processors import nav_cache_forget
+
+    if isinstance(instance, get_user_model()):
+        nav_cache_forget(instance)
+    else:  # group.user_set changed: every user it names
+        for user in get_user_model().objects.filter(pk__in=kwargs.get("pk_set") or ()):
+            nav_cache_forget(user)
 
 
 # The teams that work across clinics, and the model permissions each needs in /admin/.

@@ -107,6 +107,8 @@ class ItemStatus(models.TextChoices):
 
 
 OPEN_ITEM_STATUSES = (ItemStatus.PENDING, ItemStatus.CURRENT)
+# How the rename flow starts the end reason of the items it ends (``represcription``).
+RENAME_END_PREFIX = "Pet renamed from "
 
 
 class PrescriptionQuerySet(models.QuerySet["Prescription"]):
@@ -252,6 +254,14 @@ class Prescription(models.Model):
     def is_expired(self) -> bool:
         return self.expires_on < timezone.localdate()
 
+    @property
+    def replacement(self) -> Prescription | None:
+        """The prescription that re-writes this one after a rename, if any."""
+        try:
+            return self.replaced_by  # type: ignore[no-any-return]
+        except Prescription.DoesNotExist:
+            return None
+
 
 class PrescriptionItem(models.Model):
     prescription = models.ForeignKey(Prescription, on_delete=models.CASCADE, related_name="items")
@@ -292,6 +302,11 @@ class PrescriptionItem(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_ITEM_STATUSES
+
+    @property
+    def ended_by_rename(self) -> bool:
+        """Ended by a staff rename (ezyVet records it as declined or cancelled by the vet)."""
+        return not self.is_open and self.end_reason.startswith(RENAME_END_PREFIX)
 
 
 # --- owners' Rx requests -------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Pages that span apps: the landing redirect, the clinic dashboard, and the health check."""
+"""Pages that span apps: the landing redirect and the clinic dashboard (the health check is
+in vetsync/ops)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,19 @@ from datetime import datetime
 
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.db import connection
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.views.decorators.cache import never_cache
+from django.templatetags.static import static
 from django.views.decorators.http import require_GET
 
 from clinics.access import clinic_for_user, is_onboarding, is_pet_owner_care
 from clinics.models import Clinic, Integration
 from clinics.tasks import WORKER_HEARTBEAT_KEY
-from prescriptions.models import Order, Prescription, RxRequest
+from prescriptions.models import Order, Prescription, RxRequest, WritebackItem
 from records.models import SyncRun
 from records.services import clinic_record_counts, manual_update_counts
-from vetsync.celery import app as celery_app
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +77,9 @@ def _prescription_counts(clinic: Clinic) -> dict[str, int]:
         open=Count("pk", filter=Q(status__in=(Order.Status.PLACED, Order.Status.ON_HOLD))),
         on_hold=Count("pk", filter=Q(status=Order.Status.ON_HOLD)),
     )
+    failed = WritebackItem.objects.filter(clinic=clinic, status=WritebackItem.Status.FAILED)
     return {
+        "writebacks_failed": failed.count(),
         "drafts": rx["drafts"],
         "rx_requests": RxRequest.objects.for_clinic(clinic).pending().count(),
         "open_orders": orders["open"],
@@ -86,26 +87,8 @@ def _prescription_counts(clinic: Clinic) -> dict[str, int]:
     }
 
 
-@never_cache
 @require_GET
-def healthz(request: HttpRequest) -> HttpResponse:
-    """200 only when the database and the Celery broker both answer."""
-    checks: dict[str, str] = {}
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        checks["database"] = "ok"
-    except Exception as exc:
-        logger.warning("healthz: database check failed: %s", exc)
-        checks["database"] = f"error: {type(exc).__name__}"
-    try:
-        with celery_app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-        checks["broker"] = "ok"
-    except Exception as exc:
-        logger.warning("healthz: broker check failed: %s", exc)
-        checks["broker"] = f"error: {type(exc).__name__}"
-    healthy = all(value == "ok" for value in checks.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "error", **checks}, status=200 if healthy else 503
-    )
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico where a page names no icon (the admin): the app's icon.
+    Resolved per request: the static URL may carry a manifest hash."""
+    return HttpResponsePermanentRedirect(static("favicon.svg"))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.utils import timezone
 
 from clinics.admin.audit import AuditedAdmin
+from clinics.display import when
 from clinics.models import Clinic, Membership, Vet
 
 
@@ -78,7 +78,7 @@ class ClinicAdmin(AuditedAdmin):
         integration = getattr(obj, "integration", None)
         if integration is None or integration.last_successful_sync_at is None:
             return "never"
-        return timezone.localtime(integration.last_successful_sync_at).strftime("%Y-%m-%d %H:%M")
+        return when(integration.last_successful_sync_at)
 
 
 @admin.register(Membership)

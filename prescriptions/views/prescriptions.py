@@ -133,7 +133,7 @@ def prescription_list(request: HttpRequest, clinic_slug: str) -> HttpResponse:
         rxs = rxs.filter(patient__client=client)
     rxs = (
         rxs.search(query)
-        .select_related("patient__client", "vet")
+        .select_related("patient__client", "vet", "replaced_by")
         .prefetch_related(
             Prefetch("items", queryset=PrescriptionItem.objects.select_related("product"))
         )
@@ -271,6 +271,7 @@ def prescription_detail(
     can_approve = vet_for_user(clinic=clinic, user=request.user) is not None
     approved = prescription.state == Prescription.State.APPROVED
     open_items = [item for item in items if item.is_open]
+    replaced_by = Prescription.objects.filter(replaces=prescription).first()
     return TemplateResponse(
         request,
         "prescriptions/prescription_detail.html",
@@ -281,7 +282,7 @@ def prescription_detail(
             "owner": prescription.patient.client,
             "items": items,
             "open_items": open_items,
-            "replaced_by": Prescription.objects.filter(replaces=prescription).first(),
+            "replaced_by": replaced_by,
             "rx_request": rx_request,
             "writebacks": list(prescription.writebacks.order_by("sequence", "pk")),
             "writeback_reasons": _not_written_back(prescription, items),
@@ -293,7 +294,10 @@ def prescription_detail(
             ),
             "history": audit_history(prescription, items=items),
             "can_approve": can_approve,
-            "can_pay": prescription.needs_payment and prescription.paid_at is None and approved,
+            "can_pay": prescription.needs_payment
+            and prescription.paid_at is None
+            and approved
+            and replaced_by is None,
             "can_end": approved and bool(open_items),
             "can_autoship": approved and not prescription.is_expired,
             "end_form": EndItemsForm(items=items),

@@ -119,11 +119,18 @@ class Chunk:
                 previous = self.outcomes[index]
                 if previous["kind"] == "client" and previous["pims_id"] == pims_id:
                     self.counts[previous["outcome"]] -= 1
+                    self.counts[f"{kind}.{previous['outcome']}"] -= 1
                     self.outcomes[index] = row
-                    self.counts[outcome] += 1
+                    self._count(kind, outcome)
                     return
         self.outcomes.append(row)
+        self._count(kind, outcome)
+
+    def _count(self, kind: str, outcome: str) -> None:
+        # By outcome (what the reports read), and by kind and outcome, so the run page can
+        # show clients and pets apart.
         self.counts[outcome] += 1
+        self.counts[f"{kind}.{outcome}"] += 1
 
     def quarantine(self, record: QuarantinedRecord) -> None:
         self.outcome(

@@ -147,10 +147,23 @@ def _entry_as_seen(client: Client) -> dict[str, Any]:
 
 
 def sync_run_resume(*, run: SyncRun) -> SyncRun:
-    """Make a failed run eligible to run again from where it stopped."""
-    if run.status == SyncRun.Status.FAILED and SyncRunPayload.objects.filter(run=run).exists():
+    """Make a failed run eligible to run again from where it stopped.
+
+    A run with its records stored is queued to apply the rest; an ezyVet pull that failed
+    before its records were fetched goes back to fetching (from the unchanged watermark).
+    """
+    if run.status != SyncRun.Status.FAILED:
+        return run
+    if SyncRunPayload.objects.filter(run=run).exists():
         run.status = SyncRun.Status.QUEUED
-        run.save(update_fields=["status"])
+    elif run.trigger == SyncRun.Trigger.PULL:
+        run.status = SyncRun.Status.FETCHING
+        run.total = 0
+        run.finished_at = None
+    else:
+        return run
+    run.error, run.problem = "", ""
+    run.save(update_fields=["status", "total", "finished_at", "error", "problem"])
     return run
 
 

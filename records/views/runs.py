@@ -49,29 +49,26 @@ def run_detail(request: HttpRequest, clinic_slug: str, run_id: int) -> HttpRespo
     """One run: live progress while it works, then its counts and per-record outcomes."""
     clinic = clinic_for_user(request, clinic_slug)
     run = get_for_clinic(SyncRun.objects.all(), clinic, pk=run_id)
-    template = "records/sync_run.html"
-    if request.htmx.target == "run-progress":  # type: ignore[attr-defined]
-        return TemplateResponse(request, template + "#run-progress", {"clinic": clinic, "run": run})
     shown = request.GET.get("outcome", "")
     outcomes = run.outcomes.select_related("client", "patient").order_by("id")
     if shown in Outcome.values:
         outcomes = outcomes.filter(outcome=shown)
     quarantined = run.outcomes.filter(outcome=Outcome.QUARANTINED).select_related("retried_in")
-    return TemplateResponse(
-        request,
-        template,
-        {
-            "clinic": clinic,
-            "run": run,
-            "outcome_choices": Outcome.choices,
-            "shown": shown,
-            "page": Paginator(outcomes, PAGE_SIZE).get_page(request.GET.get("page")),
-            "quarantined": quarantined[:200],
-            "quarantined_open": quarantined.filter(
-                retried_in__isnull=True, raw__isnull=False
-            ).count(),
-        },
-    )
+    context = {
+        "clinic": clinic,
+        "run": run,
+        "outcome_choices": Outcome.choices,
+        "shown": shown,
+        "page": Paginator(outcomes, PAGE_SIZE).get_page(request.GET.get("page")),
+        "quarantined": quarantined[:200],
+        "quarantined_open": quarantined.filter(retried_in__isnull=True, raw__isnull=False).count(),
+    }
+    template = "records/sync_run.html"
+    # While the run works, every section (progress, counts, quarantine, outcomes) is one
+    # fragment that polls itself; the fragment of a finished run no longer polls.
+    if request.htmx.target == "run-live":  # type: ignore[attr-defined]
+        template += "#run-live"
+    return TemplateResponse(request, template, context)
 
 
 class _Echo:
@@ -119,8 +116,14 @@ def run_resume(request: HttpRequest, clinic_slug: str, run_id: int) -> HttpRespo
         return redirect(run)
     sync_run_resume(run=run)
     audit_log(action="sync.run_resumed", request=request, clinic=clinic, obj=run)
-    sync_run_apply_task.delay_on_commit(run.pk)
-    messages.success(request, f"Run {run.pk} resumes from record {run.position + 1}.")
+    if run.status == SyncRun.Status.FETCHING:
+        ezyvet_pull_task.delay_on_commit(run.pk)
+        messages.success(request, f"Run {run.pk} is pulling from ezyVet again.")
+    elif run.status == SyncRun.Status.QUEUED:
+        sync_run_apply_task.delay_on_commit(run.pk)
+        messages.success(request, f"Run {run.pk} resumes from record {run.position + 1}.")
+    else:
+        messages.error(request, "This run's records were not kept, so it cannot be resumed.")
     return redirect(run)
 
 
