@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('clinics', '0005_agent_contact'),
-        ('records', '0007_full_extracts'),
+        ('records', '0009_patient_name_search_covers_owner'),
     ]
 
     operations = [
