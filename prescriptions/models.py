@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from clinics.models import Clinic, Vet
 from records.models import Client, Patient
+from vetsync.lib.numbers import id_from
 
 
 def record_number(text: str, prefix: str, *, prefixed: bool = False) -> int | None:
@@ -32,7 +33,7 @@ def record_number(text: str, prefix: str, *, prefixed: bool = False) -> int | No
         if not text.startswith(prefix):
             return None
     text = text.removeprefix(f"{prefix}-").removeprefix(prefix)
-    return int(text) if text.isdigit() and len(text) <= 9 else None
+    return id_from(text, max_digits=9)
 
 
 # --- the catalogue -------------------------------------------------------------------------

@@ -51,6 +51,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
     "vetsync.apps.VetSyncConfig",
     "clinics",
     "records",
@@ -63,14 +67,21 @@ MIDDLEWARE = [
     # Static files straight from gunicorn (hashed names cached for a year), before anything
     # that needs a session or a database.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "vetsync.api_errors.ApiJsonErrorsMiddleware",
+    "vetsync.request_guard.NulCharacterGuardMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "vetsync.session_idle.IdleSessionRefreshMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "clinics.two_factor.middleware.TwoFactorRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a lockout into its answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "vetsync.urls"
@@ -256,7 +267,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 
 # Agent batches: the biggest accepted, and up to how many clients one is applied before the
 # answer (bigger ones answer 202 and run in Celery).
-AGENT_BATCH_MAX_BYTES = env_int("AGENT_BATCH_MAX_BYTES", 512 * 1024 * 1024)
+# 256 MiB: a 200,000-client extract measures about 138 MiB (bench/bench_agent_body.py).
+AGENT_BATCH_MAX_BYTES = env_int("AGENT_BATCH_MAX_BYTES", 256 * 1024 * 1024)
+# Each agent token: at most this many requests a minute (429 with Retry-After above it).
+AGENT_REQUESTS_PER_MINUTE = env_int("AGENT_REQUESTS_PER_MINUTE", 120)
 AGENT_BATCH_INLINE_MAX_CLIENTS = env_int("AGENT_BATCH_INLINE_MAX_CLIENTS", 200)
 
 # Auth
@@ -266,6 +280,29 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    # django-axes first: it refuses a locked-out username and address before any password check.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Login throttling (django-axes): the username and the address are locked together, so nobody
+# can lock a vet out from elsewhere; the lock lifts after the cool-off, or when the onboarding
+# team or a superuser deletes the attempt in /admin/axes/.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "clinics.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "clinics.audit.client_ip"
+# Password reset requests: per address and per email, within an hour.
+PASSWORD_RESET_LIMIT_PER_HOUR = env_int("PASSWORD_RESET_LIMIT_PER_HOUR", 5)
+# Two-factor (django-otp): the issuer shown in the authenticator app.
+OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "VetSync")
+# Idle sessions end: use pushes the expiry on (vetsync.session_idle, at most once a minute),
+# so this is an idle timeout. A pharmacy back office: 30 minutes idle, and the session ends
+# with the browser.
+SESSION_COOKIE_AGE = env_int("SESSION_IDLE_MINUTES", 30) * 60
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", default=True)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -349,7 +386,10 @@ CSRF_COOKIE_SECURE = not DEBUG
 SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000"))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Only behind a proxy that sets it (and strips it from clients): otherwise any client could
+# claim HTTPS.
+if env_bool("TRUST_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 # Sessions read from the cache (written through to the database): one query less a page.

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from clinics.admin.audit import AuditedAdmin
+from clinics.admin.audit import AuditedAdmin, ClinicUserChoices
 from clinics.display import when
 from clinics.models import Clinic, Membership, Vet
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(ClinicUserChoices, admin.TabularInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["user"]
 
 
-class VetInline(admin.TabularInline):
+class VetInline(ClinicUserChoices, admin.TabularInline):
     model = Vet
     extra = 0
     fields = ["first_name", "last_name", "licence_number", "pims_user_id", "user", "is_active"]
@@ -82,7 +82,7 @@ class ClinicAdmin(AuditedAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(AuditedAdmin):
+class MembershipAdmin(ClinicUserChoices, AuditedAdmin):
     list_display = ["user", "clinic", "role", "created_at"]
     list_filter = ["role", "clinic"]
     search_fields = ["user__username", "user__email", "clinic__name"]
@@ -90,7 +90,7 @@ class MembershipAdmin(AuditedAdmin):
 
 
 @admin.register(Vet)
-class VetAdmin(AuditedAdmin):
+class VetAdmin(ClinicUserChoices, AuditedAdmin):
     list_display = ["__str__", "clinic", "licence_number", "pims_user_id", "user", "is_active"]
     list_filter = ["is_active", "clinic"]
     search_fields = ["first_name", "last_name", "licence_number", "pims_user_id"]

@@ -39,6 +39,7 @@ from prescriptions.services import (
 )
 from prescriptions.views.history import audit_history, status_label
 from records.models import Client, Patient
+from vetsync.lib.numbers import id_from
 
 PAGE_SIZE = 50
 PET_PICKER_LIMIT = 25
@@ -61,12 +62,12 @@ def form_error(form: Form) -> str:
 def record_filter(request: HttpRequest, clinic: Clinic) -> tuple[Patient | None, Client | None]:
     """``?patient=`` or ``?client=`` narrows a list to one record (links from its page);
     another clinic's record is a 404 like everything else of that clinic."""
-    patient_id = request.GET.get("patient", "")
-    client_id = request.GET.get("client", "")
-    if patient_id.isdigit():
+    patient_id = id_from(request.GET.get("patient"))
+    client_id = id_from(request.GET.get("client"))
+    if patient_id is not None:
         patient = get_for_clinic(Patient.objects.select_related("client"), clinic, pk=patient_id)
         return patient, None
-    if client_id.isdigit():
+    if client_id is not None:
         return None, get_for_clinic(Client.objects.all(), clinic, pk=client_id)
     return None, None
 
@@ -165,8 +166,8 @@ def prescription_new(request: HttpRequest, clinic_slug: str) -> HttpResponse:
     """Write a prescription for a pet: staff save a draft for a vet; a vet may approve it at
     once. Without ``?patient=`` the page is a pet picker."""
     clinic = clinic_for_user(request, clinic_slug)
-    patient_id = request.GET.get("patient", "")
-    if not patient_id.isdigit():
+    patient_id = id_from(request.GET.get("patient"))
+    if patient_id is None:
         return pet_pick_page(
             request,
             clinic,

@@ -4,7 +4,6 @@ and updates in the chunk's transaction."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from records.models import (
     WeightRecord,
 )
 from records.suggestions import match_evidence_text, suggestion_proposed
+from vetsync.lib import json_input
 from vetsync.lib.bulk import RowInserter, bulk_update_rows
 from vetsync.pims.records import QuarantinedRecord
 
@@ -139,10 +139,8 @@ class Chunk:
             Outcome.QUARANTINED,
             detail=record.reason,
             # Only a batch entry can be retried; a connector's unreadable record cannot.
-            # NUL characters are dropped: PostgreSQL's jsonb cannot hold them.
-            raw=json.loads(json.dumps(record.raw, default=str).replace("\\u0000", ""))
-            if record.raw
-            else None,
+            # Made storable (NUL, NaN, lone surrogates): the row must never sink its chunk.
+            raw=json_input.storable(record.raw) if record.raw else None,
         )
 
     def audit(

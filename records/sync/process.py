@@ -3,7 +3,6 @@ position; on PostgreSQL two chunks in flight on two connections."""
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from collections import Counter
@@ -19,6 +18,7 @@ from records.sync.engine import Engine
 from records.sync.lock import LockLost, sync_lock_acquire, sync_lock_release, sync_lock_renew
 from records.sync.plan import Entry, match_plan, parse_entries
 from records.sync.runs import SyncBusy
+from vetsync.lib import json_input
 from vetsync.pims.records import QuarantinedRecord
 
 CHUNK_SIZE = 1000
@@ -107,7 +107,7 @@ def _read_batch(run: SyncRun) -> tuple[list[Entry], list[QuarantinedRecord]]:
     payload_row = SyncRunPayload.objects.filter(run=run).first()
     if payload_row is None:
         raise RuntimeError("The batch of this run is no longer stored.")
-    payload = json.loads(payload_row.body)
+    payload = json_input.loads(payload_row.body)
     entries = parse_entries(payload.get("clients", []))
     # Records a connector could not read (an ezyVet pull's) are quarantined with the
     # first chunk, so that they are written exactly once.

@@ -16,6 +16,7 @@ from clinics.models import Clinic
 from records.fields import PIMS_ADDRESS_KEYS
 from records.models import Client, Outcome, SyncLock, SyncRecordOutcome, SyncRun, SyncRunPayload
 from records.sync.lock import LOCK_LEASE
+from vetsync.lib import json_input
 from vetsync.pims import agent
 from vetsync.pims.records import PimsAddress, PimsClient
 
@@ -38,8 +39,10 @@ def sync_run_create(
     """
     try:
         text = body.decode("utf-8") if isinstance(body, bytes) else body
-        payload = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        payload = json_input.loads_envelope(text)
+    except UnicodeDecodeError as exc:
+        raise agent.BatchError(f"The batch is not valid UTF-8 JSON: {exc.reason}.") from exc
+    except json_input.JsonInputError as exc:
         raise agent.BatchError(f"The batch is not valid UTF-8 JSON: {exc}.") from exc
     header = agent.parse_header(payload)
     if allowed_sources is not None and header.source.value not in allowed_sources:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_POST
@@ -20,6 +18,8 @@ from records.pulls import ezyvet_pull_start
 from records.reports import REPORT_COLUMNS, report_rows
 from records.sync import sync_lock_holder, sync_run_resume, sync_run_retry_quarantined
 from records.tasks import ezyvet_pull_task, sync_run_apply_task
+from vetsync.lib.csv_safe import formula_safe_writer
+from vetsync.lib.numbers import id_from
 
 PAGE_SIZE = 50
 
@@ -82,7 +82,7 @@ def run_report(request: HttpRequest, clinic_slug: str, run_id: int) -> Streaming
     """The run's per-record outcomes as CSV (the same rows as ``manage.py sync_report``)."""
     clinic = clinic_for_user(request, clinic_slug)
     run = get_for_clinic(SyncRun.objects.all(), clinic, pk=run_id)
-    writer = csv.writer(_Echo())
+    writer = formula_safe_writer(_Echo())
     lines = (writer.writerow(row) for row in [REPORT_COLUMNS, *report_rows(run, as_lists=True)])
     response = StreamingHttpResponse(lines, content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="sync-run-{run.pk}.csv"'
@@ -95,7 +95,10 @@ def run_retry(request: HttpRequest, clinic_slug: str, run_id: int) -> HttpRespon
     """Send the run's quarantined records (all, or those ticked) through the engine again."""
     clinic = clinic_for_user(request, clinic_slug)
     run = get_for_clinic(SyncRun.objects.all(), clinic, pk=run_id)
-    chosen = [int(v) for v in request.POST.getlist("outcome") if v.isdigit()]
+    given = request.POST.getlist("outcome")
+    chosen = [i for i in map(id_from, given) if i is not None]
+    if len(chosen) != len(given):
+        return HttpResponseBadRequest("The records to retry must be chosen from the run's list.")
     retry = sync_run_retry_quarantined(run=run, actor=request.user, outcome_ids=chosen or None)
     if retry is None:
         messages.info(request, "Nothing left to retry in this run.")

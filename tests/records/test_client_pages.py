@@ -774,6 +774,7 @@ def test_pages_run_a_bounded_number_of_queries(
 ) -> None:
     _busy_clinic(world, clients)
     staff = login(world.a.staff)
+    staff.get(list_url(world))  # the idle timeout's once-a-minute session write happens here
     client = Client.objects.get(pims_id="C-1")
     patient = Patient.objects.get(pims_id="P-1-b")
     for url in (
@@ -783,14 +784,17 @@ def test_pages_run_a_bounded_number_of_queries(
         list_url(world, q="pet1", filter="pending", sort="-added"),
         list_url(world, filter="deceased"),
     ):
-        with django_assert_max_num_queries(10):
+        # +1 on every page: whether the user needs a second factor (the idle timeout saves
+        # the session at most once a minute, not here).
+        with django_assert_max_num_queries(10 + 1):
             assert staff.get(url).status_code == 200
-    # Prescriptions, orders and Rx requests included (issue 18: at most 10 queries).
+    # Prescriptions, orders and Rx requests included (issue 18: at most 10 queries), +1: the
+    # question whether the user needs a second factor.
     client_page, pet_page = client_url(client), pet_url(patient)  # (their URLs cost a query)
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(10 + 1):
         page = staff.get(client_page)
     assert page.status_code == 200 and "Waiting for staff" in page.content.decode()
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(10 + 1):
         assert staff.get(pet_page).status_code == 200
 
 
