@@ -65,6 +65,7 @@ bench: venv
 # failing means something. .ci/run runs it.
 bench-quick: venv
 	$(PY) bench/bench_sync_first_copy.py --clients 2000
+	$(PY) bench/bench_matching.py --quick
 	$(PY) bench/bench_ezyvet_pull.py --clients 300
 	$(PY) bench/bench_client_pages.py --clients 2000 --requests 20
 	$(PY) bench/bench_care_lookup.py --clients 20000 --sqlite-clients 5000 --clinics 20 --lookups 20

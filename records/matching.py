@@ -1,122 +1,93 @@
-"""Matching PIMS clients to the pharmacy's home-delivery customers.
+"""Matching PIMS clients to the pharmacy's home-delivery customers (a Fellegi-Sunter matcher).
 
-A wrong merge ships one family's medication to another, so the rules favour precision: a
-merge needs two independent pieces of evidence (an identifier *and* a name, or a name, an
-address *and* a pet); anything weaker but plausible is a *possible match* for staff; a customer
-claimed strongly by two PIMS clients is merged with neither. Values are normalised before
-they are compared; similarity comes from rapidfuzz.
+For each PIMS client, the customers that share a blocking key with it are compared field by
+field (``records.linkage.compare``); each field's level weighs log2(m/u) with m and u estimated
+on the clinic's own data (``records.linkage.model``), and the weights add up to a match
+probability. Two thresholds, match probabilities in the settings, decide:
+
+- ``MATCH_MERGE_PROBABILITY`` (default 0.999): at or above it the PIMS client is merged into
+  the customer automatically: the model puts the chance that they are two different people at
+  one in a thousand or less.
+- ``MATCH_SUGGEST_PROBABILITY`` (default 0.5): at or above it (and below the merge threshold)
+  the pair goes to staff as a possible match: more likely the same person than not.
+
+A wrong merge ships one family's medication to another, so some pairs above the merge threshold
+still go to staff: first names that differ outright, unless the phone is the same and no other
+customer's (a household shares a surname, an address, often an email and its pets: only the
+first name, or a person's own number, tells its people apart); a PIMS client two customers fit
+nearly as well; a customer two PIMS clients fit nearly as well. A pair staff said are
+different people is never compared again. Every verdict carries its evidence: the weight of
+each field.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
-from collections import defaultdict
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from itertools import chain
+from typing import Any
 
-import phonenumbers
-from rapidfuzz import fuzz
+from django.conf import settings
 
-# Name similarity (rapidfuzz token_sort_ratio, 0 to 100) needed next to each kind of evidence.
-NAME_WITH_EMAIL = 80
-NAME_WITH_PHONE = 85
-NAME_WITH_ADDRESS_AND_PET = 85
-POSSIBLE_NAME_WITH_ADDRESS = 70
-POSSIBLE_NAME_WITH_POSTCODE = 90
-# A merge also needs each part of the name to agree on its own: a household shares an email
-# or a phone, and "Mark Jones" / "Mary Jones" are close as whole names (90) but not as first
-# names (75).
-FIRST_NAME_AGREES = 85
-LAST_NAME_AGREES = 80
-# Addresses people type when they have to give one; never evidence of identity.
-PLACEHOLDER_EMAIL = re.compile(
-    r"^(none|noemail|no-email|nomail|no|na|n/a|unknown|test|noreply|donotreply|do-not-reply)@"
+from records.linkage.blocking import BlockIndex
+from records.linkage.compare import (
+    EMAIL_I,
+    FIELDS,
+    FIRST,
+    FIRST_NAMES_DIFFER,
+    LAST,
+    PHONE_I,
+    STREET_I,
+    Levels,
+    compare,
+    field_values,
+    known_given_names,
+)
+from records.linkage.model import (
+    PRIOR_LAMBDA,
+    PRIOR_M,
+    PRIOR_U,
+    RANDOM_PAIRS,
+    Fit,
+    em,
+    estimate_u,
+    posterior,
+    probability,
+    random_pairs,
+    term_frequencies,
+    weight,
+)
+from records.linkage.people import (
+    PLACEHOLDER_EMAIL,
+    Person,
+    normalize_email,
+    normalize_phone,
+    normalize_postcode,
+    normalize_text,
+    split_street,
 )
 
-_STREET_WORDS = {
-    "street": "st",
-    "avenue": "ave",
-    "av": "ave",
-    "road": "rd",
-    "drive": "dr",
-    "lane": "ln",
-    "court": "ct",
-    "boulevard": "blvd",
-    "place": "pl",
-    "terrace": "ter",
-    "highway": "hwy",
-    "parkway": "pkwy",
-    "circle": "cir",
-    "north": "n",
-    "south": "s",
-    "east": "e",
-    "west": "w",
-    "apartment": "apt",
-    "suite": "ste",
-    "unit": "apt",
-    "#": "apt",
-}
-_NON_WORD = re.compile(r"[^\w#]+")
+__all__ = [
+    "PLACEHOLDER_EMAIL",
+    "CustomerPool",
+    "Match",
+    "Person",
+    "Verdict",
+    "evidence_text",
+    "normalize_email",
+    "normalize_phone",
+    "normalize_postcode",
+    "normalize_text",
+    "plan_matches",
+    "split_street",
+]
 
-
-def normalize_text(value: str) -> str:
-    """Lower case, accents off, punctuation to spaces, single spaces."""
-    if not value.isascii():  # the decomposition is the slow part; most names are ASCII
-        decomposed = unicodedata.normalize("NFKD", value)
-        value = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(_NON_WORD.sub(" ", value.lower()).split())
-
-
-def normalize_name(first_name: str, last_name: str) -> str:
-    return normalize_text(f"{first_name} {last_name}")
-
-
-def normalize_email(value: str) -> str:
-    """Lower case; a placeholder ("none@…") becomes empty, so it never matches anyone."""
-    email = value.strip().lower()
-    return "" if PLACEHOLDER_EMAIL.match(email) else email
-
-
-def normalize_phone(value: str, region: str = "US") -> str:
-    """E.164 when the number parses as possible; otherwise its digits (still comparable)."""
-    if not value or not value.strip():
-        return ""
-    digits = "".join(ch for ch in value if ch.isdigit())
-    international = value.lstrip().startswith("+")
-    if ((region or "US") == "US" and not international) or value.lstrip().startswith("+1"):
-        # North American numbers are the bulk of the traffic; parsing each with phonenumbers
-        # would cost seconds on a first copy, and the result is the same.
-        if len(digits) == 10 and digits[0] not in "01":
-            return f"+1{digits}"
-        if len(digits) == 11 and digits[0] == "1" and digits[1] not in "01":
-            return f"+{digits}"
-    try:
-        number = phonenumbers.parse(value, region or "US")
-    except phonenumbers.NumberParseException:
-        return digits[-15:]
-    if phonenumbers.is_possible_number(number):
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return digits[-15:]
-
-
-def normalize_postcode(value: str) -> str:
-    compact = normalize_text(value).replace(" ", "")
-    # US ZIP+4 and ZIP compare on the first five digits.
-    return compact[:5] if compact[:5].isdigit() else compact
-
-
-def address_key(line1: str, postcode: str) -> str:
-    """Street line and postcode, with the usual abbreviations folded together."""
-    if not line1.strip() or not postcode.strip():
-        return ""
-    words = [_STREET_WORDS.get(word, word) for word in normalize_text(line1).split()]
-    return f"{' '.join(words)}|{normalize_postcode(postcode)}"
-
-
-def name_similarity(a: str, b: str) -> float:
-    return float(fuzz.token_sort_ratio(a, b))
+RULE_MAX = 200  # ClientMerge.rule's length
+# Two candidates both above the merge threshold: the better one is merged only if its evidence
+# is this many bits (log2 of the odds) stronger: a thousand times likelier.
+MARGIN = 10.0
 
 
 class Verdict(StrEnum):
@@ -124,59 +95,44 @@ class Verdict(StrEnum):
     POSSIBLE = "possible"
 
 
-@dataclass(frozen=True, slots=True)
-class Person:
-    """The comparable form of a customer or a PIMS client."""
-
-    key: str  # customer: its client id as text; PIMS client: its pims_id
-    name: str
-    email: str
-    phone: str
-    address: str
-    postcode: str
-    last_name: str
-    pet_names: frozenset[str] = frozenset()
-    first_name: str = ""
-
-    @property
-    def postcode_block(self) -> str:
-        if not self.postcode or not self.last_name:
-            return ""
-        return f"{self.postcode}|{self.last_name[:2]}"
-
-    @classmethod
-    def build(
-        cls,
-        *,
-        key: str,
-        first_name: str,
-        last_name: str,
-        email: str,
-        phone: str,
-        line1: str,
-        postcode: str,
-        pet_names: Iterable[str] = (),
-        region: str = "US",
-    ) -> Person:
-        return cls(
-            key=key,
-            name=normalize_name(first_name, last_name),
-            email=normalize_email(email),
-            phone=normalize_phone(phone, region),
-            address=address_key(line1, postcode),
-            postcode=normalize_postcode(postcode),
-            last_name=normalize_text(last_name),
-            pet_names=frozenset(normalize_text(n) for n in pet_names if n.strip()),
-            first_name=normalize_text(first_name),
-        )
+def thresholds() -> dict[str, float]:
+    return {
+        "merge": float(getattr(settings, "MATCH_MERGE_PROBABILITY", 0.999)),
+        "suggest": float(getattr(settings, "MATCH_SUGGEST_PROBABILITY", 0.5)),
+    }
 
 
 @dataclass(frozen=True, slots=True)
 class Match:
     verdict: Verdict
     customer_key: str
-    rule: str
-    score: float
+    rule: str  # the evidence in words (and why staff must decide, when they must)
+    score: float  # the match probability, 0 to 1
+    # {"probability", "weights": [[field, words, weight], …], "model": {…}, "thresholds": {…}}
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+MINUS = "\u2212"  # a real minus sign, not a hyphen
+
+
+def format_weight(value: float) -> str:
+    return f"{'+' if value >= 0 else MINUS}{abs(value):.1f}"
+
+
+def evidence_text(weights: Iterable[Sequence[Any]]) -> str:
+    """ "phone same +9.1; surname smyth/smith +4.2; street number differs -2.0" """
+    return "; ".join(f"{words} {format_weight(float(w))}" for _field, words, w in weights)
+
+
+def _describe(index: int, level: int, a: str, b: str) -> str:
+    spec = FIELDS[index]
+    label = spec.levels[level]
+    if level == 1:
+        return f"{spec.name} same"
+    if level in spec.shows_values:
+        suffix = "" if label in {"close", "similar", "typo"} else f" ({label})"
+        return f"{spec.name} {a}/{b}{suffix}"
+    return f"{spec.name} {label}"
 
 
 @dataclass
@@ -185,115 +141,228 @@ class CustomerPool:
 
     customers: dict[str, Person] = field(default_factory=dict)
     rejected: set[tuple[str, str]] = field(default_factory=set)  # (customer key, pims_id)
-    _by_email: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-    _by_phone: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-    _by_address: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
-    # Postcode plus the first letters of the last name: a narrow block for typo'd names.
-    _by_postcode: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    # The prior EM starts from (``records.match_models.pooled_prior``); the built-in one if None.
+    prior_m: list[list[float]] | None = None
+    fit: Fit | None = None  # what ``plan_matches`` fitted, for the caller to keep
 
     def add(self, person: Person) -> None:
         self.customers[person.key] = person
-        for index, value in (
-            (self._by_email, person.email),
-            (self._by_phone, person.phone),
-            (self._by_address, person.address),
-            (self._by_postcode, person.postcode_block),
-        ):
-            if value:
-                index[value].append(person.key)
 
     def __len__(self) -> int:
         return len(self.customers)
 
-    def _candidates(self, person: Person) -> set[str]:
-        keys: set[str] = set()
-        if person.email:
-            keys.update(self._by_email.get(person.email, ()))
-        if person.phone:
-            keys.update(self._by_phone.get(person.phone, ()))
-        if person.address:
-            keys.update(self._by_address.get(person.address, ()))
-        if person.postcode_block:
-            keys.update(self._by_postcode.get(person.postcode_block, ()))
-        return {key for key in keys if (key, person.key) not in self.rejected}
 
-    def match(self, person: Person) -> Match | None:
-        """The best verdict for one PIMS client, or None when nobody is plausible."""
-        found: list[Match] = []
-        # An email or phone several customers share (a family, a shop's number) is no
-        # evidence of which one this is.
-        shared = {
-            "email": len(self._by_email.get(person.email, ())) > 1,
-            "phone": len(self._by_phone.get(person.phone, ())) > 1,
-        }
-        for key in self._candidates(person):
-            verdict = _judge(person, self.customers[key], shared)
-            if verdict is not None:
-                found.append(verdict)
-        if not found:
-            return None
-        found.sort(key=lambda m: (m.verdict != Verdict.MERGE, -m.score, m.customer_key))
-        best = found[0]
-        strong = [m for m in found if m.verdict == Verdict.MERGE]
-        if len(strong) > 1:
-            # Two customers fit equally well: a person must choose.
-            return Match(
-                Verdict.POSSIBLE, best.customer_key, "more than one customer fits", best.score
-            )
-        return best
+@dataclass
+class Pair:
+    customer: Person
+    person: Person
+    levels: Levels
 
 
-def _judge(pims: Person, customer: Person, shared: dict[str, bool]) -> Match | None:
-    score = name_similarity(pims.name, customer.name)
-    same_email = bool(pims.email) and pims.email == customer.email
-    same_phone = bool(pims.phone) and pims.phone == customer.phone
-    same_address = bool(pims.address) and pims.address == customer.address
-    shared_pet = bool(pims.pet_names & customer.pet_names)
-    parts_agree = (
-        fuzz.ratio(pims.first_name, customer.first_name) >= FIRST_NAME_AGREES
-        and fuzz.ratio(pims.last_name, customer.last_name) >= LAST_NAME_AGREES
+def candidate_pairs(pool: CustomerPool, people: Sequence[Person]) -> list[Pair]:
+    """Every (customer, PIMS client) pair sharing a blocking key, but those staff rejected."""
+    customers = list(pool.customers.values())
+    index = BlockIndex()
+    for position, customer in enumerate(customers):
+        index.add(position, customer)
+    names = known_given_names()
+    pairs = []
+    for person in people:
+        for position in sorted(index.candidates(person)):
+            customer = customers[position]
+            if (customer.key, person.key) in pool.rejected:
+                continue
+            pairs.append(Pair(customer, person, compare(person, customer, names)))
+    return pairs
+
+
+def fit_model(
+    customers: Sequence[Person],
+    people: Sequence[Person],
+    pairs: Sequence[Pair],
+    prior_m: list[list[float]] | None = None,
+) -> Fit:
+    """m and u for this clinic's data: u on random pairs, m by EM on the candidate pairs,
+    starting from ``prior_m`` (the built-in prior if None)."""
+    names = known_given_names()
+    sample = random_pairs(len(people), len(customers), count=RANDOM_PAIRS)
+    u, n_random = estimate_u(compare(people[i], customers[j], names) for i, j in sample)
+    # EM learns m from the best candidates that share an identifier (the clinic's near-
+    # neighbours, that share a street or a postcode, are not a kind of match: letting EM see
+    # them all it can take them for the matches when the data is uniform); lambda is then the
+    # share of all candidate pairs that the best candidates' posteriors say are matches.
+    best = best_candidates(pairs, u)
+    fit = em(
+        Counter(levels for levels in best if _identified(levels)),
+        u=u,
+        start=Fit(m=prior_m or [list(row) for row in PRIOR_M], u=u, lam=PRIOR_LAMBDA),
+        prior_m=prior_m or PRIOR_M,
     )
-    key = customer.key
-    if same_email and not shared["email"] and parts_agree and score >= NAME_WITH_EMAIL:
-        return Match(Verdict.MERGE, key, "same email and a close name", score)
-    if same_phone and not shared["phone"] and parts_agree and score >= NAME_WITH_PHONE:
-        return Match(Verdict.MERGE, key, "same phone and a close name", score)
-    if same_address and shared_pet and parts_agree and score >= NAME_WITH_ADDRESS_AND_PET:
-        return Match(
-            Verdict.MERGE, key, "close name, same address and a pet of the same name", score
-        )
-    if same_email:
-        return Match(Verdict.POSSIBLE, key, "same email, different name", score)
-    if same_phone:
-        return Match(Verdict.POSSIBLE, key, "same phone, different name", score)
-    if same_address and score >= POSSIBLE_NAME_WITH_ADDRESS:
-        return Match(Verdict.POSSIBLE, key, "same address and a similar name", score)
-    if (
-        pims.postcode
-        and pims.postcode == customer.postcode
-        and score >= POSSIBLE_NAME_WITH_POSTCODE
-    ):
-        return Match(Verdict.POSSIBLE, key, "same postcode and a very similar name", score)
-    return None
+    expected = sum(posterior(levels, fit.m, u, fit.lam) for levels in best)
+    fit.lam = min(0.999, max(1e-6, expected / max(len(pairs), 1)))
+    fit.random_pairs = n_random
+    for index, attr in ((FIRST, "first_name"), (LAST, "last_name"), (STREET_I, "street")):
+        values = (getattr(p, attr) for p in chain(customers, people))
+        fit.tf[index], fit.tf_default[index] = term_frequencies(values, PRIOR_U[index][1])
+    return fit
+
+
+def best_candidates(pairs: Sequence[Pair], u: list[list[float]]) -> list[Levels]:
+    """Each PIMS client's best candidate under the prior (with the clinic's own u): a person
+    has one record on each side, so the others are not what a match looks like."""
+    prior = Fit(m=[list(row) for row in PRIOR_M], u=u, lam=0.5)
+    totals: dict[Levels, float] = {}
+    best: dict[str, tuple[float, Levels]] = {}
+    for pair in pairs:
+        levels = pair.levels
+        total = totals.get(levels)
+        if total is None:
+            total = totals[levels] = sum(weight(prior, i, lv) for i, lv in enumerate(levels))
+        found = best.get(pair.person.key)
+        if found is None or total > found[0]:
+            best[pair.person.key] = (total, levels)
+    return [levels for _, levels in best.values()]
+
+
+def _identified(levels: Levels) -> bool:
+    """The same phone, the same email or the same full name: the pairs EM learns from."""
+    return levels[PHONE_I] == 1 or levels[EMAIL_I] == 1 or levels[FIRST] == levels[LAST] == 1
+
+
+FieldWeights = list[tuple[int, int, float]]  # (field index, level, weight) of each field
+
+
+def weight_table(fit: Fit) -> list[list[float]]:
+    """Every field's weight at every level, before term frequencies."""
+    return [[weight(fit, i, level) for level in range(len(f.levels))] for i, f in enumerate(FIELDS)]
+
+
+def field_weights(fit: Fit, table: list[list[float]], pair: Pair) -> FieldWeights:
+    """Each field's weight for the pair. A near agreement never counts more than an exact
+    one on the same value would: on a common surname "Smyth/Smith" weighs no more than
+    "Smith/Smith"."""
+    found: FieldWeights = []
+    person = pair.person
+    for index, level in enumerate(pair.levels):
+        if not level:
+            continue
+        if index in fit.tf:
+            exact = weight(fit, index, 1, _TF_VALUE[index](person))
+            w = exact if level == 1 else min(table[index][level], exact)
+        else:
+            w = table[index][level]
+        found.append((index, level, w))
+    return found
+
+
+_TF_VALUE = {
+    FIRST: lambda p: p.first_name,
+    LAST: lambda p: p.last_name,
+    STREET_I: lambda p: p.street,
+}
+
+
+def describe(pair: Pair, weights: FieldWeights) -> list[list[Any]]:
+    """The weights in words: [field, "surname smyth/smith", 4.2]."""
+    mine, theirs = field_values(pair.person), field_values(pair.customer)
+    return [
+        [FIELDS[i].name, _describe(i, level, mine[i], theirs[i]), round(w, 2)]
+        for i, level, w in weights
+    ]
+
+
+def score_pair(fit: Fit, pair: Pair) -> tuple[float, list[list[Any]]]:
+    """The pair's match probability and each field's weight, in words."""
+    weights = field_weights(fit, weight_table(fit), pair)
+    return probability(fit, sum(w for _, _, w in weights)), describe(pair, weights)
+
+
+Scored = tuple[float, float, Pair, FieldWeights]  # probability, total weight, pair, weights
 
 
 def plan_matches(pool: CustomerPool, people: Iterable[Person]) -> dict[str, Match]:
-    """Verdicts for a whole batch; a customer two PIMS clients claim strongly goes to staff."""
+    """Verdicts for a whole batch of PIMS clients, keyed by their ``key``."""
+    people = list(people)
+    if not pool or not people:
+        return {}
+    pairs = candidate_pairs(pool, people)
+    fit = pool.fit = fit_model(list(pool.customers.values()), people, pairs, pool.prior_m)
+    limits = thresholds()
+    model = fit.summary()
+    table = weight_table(fit)
+    scored: dict[str, list[Scored]] = defaultdict(list)
+    for pair in pairs:
+        weights = field_weights(fit, table, pair)
+        total = sum(w for _, _, w in weights)
+        p = probability(fit, total)
+        if p >= limits["suggest"]:
+            scored[pair.person.key].append((p, total, pair, weights))
+    phones = Counter(c.phone for c in pool.customers.values() if c.phone)
     plan: dict[str, Match] = {}
-    claims: dict[str, int] = defaultdict(int)
-    for person in people:
-        match = pool.match(person)
-        if match is None:
-            continue
-        plan[person.key] = match
+    for key, found in scored.items():
+        found.sort(key=lambda item: (-item[1], item[2].customer.key))
+        plan[key] = _verdict(found, limits, model, phones)
+    return _one_customer_one_client(plan)
+
+
+def _verdict(
+    found: list[Scored], limits: dict[str, float], model: dict[str, Any], phones: Counter[str]
+) -> Match:
+    """The best customer for one PIMS client; merged only if nobody else comes close."""
+    p, total, pair, weights = found[0]
+    evidence = {
+        "probability": p,
+        "weight": round(total, 2),
+        "weights": describe(pair, weights),
+        "model": model,
+        "thresholds": limits,
+    }
+    verdict, why = Verdict.POSSIBLE, ""
+    if p >= limits["merge"]:
+        if pair.levels[FIRST] in FIRST_NAMES_DIFFER and not _own_phone(pair, phones):
+            why = "the first names differ (a household?)"
+        elif len(found) > 1 and found[1][0] >= limits["merge"] and total - found[1][1] < MARGIN:
+            why = "more than one customer fits"
+        else:
+            verdict = Verdict.MERGE
+    return _match(verdict, pair.customer.key, p, evidence, why)
+
+
+def _own_phone(pair: Pair, phones: Counter[str]) -> bool:
+    """The same phone, and no other customer's: a person's number, not a household's."""
+    return pair.levels[PHONE_I] == 1 and phones[pair.customer.phone] == 1
+
+
+def _match(
+    verdict: Verdict, customer_key: str, p: float, evidence: dict[str, Any], why: str
+) -> Match:
+    if why:
+        evidence = {**evidence, "held_because": why}
+    words = evidence_text(evidence["weights"])
+    return Match(verdict, customer_key, _clip(f"{why}: {words}" if why else words), p, evidence)
+
+
+def _one_customer_one_client(plan: dict[str, Match]) -> dict[str, Match]:
+    """A customer several PIMS clients would be merged into goes to the one that fits far
+    better than the others (by ``MARGIN``); when none does, all of them go to staff."""
+    claims: dict[str, list[str]] = defaultdict(list)
+    for key, match in plan.items():
         if match.verdict == Verdict.MERGE:
-            claims[match.customer_key] += 1
-    for pims_id, match in plan.items():
-        if match.verdict == Verdict.MERGE and claims[match.customer_key] > 1:
-            plan[pims_id] = Match(
-                Verdict.POSSIBLE,
-                match.customer_key,
-                "another PIMS client fits this customer too",
-                match.score,
+            claims[match.customer_key].append(key)
+    for keys in claims.values():
+        if len(keys) < 2:
+            continue
+        keys.sort(key=lambda k: -plan[k].evidence["weight"])
+        best, second = (plan[k].evidence["weight"] for k in keys[:2])
+        losers = keys[1:] if best - second >= MARGIN else keys
+        for key in losers:
+            match = plan[key]
+            why = "another PIMS client fits this customer too"
+            plan[key] = _match(
+                Verdict.POSSIBLE, match.customer_key, match.score, match.evidence, why
             )
     return plan
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= RULE_MAX else text[: RULE_MAX - 1] + "…"

@@ -144,9 +144,12 @@ def merge_row(
     rule: str,
     run_id: int | None,
     snapshot: dict[str, Any],
+    evidence: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``ClientMerge`` row's values (by attribute name)."""
+    """The ``ClientMerge`` row's values (by attribute name); ``evidence`` is what the matcher
+    said (probability, weights, model version, thresholds)."""
     return {
+        "evidence": evidence or {},
         "clinic_id": clinic_id,
         "customer_id": customer_id,
         "pims_id": pims_id,
@@ -271,9 +274,10 @@ def possible_match_merge(
         customer_id=customer.pk,
         pims_id=pims_id,
         method=ClientMerge.Method.STAFF,
-        rule=update.detail,
+        rule=update.detail[:200],
         run_id=update.run_id,
         snapshot=snapshot,
+        evidence=(update.proposed or {}).get("evidence"),
     )
     return ClientMerge.objects.create(
         **row, merged_by=actor if getattr(actor, "pk", None) else None

@@ -26,6 +26,7 @@ from records.models import (
     Patient,
     changed_fields_error,
 )
+from records.suggestions import suggestion_proposed
 from records.sync import people_of, rejected_pairs
 
 
@@ -560,7 +561,7 @@ def _match_imported_customers(clinic: Clinic, customers: list[Client]) -> int:
                 client_id=int(match.customer_key),
                 candidate_id=ids_by_pims_id[pims_id],
                 detail=f"{match.rule} (found when the customer was imported)",
-                proposed={"rule": match.rule, "score": round(match.score)},
+                proposed=suggestion_proposed(match),
                 created_at=now,
                 updated_at=now,
             )

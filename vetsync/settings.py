@@ -331,6 +331,13 @@ ONBOARDING_TEAM_EMAIL = os.environ.get("ONBOARDING_TEAM_EMAIL", "onboarding@vets
 # installations' prescription references apart in one PIMS. A row is failed (dead letter)
 # after WRITEBACK_MAX_ATTEMPTS; retries back off exponentially with jitter.
 VETSYNC_REFERENCE_PREFIX = os.environ.get("VETSYNC_REFERENCE_PREFIX", "VS")
+# The matcher's thresholds, as match probabilities (records/matching.py): a new PIMS client is
+# merged into a home-delivery customer automatically when the model puts the chance that they
+# are the same person at MATCH_MERGE_PROBABILITY or more (0.999: at most one in a thousand such
+# merges wrong, by the model's own estimate); from MATCH_SUGGEST_PROBABILITY (more likely the
+# same person than not) up to that, the pair goes to staff as a possible match.
+MATCH_MERGE_PROBABILITY = float(os.environ.get("MATCH_MERGE_PROBABILITY", "0.999"))
+MATCH_SUGGEST_PROBABILITY = float(os.environ.get("MATCH_SUGGEST_PROBABILITY", "0.5"))
 WRITEBACK_MAX_ATTEMPTS = env_int("WRITEBACK_MAX_ATTEMPTS", 8)
 WRITEBACK_BACKOFF_BASE = float(os.environ.get("WRITEBACK_BACKOFF_BASE", "5"))
 WRITEBACK_BACKOFF_MAX = float(os.environ.get("WRITEBACK_BACKOFF_MAX", "1800"))

@@ -159,6 +159,10 @@ def _pims_entry(index: int, *, fake: Faker, rng: random.Random, spec: DemoClinic
     }
 
 
+def _another_first_name(first_name: str) -> str:
+    return "Casey" if first_name == "Jordan" else "Jordan"
+
+
 def _same_person(row: dict[str, str], index: int, rng: random.Random) -> dict[str, Any]:
     """The PIMS's record of a store customer: merged on first copy (the merge story)."""
     entry: dict[str, Any] = {
@@ -179,9 +183,12 @@ def _same_person(row: dict[str, str], index: int, rng: random.Random) -> dict[st
         "patients": [_pet_entry(f"P{59000 + index}", rng=rng, name=row["pet_names"])],
     }
     if index == 0:
-        # A plausible but uncertain match: a nickname, no email, a new address.
-        entry["first_name"] = row["first_name"][:3]
+        # A plausible but uncertain match: another first name (the customer's partner?), no
+        # email or phone, a new address; the same surname, town and pet. The matcher holds
+        # it for staff (a short form of the same name, like "Sam", it would merge).
+        entry["first_name"] = _another_first_name(row["first_name"])
         entry["email"] = ""
+        entry["phone"] = ""
         entry["address"] = {**entry["address"], "line1": "1 Other St"}
     return entry
 
@@ -313,8 +320,14 @@ def _customers_known_to(site: Any, *, count: int) -> list[dict[str, str]]:
             "pet_names": ";".join(pets),
         }
         if index == 0:
-            # Only a plausible match: a shortened first name, no email, another phone and
-            # address; the same surname, town and pet. Staff confirm it or keep it apart.
-            row.update(first_name=row["first_name"][:3], email="", phone="", line1="1 Other St")
+            # Only a plausible match: another first name (a partner?), no email, another
+            # phone and address; the same surname, town and pet. Staff confirm it or keep it
+            # apart.
+            row.update(
+                first_name=_another_first_name(row["first_name"]),
+                email="",
+                phone="",
+                line1="1 Other St",
+            )
         rows.append(row)
     return rows

@@ -30,7 +30,7 @@ from records.models.runs import (
     SyncRunQuerySet,
 )
 from records.models.updates import FIELD_LABELS, ManualUpdate, ManualUpdateQuerySet
-from records.models.merges import ClientMerge, MatchRejection
+from records.models.merges import ClientMerge, MatchModelFit, MatchRejection
 from records.models.care import CARE_LOG_PERMISSION, CareLogEntry
 from records.models.extracts import FullExtract, FullExtractPart
 # isort: on
@@ -46,6 +46,7 @@ __all__ = [
     "FullExtractPart",
     "ManualUpdate",
     "ManualUpdateQuerySet",
+    "MatchModelFit",
     "MatchRejection",
     "Outcome",
     "Patient",

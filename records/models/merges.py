@@ -57,6 +57,12 @@ class ClientMerge(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     snapshot = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+    evidence = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What made the merge: the match probability, each field's weight, the model "
+        "version and the thresholds. Empty for merges made before evidence was recorded.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -64,3 +70,22 @@ class ClientMerge(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pims_id} → {self.customer}"
+
+
+class MatchModelFit(models.Model):
+    """The m probabilities the matcher estimated on one clinic's data (one row per sync that
+    matched). Pooled across clinics they are the prior a small clinic starts from; no record
+    of any person is kept here, only the model's numbers."""
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="+")
+    version = models.CharField(max_length=20)
+    m = models.JSONField(help_text="Per field, the probability of each comparison level.")
+    pairs = models.PositiveIntegerField(help_text="Candidate pairs EM learnt from.")
+    own_share = models.FloatField(help_text="The weight of the clinic's data against the prior.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["version", "clinic", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.version} fit for clinic {self.clinic_id} ({self.pairs} pairs)"

@@ -241,6 +241,9 @@ class SyncRecordOutcome(models.Model):
     )
     customer_ref = models.CharField(max_length=64, blank=True)
     detail = models.TextField(blank=True)
+    # A merge or a possible match: the match probability and each field's weight, in words.
+    score = models.FloatField(null=True, blank=True)
+    evidence = models.TextField(blank=True)
     raw = models.JSONField(
         null=True, blank=True, help_text="The client entry as received, for a quarantined record."
     )

@@ -25,6 +25,7 @@ from records.models import (
     SyncRun,
     WeightRecord,
 )
+from records.suggestions import match_evidence_text, suggestion_proposed
 from vetsync.lib import json_input
 from vetsync.lib.bulk import RowInserter, bulk_update_rows
 from vetsync.pims.records import QuarantinedRecord
@@ -94,6 +95,7 @@ class Chunk:
         detail: str = "",
         raw: dict[str, Any] | None = None,
         replace_last: bool = False,
+        match: Match | None = None,
     ) -> None:
         """What the run did with one record (a ``SyncRecordOutcome`` row), and its count."""
         if not customer_ref and isinstance(client, Client):
@@ -108,6 +110,8 @@ class Chunk:
             "customer_ref": customer_ref,
             "detail": detail[:2000],
             "raw": raw,
+            "score": None if match is None else round(match.score, 6),
+            "evidence": "" if match is None else match_evidence_text(match),
         }
         if replace_last:
             # The client's own row (written when it was created) becomes the possible match.
@@ -187,7 +191,7 @@ class Chunk:
                     client=customer,
                     candidate_id=candidate.pk,
                     detail=match.rule,
-                    proposed={"rule": match.rule, "score": round(match.score)},
+                    proposed=suggestion_proposed(match),
                     run=run,
                     created_at=self.now,
                     updated_at=self.now,

@@ -62,9 +62,10 @@ class Engine:
         self.run = run
         self.clinic = run.clinic
         self.region = self.clinic.region
+        # A plan made before evidence was recorded has four items, not five.
         self.plan = {
-            pims_id: Match(Verdict(v), key, rule, score)
-            for pims_id, (v, key, rule, score) in (run.match_plan or {}).items()
+            pims_id: Match(Verdict(v), key, rule, score, *evidence)
+            for pims_id, (v, key, rule, score, *evidence) in (run.match_plan or {}).items()
         }
         # Customers this run has merged. A chunk prepared while the one before it is still
         # being written (``_apply_pipelined``) skips them rather than wait for their row locks.
@@ -170,6 +171,7 @@ class Engine:
                 detail=f"Possible match with customer {customer.customer_ref} "
                 f"({customer.full_name}): {match.rule}.",
                 replace_last=True,
+                match=match,
             )
 
     # --- new records -----------------------------------------------------------------------
@@ -292,15 +294,27 @@ class Engine:
             rule=match.rule,
             run_id=self.run.pk,
             snapshot=merge.snapshot,
+            evidence=match.evidence,
         )
         chunk.merges.append({**row, "created_at": chunk.now})
-        chunk.audit(RULE_MERGE_ACTION, customer, *merge_audit(pims.pims_id, rule=match.rule))
+        chunk.audit(
+            RULE_MERGE_ACTION,
+            customer,
+            *merge_audit(
+                pims.pims_id,
+                rule=match.rule,
+                probability=round(match.score, 6),
+                model=match.evidence.get("model", {}).get("version", ""),
+                thresholds=match.evidence.get("thresholds", {}),
+            ),
+        )
         chunk.outcome(
             "client",
             pims.pims_id,
             Outcome.MERGED,
             client=customer,
             detail=merged_detail(customer, match.rule),
+            match=match,
         )
         for patient, pet in merge.pets:
             if pet is None:

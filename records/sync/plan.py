@@ -11,6 +11,7 @@ from django.db import connection
 from django.db.models import F, Q
 
 from clinics.models import Clinic
+from records.match_models import match_fit_record, pooled_prior
 from records.matching import CustomerPool, Person, plan_matches
 from records.models import Client, MatchRejection, Patient, SyncRun
 from vetsync.lib.bulk import AnyOf
@@ -77,15 +78,18 @@ def match_plan(run: SyncRun, entries: list[Entry]) -> dict[str, list[Any]]:
         customer_ref=""
     )
     region = clinic.region
-    pool = CustomerPool(rejected=rejected_pairs(clinic))
+    pool = CustomerPool(rejected=rejected_pairs(clinic), prior_m=pooled_prior(clinic=clinic))
     for person, _ in people_of(customers, key="pk", region=region, unlinked_pets_only=True):
         pool.add(person)
     if not pool:
         return {}
     people = [_person(client, region) for client in new_clients]
     plan = plan_matches(pool, people)
+    if pool.fit is not None:
+        match_fit_record(clinic=clinic, fit=pool.fit)
     return {
-        pims_id: [m.verdict.value, m.customer_key, m.rule, m.score] for pims_id, m in plan.items()
+        pims_id: [m.verdict.value, m.customer_key, m.rule, m.score, m.evidence]
+        for pims_id, m in plan.items()
     }
 
 
@@ -105,7 +109,16 @@ def people_of(
     """The comparable form of each client (keyed by ``key``: "pk" or "pims_id"), with its pk."""
     rows = list(
         clients.order_by().values_list(
-            "pk", key, "first_name", "last_name", "email", "phone", "address_line1", "postcode"
+            "pk",
+            key,
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "address_line1",
+            "address_line2",
+            "city",
+            "postcode",
         )
     )
     pet_names: dict[int, list[str]] = {}
@@ -127,13 +140,15 @@ def people_of(
                 email=email,
                 phone=phone,
                 line1=line1,
+                line2=line2,
+                city=city,
                 postcode=postcode,
                 pet_names=pet_names.get(pk, ()),
                 region=region,
             ),
             pk,
         )
-        for pk, keyed, first, last, email, phone, line1, postcode in rows
+        for pk, keyed, first, last, email, phone, line1, line2, city, postcode in rows
     ]
 
 
@@ -169,6 +184,8 @@ def _person(client: PimsClient, region: str) -> Person:
         email=client.email,
         phone=client.phone,
         line1=client.address.line1,
+        line2=client.address.line2,
+        city=client.address.city,
         postcode=client.address.postcode,
         pet_names=[p.name for p in client.patients],
         region=region,

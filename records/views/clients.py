@@ -28,6 +28,7 @@ from records.merging import UnmergeError
 from records.merging import client_unmerge as client_unmerge_service
 from records.models import Client, ClientMerge, ClientQuerySet, ManualUpdate, Patient
 from records.panels import client_panels
+from records.suggestions import suggestions_rescore
 
 PAGE_SIZE = 50
 
@@ -145,6 +146,11 @@ def client_detail(request: HttpRequest, clinic_slug: str, client_id: int) -> Htt
         .select_related("client", "patient", "candidate")
         .order_by("created_at", "id")
     )
+    if any(_unscored(u) for u in pending):
+        # Possible matches suggested before evidence was recorded get it, once.
+        suggestions_rescore(clinic=clinic)
+        for update in pending:
+            update.refresh_from_db(fields=["proposed"])
     # Only a home-delivery customer has PIMS records merged into it: no query for the others.
     merges = (
         list(
@@ -183,6 +189,12 @@ def client_detail(request: HttpRequest, clinic_slug: str, client_id: int) -> Htt
             "panels": client_panels(request, client),
             "here": request.get_full_path(),
         },
+    )
+
+
+def _unscored(update: ManualUpdate) -> bool:
+    return update.kind == ManualUpdate.Kind.POSSIBLE_MATCH and "evidence" not in (
+        update.proposed or {}
     )
 
 

@@ -25,6 +25,7 @@ from records.services import (
     possible_match_confirm,
     possible_match_reject,
 )
+from records.suggestions import suggestions_rescore
 
 PAGE_SIZE = 50
 
@@ -52,6 +53,8 @@ def _queue_context(request: HttpRequest, clinic: Any, kind: str) -> dict[str, An
 def update_queue(request: HttpRequest, clinic_slug: str) -> HttpResponse:
     """Changes from the PIMS held for staff, and possible matches, side by side."""
     clinic = clinic_for_user(request, clinic_slug)
+    # Possible matches suggested before the matcher recorded evidence get it, once.
+    suggestions_rescore(clinic=clinic)
     context = _queue_context(request, clinic, request.GET.get("kind", ""))
     template = "records/update_queue.html"
     if request.htmx.target == "update-list":  # type: ignore[attr-defined]

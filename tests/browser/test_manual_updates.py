@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -33,7 +34,7 @@ def test_staff_work_the_queue_in_place(world: World, page: Any) -> None:
             owner(),
             owner(
                 "C-9",
-                first_name="Samuel",
+                first_name="Simon",
                 last_name="Okafor",
                 email="",
                 phone="",
@@ -88,9 +89,14 @@ def test_staff_work_the_queue_in_place(world: World, page: Any) -> None:
     row.wait_for(state="detached")
     assert Patient.objects.get(pims_id="P-1").name == "Biscuit II"
 
-    # Confirm the possible match.
+    # Confirm the possible match, after reading why it was suggested.
     row = page.get_by_test_id(f"update-{updates['possible_match'].pk}")
     assert "HD-9" in row.inner_text()
+    evidence = row.get_by_test_id("match-evidence")
+    assert "Match probability" in evidence.inner_text()
+    assert "surname same" in evidence.locator("li.for").first.inner_text()
+    if os.environ.get("SCREENSHOT_DIR"):
+        row.screenshot(path=os.path.join(os.environ["SCREENSHOT_DIR"], "possible-match.png"))
     row.get_by_role("button", name="Same person — merge").click()
     row.wait_for(state="detached")
     assert total.inner_text() == "0"

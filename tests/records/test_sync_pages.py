@@ -155,7 +155,8 @@ def test_possible_match_confirm_and_reject_from_the_queue(world: World) -> None:
         address_line1="12 Alder St",
         postcode="97205",
     )
-    ingest(world.a.clinic, batch(owner()))
+    # Another first name at the same address: a household, or a nickname? Staff decide.
+    ingest(world.a.clinic, batch(owner(first_name="Laura")))
     update = ManualUpdate.objects.get(kind="possible_match")
     page = login(world.a.staff).get(queue_url(world), {"kind": "possible_match"}).content.decode()
     assert "Same person — merge" in page and "HD-7" in page
@@ -195,7 +196,10 @@ def test_run_csv_and_sync_report_list_every_record(world: World) -> None:
     run = ingest(world.a.clinic, batch(owner(), owner("C-2", patients=[])))
     response = login(world.a.staff).get(reverse("records:run-report", args=["alder", run.pk]))
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert rows[0] == ["pims_id", "kind", "outcome", "client_id", "customer_ref", "detail"]
+    assert rows[0] == [
+        *("pims_id", "kind", "outcome", "client_id", "customer_ref", "detail"),
+        *("score", "evidence"),
+    ]
     assert sorted((r[0], r[2]) for r in rows[1:]) == [
         ("C-1", "created"),
         ("C-2", "created"),

@@ -1,0 +1,80 @@
+"""Blocking: which pairs are worth comparing at all.
+
+A PIMS client is compared with every customer that shares at least one blocking key with it.
+There are several keys, each on different fields, so one typo in one field (a phone digit, a
+misspelt surname, a wrong postcode) does not hide a pair: the other keys still bring it. A key
+shared by too many customers (a surname and initial everyone has) says nothing and is skipped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+
+from records.linkage.compare import _digits, _metaphone
+from records.linkage.people import Person
+
+MAX_BLOCK = 60  # customers sharing one key beyond this: the key identifies nobody
+STRONG_KEYS = frozenset({"phone", "email", "surname", "names"})
+
+
+def blocking_keys(person: Person) -> Iterator[tuple[str, ...]]:
+    first, last = person.first_name, person.last_name
+    digits = person.phone_digits
+    if len(digits) >= 6:
+        yield ("phone", digits)
+    if person.email:
+        yield ("email", person.email)
+    if last:
+        # Metaphone does not hear digits ("Smith2"): they are part of the key.
+        yield ("surname", _metaphone(last)[:4] + _digits(last), first[:1])
+    if first and last:
+        # The two names in either order: a client whose names were swapped still meets.
+        yield (
+            "names",
+            *sorted((_metaphone(first)[:3] + _digits(first), _metaphone(last)[:3] + _digits(last))),
+        )
+    if person.street_number and person.postcode:
+        yield ("house", person.street_number, person.postcode)
+    if person.street_number and person.street:
+        yield ("street", person.street_number, person.street.replace(" ", "")[:6])
+    if person.postcode and first:
+        yield ("postcode-first", person.postcode, _metaphone(first)[:3])
+    if person.postcode and last:
+        yield ("postcode-surname", person.postcode, last[:3])
+    if person.postcode and person.street:
+        yield ("postcode-street", person.postcode, person.street.replace(" ", "")[:5])
+
+
+class BlockIndex:
+    """The customers by blocking key."""
+
+    def __init__(self) -> None:
+        self._index: dict[tuple[str, ...], list[int]] = defaultdict(list)
+        self._initials: list[tuple[str, str]] = []
+
+    def add(self, position: int, person: Person) -> None:
+        """Index the customer at ``position`` (positions are added in order: 0, 1, 2…)."""
+        self._initials.append((person.first_name[:1], person.last_name[:1]))
+        for key in set(blocking_keys(person)):
+            self._index[key].append(position)
+
+    def candidates(self, person: Person) -> set[int]:
+        """The customers worth comparing: sharing an identifying key (phone, email, a name
+        key), or two of the others, or one of them and the surname's initial (a shared
+        postcode and first name alone is every neighbour called Sam)."""
+        strong: set[int] = set()
+        weak: Counter[int] = Counter()
+        for key in blocking_keys(person):
+            block = self._index.get(key)
+            if block and len(block) <= MAX_BLOCK:
+                if key[0] in STRONG_KEYS:
+                    strong.update(block)
+                else:
+                    weak.update(block)
+        initial = person.last_name[:1]
+        return strong | {
+            position
+            for position, hits in weak.items()
+            if hits > 1 or (initial and initial in self._initials[position])
+        }
