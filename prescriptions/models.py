@@ -250,7 +250,7 @@ class Prescription(models.Model):
 
     @property
     def is_expired(self) -> bool:
-        return self.expires_on < timezone.localdate()
+        return self.expires_on < self.clinic.localdate()
 
 
 class PrescriptionItem(models.Model):

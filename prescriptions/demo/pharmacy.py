@@ -94,7 +94,7 @@ def pharmacy_seed(
         dogs=dogs,
         cats=cats,
         products=products,
-        today=timezone.localdate(),
+        today=clinic.localdate(),
         rng=rng,
     )
     _ongoing_treatments(scene)
@@ -294,9 +294,29 @@ def _ship(team: DemoStaff, order: Order, on: date, rng: random.Random) -> Order:
         "USPS": f"9400{rng.randint(10**17, 10**18 - 1)}",
         "FedEx": f"{rng.randint(10**11, 10**12 - 1)}",
     }[carrier]
+    for line in order.lines.select_related("prescription_item__prescription"):
+        if line.prescription_item is not None:
+            _approved_by(line.prescription_item.prescription, on)
     return order_ship(
         order=order, actor=team.staff, shipped_on=on, carrier=carrier, tracking_number=tracking
     )
+
+
+def _approved_by(prescription: Prescription, day: date) -> None:
+    """The story's treatments began weeks ago: a prescription shipped on ``day`` was approved
+    the day before (a ship date before the approval is refused), here and in its POST."""
+    clinic = prescription.clinic
+    prescription.refresh_from_db(fields=["approved_at"])
+    if prescription.approved_at is None or clinic.localdate(prescription.approved_at) <= day:
+        return
+    when = clinic.local_noon(day - timedelta(days=1))
+    Prescription.objects.filter(pk=prescription.pk).update(approved_at=when, created_at=when)
+    prescription.items.update(status_date=when)
+    for row in WritebackItem.objects.filter(
+        prescription=prescription, kind=WritebackItem.Kind.PRESCRIBE
+    ):
+        row.payload["date_of_prescription"] = int(when.timestamp())
+        row.save(update_fields=["payload"])
 
 
 def _unlinked_prescription(team: DemoStaff, live: Any, products: dict[str, Product]) -> None:

@@ -53,9 +53,11 @@ def eligible_items(prescription: Prescription) -> list[PrescriptionItem]:
     ]
 
 
-def _epoch(value: dt.datetime | dt.date) -> int:
+def _epoch(value: dt.datetime | dt.date, clinic: Clinic) -> int:
+    """ezyVet's epoch seconds, which it shows in the site's (the clinic's) zone: an instant
+    as is, a date-only value as noon at the clinic (noon UTC is already tomorrow in NZ)."""
     if not isinstance(value, dt.datetime):
-        value = dt.datetime.combine(value, dt.time(12, 0), tzinfo=dt.UTC)
+        value = clinic.local_noon(value)
     return int(value.timestamp())
 
 
@@ -93,7 +95,7 @@ def _prescribe_payload(prescription: Prescription, items: Sequence[PrescriptionI
     ]
     return {
         **_identity(prescription),
-        "date_of_prescription": _epoch(prescription.approved_at),
+        "date_of_prescription": _epoch(prescription.approved_at, prescription.clinic),
         "external_reference": prescription.external_reference,
         "total_price": str(sum(item.product.price * item.quantity for item in items)),
         "external_prescription_item_list": lines,
@@ -225,7 +227,7 @@ def writeback_dispense_enqueue(
     target = writeback_target(order.clinic)
     if target is None:
         return []
-    shipped_at = _epoch(dispensed_at)
+    shipped_at = _epoch(dispensed_at, order.clinic)
     by_rx: dict[int, list[OrderLine]] = {}
     for line in lines:
         item = line.prescription_item
@@ -309,7 +311,7 @@ def writeback_end_enqueue(
                 {
                     "external_product_reference": item.product.sku,
                     "status": _end_as_seen(item, dispensed),
-                    "status_date": _epoch(item.status_date),
+                    "status_date": _epoch(item.status_date, prescription.clinic),
                 }
                 for item in ended
             ]
@@ -332,7 +334,7 @@ def writeback_end_enqueue(
             **_agent_line(prescription, item, kind="status"),
             "qty": item.dispensed_quantity,
             "status": item.status,
-            "status_date": item.status_date.isoformat(),
+            "status_date": prescription.clinic.localtime(item.status_date).isoformat(),
         }
         row = _add(
             prescription=prescription,

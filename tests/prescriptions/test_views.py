@@ -27,6 +27,7 @@ from records.models import Patient
 from tests.conftest import World, login
 from tests.factories import ClientFactory, PatientFactory
 from tests.prescriptions.conftest import Catalogue, rx
+from tests.prescriptions.writeback import clock_at
 
 
 def text(response: Any) -> str:
@@ -336,7 +337,7 @@ def test_ending_items_offers_only_the_ends_the_rules_allow(
     staff = login(world.a.staff)
     staff.post(
         reverse("prescriptions:order-action", args=["alder", order.pk]),
-        {"action": "ship", "shipped_on": timezone.localdate().isoformat()},
+        {"action": "ship", "shipped_on": world.a.clinic.localdate().isoformat()},
     )
     html = staff.get(rx_url(prescription)).content.decode()
     current = re.search(rf'name="end-{carprofen.pk}">(.*?)</select>', html, re.S)
@@ -458,7 +459,7 @@ def test_the_prescription_page_shows_its_writeback_rows(
     staff = login(world.b.staff)
     staff.post(
         reverse("prescriptions:order-action", args=["birch", order.pk]),
-        {"action": "ship", "shipped_on": timezone.localdate().isoformat()},
+        {"action": "ship", "shipped_on": world.b.clinic.localdate().isoformat()},
     )
     row = prescription.writebacks.get()
     html = staff.get(rx_url(prescription)).content.decode()
@@ -747,7 +748,8 @@ def test_the_order_page_says_which_lines_are_written_back(
 def test_shipping_an_order_marks_it_shipped_with_the_date(
     world: World, pet: Patient, catalogue: Catalogue
 ) -> None:
-    prescription = rx(world.a, pet, catalogue.carprofen)
+    with clock_at(timezone.now() - dt.timedelta(days=3)):  # approved before it shipped
+        prescription = rx(world.a, pet, catalogue.carprofen)
     item = prescription.items.get()
     order = order_place(
         clinic=world.a.clinic,
@@ -757,10 +759,11 @@ def test_shipping_an_order_marks_it_shipped_with_the_date(
     )
     staff = login(world.a.staff)
     page = text(staff.get(order.get_absolute_url()))
-    assert timezone.localdate().isoformat() in staff.get(order.get_absolute_url()).content.decode()
+    today = world.a.clinic.localdate()  # the clinic's today, not the server's
+    assert today.isoformat() in staff.get(order.get_absolute_url()).content.decode()
     assert "Mark shipped" in page
 
-    tomorrow = timezone.localdate() + dt.timedelta(days=1)
+    tomorrow = today + dt.timedelta(days=1)
     response = staff.post(
         reverse("prescriptions:order-action", args=["alder", order.pk]),
         {"action": "ship", "shipped_on": tomorrow.isoformat()},
@@ -768,7 +771,7 @@ def test_shipping_an_order_marks_it_shipped_with_the_date(
     )
     assert "The ship date cannot be in the future." in " ".join(messages_of(response))
 
-    shipped_on = timezone.localdate() - dt.timedelta(days=1)
+    shipped_on = today - dt.timedelta(days=1)
     response = staff.post(
         reverse("prescriptions:order-action", args=["alder", order.pk]),
         {
