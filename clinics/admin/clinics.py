@@ -78,7 +78,7 @@ class ClinicAdmin(AuditedAdmin):
         integration = getattr(obj, "integration", None)
         if integration is None or integration.last_successful_sync_at is None:
             return "never"
-        return timezone.localtime(integration.last_successful_sync_at).strftime("%Y-%m-%d %H:%M")
+        return timezone.localtime(integration.last_successful_sync_at).strftime("%Y-%m-%d %H:%M %Z")
 
 
 @admin.register(Membership)

@@ -108,7 +108,7 @@ class OnboardingStepInline(admin.TabularInline):
         rule = obj.template.due_rule_text
         if obj.due_at is None:
             return rule or "no deadline"
-        stamp = timezone.localtime(obj.due_at).strftime("%Y-%m-%d %H:%M")
+        stamp = timezone.localtime(obj.due_at).strftime("%Y-%m-%d %H:%M %Z")
         if obj.is_overdue():
             return format_html(
                 '<span data-testid="step-overdue"><img src="{}" alt=""> <strong>overdue</strong>'
@@ -123,7 +123,7 @@ class OnboardingStepInline(admin.TabularInline):
     def done_info(self, obj: OnboardingStep) -> str:
         if obj.done_at is None:
             return "—"
-        stamp = timezone.localtime(obj.done_at).strftime("%Y-%m-%d %H:%M")
+        stamp = timezone.localtime(obj.done_at).strftime("%Y-%m-%d %H:%M %Z")
         return f"{stamp} by {obj.done_by_label or 'someone'}"
 
     @admin.display(description="email")
@@ -134,7 +134,7 @@ class OnboardingStepInline(admin.TabularInline):
             "admin:clinics_onboardingchecklist_step_email", args=[obj.checklist_id, obj.pk]
         )
         sent = (
-            f"sent {timezone.localtime(obj.email_sent_at):%Y-%m-%d %H:%M}"
+            f"sent {timezone.localtime(obj.email_sent_at):%Y-%m-%d %H:%M %Z}"
             if obj.email_sent_at
             else "not sent"
         )

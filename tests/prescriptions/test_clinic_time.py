@@ -154,3 +154,32 @@ def test_clinic_pages_show_times_in_the_clinics_zone(world: World, catalogue, ez
 
     assert "23:30" in page  # 10:30 UTC is 23:30 in Auckland
     assert "10:30" not in page
+
+
+def test_pet_owner_care_shows_the_clients_clinic_zone_with_its_abbreviation(
+    world: World, ezy_pet
+) -> None:
+    _in_zone(world.a.clinic, LOS_ANGELES)
+    _in_zone(world.b.clinic, AUCKLAND)
+    care = login(world.care)
+
+    page = care.get(reverse("care:client", args=[ezy_pet.client.pk])).content.decode()
+    found = care.get(reverse("care:search"), {"q": ezy_pet.client.last_name}).content.decode()
+
+    abbreviation = dt.datetime.now(ZoneInfo(LOS_ANGELES)).strftime("%Z")  # PST or PDT
+    assert f"{LOS_ANGELES} ({abbreviation})" in page
+    assert abbreviation in found
+
+
+def test_the_admin_shows_utc_and_says_so(world: World) -> None:
+    _in_zone(world.a.clinic, AUCKLAND)
+    integration = world.a.clinic.integration
+    integration.last_successful_sync_at = NZ_LATE
+    integration.save(update_fields=["last_successful_sync_at"])
+    admin = login(world.onboarding)
+    login(world.a.staff).get(world.a.clinic.get_absolute_url())  # a clinic page in between
+
+    page = admin.get(reverse("admin:clinics_clinic_changelist")).content.decode()
+
+    assert "all times in UTC" in page
+    assert "2026-12-05 10:30 UTC" in page
