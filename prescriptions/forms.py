@@ -23,6 +23,8 @@ from prescriptions.models import (
     Prescription,
     PrescriptionItem,
     Product,
+    ReturnEnd,
+    ReturnReason,
 )
 from prescriptions.rules import CANCELS, DECLINES
 from prescriptions.services import DEFAULT_VALIDITY, ItemSpec, LineSpec
@@ -443,3 +445,51 @@ class ShipForm(Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["shipped_on"].initial = timezone.localdate()
+
+
+class ReturnForm(Form):
+    """A shipment came back: why, when, how much of each line, and what becomes of the
+    prescriptions it filled. The quantity fields are one per line (``qty-<line id>``)."""
+
+    reason = forms.ChoiceField(
+        label="Why did it come back?",
+        choices=[("", "— choose —"), *ReturnReason.choices],
+        error_messages={"required": "Say why the shipment came back."},
+    )
+    returned_on = forms.DateField(
+        label="Came back on",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={
+            "required": "Give the date it came back.",
+            "invalid": "Enter a valid date.",
+        },
+    )
+    end_as = forms.ChoiceField(
+        label="The prescription",
+        choices=ReturnEnd.choices,
+        required=False,
+        help_text="Stopping it ends its items here and in the PIMS; kept open, the returned "
+        "quantity can be filled again and nothing is sent to ezyVet.",
+    )
+    note = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=1000
+    )
+
+    def __init__(self, *args: Any, lines: list[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lines = lines
+        self.fields["returned_on"].initial = timezone.localdate()
+        for line in lines:
+            self.fields[f"qty-{line.pk}"] = forms.IntegerField(
+                label=f"{line.product} (of {line.quantity})",
+                min_value=0,
+                max_value=line.quantity,
+                initial=line.quantity,
+                widget=forms.NumberInput(attrs={"min": 0, "max": line.quantity}),
+            )
+
+    def quantity_fields(self) -> list[forms.BoundField]:
+        return [self[f"qty-{line.pk}"] for line in self.lines]
+
+    def quantities(self) -> dict[int, int]:
+        return {line.pk: self.cleaned_data[f"qty-{line.pk}"] for line in self.lines}

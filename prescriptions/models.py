@@ -395,6 +395,7 @@ class Order(models.Model):
         PLACED = "placed", "Placed"
         ON_HOLD = "on_hold", "On hold"
         SHIPPED = "shipped", "Shipped"
+        RETURNED = "returned", "Returned"
         CANCELLED = "cancelled", "Cancelled"
 
     clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="orders")
@@ -550,6 +551,7 @@ class WritebackItem(models.Model):
         PRESCRIBE = "prescribe", "Prescription sent"
         DISPENSE = "dispense", "Dispense (shipment)"
         STATUS = "status", "Item ended"
+        RETURN = "return", "Shipment returned"
 
     class Target(models.TextChoices):
         EZYVET = "ezyvet", "ezyVet API"
@@ -666,3 +668,12 @@ class WritebackIncident(models.Model):
 
     def __str__(self) -> str:
         return f"WriteBack incident at {self.clinic} since {self.opened_at:%Y-%m-%d %H:%M}"
+
+
+# Registered with the app's models (a module of its own: see its docstring).
+from prescriptions.returns import (  # noqa: E402, F401
+    ReturnEnd,
+    ReturnReason,
+    ShipmentReturn,
+    ShipmentReturnLine,
+)

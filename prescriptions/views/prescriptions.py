@@ -25,7 +25,14 @@ from prescriptions.forms import (
     ReasonForm,
     end_choices,
 )
-from prescriptions.models import Autoship, Order, Prescription, PrescriptionItem, RxRequest
+from prescriptions.models import (
+    Autoship,
+    Order,
+    Prescription,
+    PrescriptionItem,
+    RxRequest,
+    ShipmentReturn,
+)
 from prescriptions.rules import writeback_eligibility
 from prescriptions.services import (
     PrescriptionError,
@@ -286,6 +293,11 @@ def prescription_detail(
             "writebacks": list(prescription.writebacks.order_by("sequence", "pk")),
             "writeback_reasons": _not_written_back(prescription, items),
             "orders": orders,
+            "returns": list(
+                ShipmentReturn.objects.filter(order__in=orders)
+                .select_related("order", "recorded_by")
+                .prefetch_related("lines__order_line__product")
+            ),
             "autoships": list(
                 Autoship.objects.filter(prescription_item__prescription=prescription)
                 .select_related("product")

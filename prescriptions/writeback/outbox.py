@@ -379,3 +379,50 @@ def _end_as_seen(item: PrescriptionItem, dispensed: set[str]) -> str:
     if item.product.sku in dispensed:
         return item.status
     return _AS_DECLINE.get(ItemStatus(item.status), item.status)
+
+
+def writeback_return_enqueue(
+    *,
+    order: Order,
+    returned: Sequence[tuple[OrderLine, int]],
+    returned_at: dt.datetime,
+    reason: str,
+) -> list[WritebackItem]:
+    """A shipment came back: a ``return`` line on the agent feed for each returned line whose
+    dispense went there. ezyVet has no "returned" status: nothing is sent to it (a return that
+    stops the prescription ends its items, which goes as a status PATCH)."""
+    target = writeback_target(order.clinic)
+    if target != Target.AGENT:
+        return []
+    rows = []
+    for line, quantity in returned:
+        item = line.prescription_item
+        if item is None:
+            continue
+        told = WritebackItem.objects.filter(
+            order=order,
+            kind=Kind.DISPENSE,
+            target=target,
+            payload__product_reference=line.product.sku,
+        ).exclude(status__in=(Status.RETRIED, Status.DISMISSED))
+        if not told.exists():
+            continue  # the PIMS never heard of this dispense: nothing to take back
+        rx = item.prescription
+        payload = {
+            **_agent_line(rx, item, kind="return", order=order),
+            "qty": quantity,
+            "remaining": item.remaining,
+            "returned_at": returned_at.isoformat(),
+            "reason": reason,
+        }
+        row = _add(
+            prescription=rx,
+            kind=Kind.RETURN,
+            target=target,
+            key=f"rx:{rx.pk}:order:{order.pk}:line:{line.pk}:return",
+            payload=payload,
+            order=order,
+        )
+        if row is not None:
+            rows.append(row)
+    return rows
