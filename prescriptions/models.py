@@ -560,6 +560,7 @@ class WritebackItem(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         SENDING = "sending", "Sending"
+        HELD = "held", "Held: needs the clinic"
         DELIVERED = "delivered", "Delivered"
         FAILED = "failed", "Failed"
         RETRIED = "retried", "Failed, retried"
