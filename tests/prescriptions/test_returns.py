@@ -123,7 +123,7 @@ def test_a_partial_return_keeps_the_order_shipped_and_gives_back_what_came_back(
 
     page = login(world.a.staff).get(order.get_absolute_url()).content.decode()
     assert "Partly returned" in page and "Crushed box" in page
-    assert "10 of 30 × Carprofen 75 mg chewable" in page
+    assert "10 of 30 \u00d7 Carprofen 75 mg chewable" in page
 
 
 def test_a_return_is_recorded_from_the_order_page_and_shown_behind_the_link(
