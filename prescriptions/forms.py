@@ -102,8 +102,27 @@ class PrescriptionForm(SubmissionForm):
         help_text="Leave unticked to save a draft for a vet to approve.",
     )
 
-    def __init__(self, *args: Any, clinic: Clinic, can_approve: bool, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        clinic: Clinic,
+        can_approve: bool,
+        consults: list[tuple[str, str]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
+        if consults is not None:
+            # On ezyVet the vet picks one of the patient's consults (the guide: "select a
+            # clinical record"); a posted id not on the list is refused.
+            self.fields["consult_ref"] = forms.ChoiceField(
+                label="Clinical record (consult)",
+                choices=[("", "— no consult —"), *consults],
+                required=False,
+                help_text="Optional: the pet's consult in ezyVet this prescription belongs to.",
+                error_messages={
+                    "invalid_choice": "Pick one of this pet's consults in ezyVet (or none)."
+                },
+            )
         vet_field = self.fields["vet"]
         assert isinstance(vet_field, forms.ModelChoiceField)
         vets = Vet.objects.filter(clinic=clinic, is_active=True).order_by("last_name", "first_name")

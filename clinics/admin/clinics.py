@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from clinics.admin.audit import AuditedAdmin
-from clinics.models import Clinic, Membership, Vet
+from clinics.models import Clinic, Connector, Membership, Vet
+from clinics.prescriber_views import prescribers_context, prescribers_post
+from clinics.prescribers import may_map_prescribers
+
+
+def _on_ezyvet(clinic: Clinic | None) -> bool:
+    integration = getattr(clinic, "integration", None) if clinic is not None else None
+    return integration is not None and integration.connector == Connector.EZYVET
 
 
 class MembershipInline(admin.TabularInline):
@@ -20,6 +35,10 @@ class VetInline(admin.TabularInline):
     extra = 0
     fields = ["first_name", "last_name", "licence_number", "pims_user_id", "user", "is_active"]
     autocomplete_fields = ["user"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # On ezyVet the vet's user is picked from ezyVet's list (the Prescribers page).
+        return ["pims_user_id"] if _on_ezyvet(obj) else []
 
 
 @admin.register(Clinic)
@@ -66,6 +85,51 @@ class ClinicAdmin(AuditedAdmin):
         ("Services", {"fields": ["home_delivery_enabled", "writeback_enabled"]}),
     ]
 
+    readonly_fields = ["prescribers_link"]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = list(super().get_fieldsets(request, obj))
+        if obj is not None:
+            fieldsets.append(("Prescribers", {"fields": ["prescribers_link"]}))
+        return fieldsets
+
+    @admin.display(description="vets' PIMS users")
+    def prescribers_link(self, obj: Clinic) -> str:
+        url = reverse("admin:clinics_clinic_prescribers", args=[obj.pk])
+        return format_html('<a href="{}">Match each vet with their PIMS user</a>', url)
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "<int:clinic_id>/prescribers/",
+                self.admin_site.admin_view(self.prescribers_view),
+                name="clinics_clinic_prescribers",
+            ),
+            *super().get_urls(),
+        ]
+
+    def prescribers_view(self, request: HttpRequest, clinic_id: int) -> HttpResponse:
+        """The onboarding team picks each vet's PIMS user (ezyVet: from the site's users)."""
+        clinic = self.get_object(request, str(clinic_id))
+        if clinic is None:
+            raise Http404("No such clinic.")
+        if not may_map_prescribers(request.user, clinic.pk):
+            raise PermissionDenied("Only the onboarding team maps prescribers here.")
+        url = reverse("admin:clinics_clinic_prescribers", args=[clinic.pk])
+        if request.method == "POST":
+            prescribers_post(request, clinic)
+            return redirect(url)
+        context = {
+            **self.admin_site.each_context(request),
+            **prescribers_context(clinic),
+            "title": f"Prescribers of {clinic}",
+            "opts": self.model._meta,
+            "original": clinic,
+            "can_change": True,
+            "action_url": url,
+        }
+        return TemplateResponse(request, "admin/clinics/prescribers.html", context)
+
     @admin.display(description="integration")
     def integration_status(self, obj: Clinic) -> str:
         integration = getattr(obj, "integration", None)
@@ -95,3 +159,7 @@ class VetAdmin(AuditedAdmin):
     list_filter = ["is_active", "clinic"]
     search_fields = ["first_name", "last_name", "licence_number", "pims_user_id"]
     autocomplete_fields = ["clinic", "user"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # On ezyVet the vet's user is picked from ezyVet's list (the clinic's Prescribers).
+        return ["pims_user_id"] if obj is not None and _on_ezyvet(obj.clinic) else []

@@ -16,7 +16,8 @@ from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from clinics.access import clinic_for_user, get_for_clinic
-from clinics.models import Clinic
+from clinics.models import Clinic, Integration
+from clinics.prescribers import PimsListError, ezyvet_consults, ezyvet_vets, is_ezyvet
 from prescriptions.forms import (
     AutoshipForm,
     EndItemsForm,
@@ -184,10 +185,12 @@ def prescription_new(request: HttpRequest, clinic_slug: str) -> HttpResponse:
     pet = get_for_clinic(Patient.objects.select_related("client"), clinic, pk=patient_id)
     own_vet = vet_for_user(clinic=clinic, user=request.user)
     data = request.POST if request.method == "POST" else None
+    consults, consults_error = consult_choices(clinic, pet)
     form = PrescriptionForm(
         data,
         clinic=clinic,
         can_approve=own_vet is not None,
+        consults=consults,
         initial={"vet": own_vet} if own_vet else None,
     )
     items = ItemFormSet(data, prefix="items")
@@ -224,6 +227,7 @@ def prescription_new(request: HttpRequest, clinic_slug: str) -> HttpResponse:
             "form": form,
             "items": items,
             "can_approve": own_vet is not None,
+            "consults_error": consults_error,
             "open_rx": list(
                 Prescription.objects.for_clinic(clinic)
                 .filter(patient=pet)
@@ -232,6 +236,32 @@ def prescription_new(request: HttpRequest, clinic_slug: str) -> HttpResponse:
             ),
         },
     )
+
+
+def consult_choices(clinic: Clinic, pet: Patient) -> tuple[list[tuple[str, str]] | None, str]:
+    """On ezyVet, the pet's consults to pick from (date at the clinic, reason, vet), and why
+    they are missing if ezyVet could not be read; ``None`` off ezyVet (a free-text box)."""
+    integration = Integration.objects.filter(clinic=clinic).first()
+    if not is_ezyvet(integration):
+        return None, ""
+    assert integration is not None
+    if not pet.pims_id:
+        return [], f"{pet.name} is not linked to ezyVet yet, so it has no consults to pick."
+    try:
+        consults = ezyvet_consults(integration=integration, animal_id=pet.pims_id)
+    except PimsListError as exc:
+        return [], f"The consults could not be read from ezyVet: {exc}"
+    try:
+        known = ezyvet_vets(integration=integration)
+        vets = {v.user_id: " ".join(filter(None, (v.title, v.last_name))) for v in known}
+    except PimsListError:
+        vets = {}
+    choices = []
+    for consult in consults:
+        day = clinic.localdate(consult.date).strftime("%d %b %Y") if consult.date else "undated"
+        parts = [day, consult.reason or "(no reason given)", vets.get(consult.vet_user_id, "")]
+        choices.append((consult.consult_id, " · ".join(p for p in parts if p)))
+    return choices, "" if choices else f"ezyVet has no consults for {pet.name}."
 
 
 def _written_message(prescription: Prescription, pet: Patient, clinic: Clinic) -> str:
