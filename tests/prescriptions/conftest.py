@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.test import override_settings
 
 from clinics.models import Connector, Integration
@@ -69,6 +70,7 @@ def site() -> Iterator[EzyVetEmulator]:
 def _fresh_connectors() -> Iterator[None]:
     # Each test has its own emulator: never reuse a worker's cached connector across tests.
     delivery._clients.clear()
+    cache.clear()  # ezyVet's cached user and consult lists belong to the test's own emulator
     with override_settings(WRITEBACK_BACKOFF_BASE=0.01, WRITEBACK_BACKOFF_MAX=0.05):
         yield
     delivery._clients.clear()
