@@ -41,7 +41,9 @@ from prescriptions.views.prescriptions import (
     pet_pick_page,
     record_filter,
 )
-from records.models import Patient
+from records.models import ManualUpdate, Patient
+
+SHIPPING_KINDS = (ManualUpdate.Kind.CLIENT_NAME, ManualUpdate.Kind.CLIENT_ADDRESS)
 
 ORDER_FILTERS = [(OPEN, "Open (placed or on hold)"), *Order.Status.choices]
 
@@ -149,7 +151,21 @@ def order_new(request: HttpRequest, clinic_slug: str) -> HttpResponse:
     return TemplateResponse(
         request,
         "prescriptions/order_new.html",
-        {"clinic": clinic, "pet": pet, "form": form, "lines": lines, "open_items": items},
+        {
+            "clinic": clinic,
+            "pet": pet,
+            "form": form,
+            "lines": lines,
+            "open_items": items,
+            # Staff confirm the shipping name and address before an order (the seeds): a
+            # change the PIMS sent is shown here, to accept or keep, not only on the client.
+            "shipping_updates": list(
+                ManualUpdate.objects.pending()
+                .filter(client=pet.client, kind__in=SHIPPING_KINDS)
+                .order_by("created_at")
+            ),
+            "here": request.get_full_path(),
+        },
     )
 
 
