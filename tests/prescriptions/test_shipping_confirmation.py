@@ -38,7 +38,7 @@ def test_the_order_page_shows_a_pending_address_change_to_accept(world: World) -
     assert "9 New Rd" in page and "12 Alder St" in page
     action = reverse("records:update-action", args=["alder", update.pk])
     assert action in page
-    assert re.search(r'name="next" value="[^"]*patient=%d' % pet.pk, page)
+    assert re.search(rf'name="next" value="[^"]*patient={pet.pk}"', page)
 
     back = staff.post(action, {"action": "accept", "next": url})
 
