@@ -101,9 +101,10 @@ def may_map_prescribers(user: Any, clinic_id: int) -> bool:
     """The onboarding team and the clinic's admins; nobody else (a vet cannot pick their own)."""
     if is_onboarding(user):
         return True
-    return Membership.objects.filter(
-        user_id=getattr(user, "pk", None), clinic_id=clinic_id, role=Role.ADMIN
-    ).exists()
+    user_id = getattr(user, "pk", None)
+    if user_id is None:
+        return False
+    return Membership.objects.filter(user_id=user_id, clinic_id=clinic_id, role=Role.ADMIN).exists()
 
 
 def vet_pims_user_set(

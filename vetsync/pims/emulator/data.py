@@ -438,4 +438,5 @@ class DataGenerator:
                 )
                 # What the visit was for [inferred: the consult's ``description``]; from the
                 # id rather than the generator, so the rest of the site stays as it was.
-                record["description"] = CONSULT_REASONS[int(record["id"]) % len(CONSULT_REASONS)]
+                reason = CONSULT_REASONS[int(str(record["id"])) % len(CONSULT_REASONS)]
+                record["description"] = reason
