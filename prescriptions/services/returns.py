@@ -122,7 +122,8 @@ def order_return(
             clinic=order.clinic,
             obj=order,
             after={
-                "reason": reason,
+                "reason": ReturnReason(reason).label,
+                "reason_code": reason,
                 "returned_on": returned_on,
                 "lines": [(line.product.sku, quantity) for line, quantity in chosen],
                 "full": is_full,

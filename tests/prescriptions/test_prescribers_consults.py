@@ -134,6 +134,8 @@ def test_a_prescriber_unknown_to_ezyvet_is_held_with_its_reason_then_sent_once_m
         reverse("prescriptions:prescription-detail", args=["alder", prescription.pk])
     )
     assert "ezyVet does not know" in monitor.content.decode()
+    notice = login(world.a.staff).get(reverse("prescriptions:writeback-monitor", args=["alder"]))
+    assert "1 writeback is held" in notice.content.decode()
 
     vet_user = _vet_users(site)[0]
     mapped = login(clinic_admin).post(

@@ -156,7 +156,7 @@ def test_a_return_is_recorded_from_the_order_page_and_shown_behind_the_link(
     record = ShipmentReturn.objects.get(order=order)
     assert record.recorded_by == world.a.staff
     event = AuditEvent.objects.get(action="order.returned")
-    assert event.actor == world.a.staff and event.after["reason"] == "not_delivered"
+    assert event.actor == world.a.staff and event.after["reason_code"] == "not_delivered"
     # The prescription's page, where ezyVet's external_link points, shows it too.
     rx_page = staff.get(prescription.get_absolute_url()).content.decode()
     assert "came back on" in rx_page and "Never reached the owner" in rx_page
