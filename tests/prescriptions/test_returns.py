@@ -241,3 +241,13 @@ def test_an_agent_gets_a_return_line(world: World, catalogue, agent_clinic, agen
     returned_at = dt.datetime.fromisoformat(line["returned_at"])
     assert world.b.clinic.localdate(returned_at) == world.b.clinic.localdate()
     assert WritebackItem.objects.filter(kind="return", target="agent").count() == 1
+
+
+def test_the_onboarding_team_sees_a_return_in_the_admin(world: World, catalogue, ezy_pet) -> None:
+    order = ship(world.a, rx(world.a, ezy_pet, catalogue.carprofen))
+    order_return(order=order, actor=world.a.staff, reason=ReturnReason.DAMAGED, note="Torn pouch")
+
+    page = login(world.onboarding).get(reverse("admin:prescriptions_order_change", args=[order.pk]))
+
+    assert page.status_code == 200
+    assert "Torn pouch" in page.content.decode()
