@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
@@ -14,9 +15,10 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from clinics.admin.audit import AuditedAdmin
+from clinics.audit import audit_log
 from clinics.models import Clinic, Connector, Membership, Vet
 from clinics.prescriber_views import prescribers_context, prescribers_post
-from clinics.prescribers import may_map_prescribers
+from clinics.prescribers import PimsListError, ezyvet_vets, is_ezyvet, may_map_prescribers
 
 
 def _on_ezyvet(clinic: Clinic | None) -> bool:
@@ -30,8 +32,55 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+class VetForm(forms.ModelForm):
+    """A vet's PIMS user typed in the admin: on ezyVet it must be one of the site's vet users
+    (picking it on the clinic's Prescribers page is easier)."""
+
+    class Meta:
+        model = Vet
+        fields = [
+            "clinic",
+            "first_name",
+            "last_name",
+            "licence_number",
+            "pims_user_id",
+            "user",
+            "is_active",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        clinic = data.get("clinic") or getattr(self.instance, "clinic", None)
+        user_id = (data.get("pims_user_id") or "").strip()
+        integration = getattr(clinic, "integration", None) if clinic else None
+        if user_id and "pims_user_id" in self.changed_data and is_ezyvet(integration):
+            try:
+                known = {v.user_id for v in ezyvet_vets(integration=integration)}
+            except PimsListError as exc:
+                raise forms.ValidationError(f"ezyVet's users could not be read: {exc}") from exc
+            if user_id not in known:
+                self.add_error("pims_user_id", f"ezyVet has no active vet user {user_id}.")
+        return data
+
+
+def _audit_pims_users(request: HttpRequest, formset: Any) -> None:
+    """A vet's PIMS user changed in the clinic's inline: the same audit row as the pages."""
+    for form in formset.forms:
+        vet = form.instance
+        if vet.pk and "pims_user_id" in form.changed_data:
+            audit_log(
+                action="vet.pims_user_changed",
+                request=request,
+                clinic=vet.clinic,
+                obj=vet,
+                before={"pims_user_id": form.initial.get("pims_user_id", "")},
+                after={"pims_user_id": vet.pims_user_id},
+            )
+
+
 class VetInline(admin.TabularInline):
     model = Vet
+    form = VetForm
     extra = 0
     fields = ["first_name", "last_name", "licence_number", "pims_user_id", "user", "is_active"]
     autocomplete_fields = ["user"]
@@ -86,6 +135,11 @@ class ClinicAdmin(AuditedAdmin):
     ]
 
     readonly_fields = ["prescribers_link"]
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        super().save_formset(request, form, formset, change)
+        if formset.model is Vet:
+            _audit_pims_users(request, formset)
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         fieldsets = list(super().get_fieldsets(request, obj))
@@ -155,6 +209,7 @@ class MembershipAdmin(AuditedAdmin):
 
 @admin.register(Vet)
 class VetAdmin(AuditedAdmin):
+    form = VetForm
     list_display = ["__str__", "clinic", "licence_number", "pims_user_id", "user", "is_active"]
     list_filter = ["is_active", "clinic"]
     search_fields = ["first_name", "last_name", "licence_number", "pims_user_id"]

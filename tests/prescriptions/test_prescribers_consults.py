@@ -232,3 +232,49 @@ def test_the_prescribers_page_says_so_when_ezyvet_cannot_be_reached(
 
     assert page.status_code == 200
     assert "ezyVet's users could not be read" in page.content.decode()
+
+
+def test_the_admin_refuses_a_typed_user_ezyvet_does_not_know(
+    world: World, site, ezyvet_clinic
+) -> None:
+    team = login(world.onboarding)
+    url = reverse("admin:clinics_vet_add")
+
+    page = team.post(
+        url,
+        {
+            "clinic": world.a.clinic.pk,
+            "first_name": "Ada",
+            "last_name": "Stone",
+            "pims_user_id": _non_vet_user(site),
+            "is_active": "on",
+        },
+    )
+
+    assert page.status_code == 200
+    assert "ezyVet has no active vet user" in page.content.decode()
+    assert not world.a.clinic.vets.filter(last_name="Stone").exists()
+
+
+def test_a_vets_pims_user_changed_in_the_clinic_admin_is_audited(world: World) -> None:
+    from tests.clinics.test_onboarding import _Form  # what a browser would submit
+
+    team = login(world.onboarding)  # clinic B is on an agent: the id is typed
+    url = reverse("admin:clinics_clinic_change", args=[world.b.clinic.pk])
+    form = _Form()
+    form.feed(team.get(url).content.decode())
+    field = next(k for k, v in form.data.items() if k.endswith("-pims_user_id"))
+    before = form.data[field]
+    form.data[field] = "DR-77"
+
+    response = team.post(url, form.data)
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    world.b.vet.refresh_from_db()
+    assert world.b.vet.pims_user_id == "DR-77"
+    event = AuditEvent.objects.get(action="vet.pims_user_changed")
+    assert (event.actor, event.before, event.after) == (
+        world.onboarding,
+        {"pims_user_id": before},
+        {"pims_user_id": "DR-77"},
+    )
