@@ -154,6 +154,11 @@ def test_clinic_pages_show_times_in_the_clinics_zone(world: World, catalogue, ez
 
     assert "23:30" in page  # 10:30 UTC is 23:30 in Auckland
     assert "10:30" not in page
+    zone = dt.datetime.now(ZoneInfo(AUCKLAND)).strftime("%Z")  # NZDT or NZST
+    assert (
+        f'data-testid="clinic-zone" title="Times on the clinic\'s pages are in {AUCKLAND}">{zone}<'
+        in page
+    )
 
 
 def test_pet_owner_care_shows_the_clients_clinic_zone_with_its_abbreviation(
