@@ -41,12 +41,25 @@ def _stamp(integration: Integration) -> str:
     return f"{integration.pk}:{updated.timestamp() if updated else 0}"
 
 
-def _fetch(integration: Integration, client: ezyvet.EzyVetClient | None, call: Any) -> Any:
-    try:
-        client = client or ezyvet_client(
+# One connector per site per process: its limiter keeps this process's list calls to the
+# site's budget (and, once the limiter is shared across processes, everyone's).
+_list_clients: dict[str, ezyvet.EzyVetClient] = {}
+
+
+def _list_client(integration: Integration) -> ezyvet.EzyVetClient:
+    key = f"{_stamp(integration)}:{integration.base_url}"
+    client = _list_clients.get(key)
+    if client is None:
+        client = ezyvet_client(
             integration, max_attempts=1, max_rate_limited=0, timeout=LIST_TIMEOUT
         )
-        return call(client)
+        _list_clients[key] = client
+    return client
+
+
+def _fetch(integration: Integration, client: ezyvet.EzyVetClient | None, call: Any) -> Any:
+    try:
+        return call(client or _list_client(integration))
     except CredentialsError as exc:
         raise PimsListError(str(exc)) from exc
     except ezyvet.EzyVetRateLimited as exc:
