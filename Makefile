@@ -65,6 +65,7 @@ bench-quick: venv
 	$(PY) bench/bench_care_lookup.py --clients 20000 --sqlite-clients 5000 --clinics 20 --lookups 20
 	SOAK_PRESCRIPTIONS=20 SOAK_CLEAN_PRESCRIPTIONS=10 SOAK_LIMITED_PRESCRIPTIONS=0 \
 	  SOAK_PACED_PRESCRIPTIONS=10 $(PY) bench/bench_writeback_soak.py
+	$(PY) bench/bench_agent.py --quick
 
 clean:
 	rm -rf var staticfiles .pytest_cache .mypy_cache .ruff_cache

@@ -147,6 +147,17 @@ class Integration(models.Model):
         max_length=12, blank=True, editable=False, help_text="The token's last characters."
     )
     agent_token_issued_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # What the clinic's agent last said about itself (see clinics/agents.py).
+    agent_version = models.CharField(
+        max_length=200, blank=True, editable=False, help_text="The agent's User-Agent."
+    )
+    agent_last_contact_at = models.DateTimeField(null=True, blank=True, editable=False)
+    agent_data_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the agent read the newest data it sent (its latest batch's sent_at).",
+    )
     sync_interval = models.DurationField(
         default=timedelta(hours=1),
         help_text="How often VetSync pulls from a cloud PIMS (ezyVet).",

@@ -15,8 +15,10 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from clinics.agents import integration_agent_contact, integration_agent_data
 from clinics.models import Connector, Integration
 from clinics.services import integration_for_agent_token
+from records.extracts import extract_header, extract_part_arrived, extract_part_check
 from records.models import Outcome, SyncRun
 from records.sync import SyncBusy, sync_run_create, sync_run_process
 from records.tasks import sync_run_apply_task
@@ -43,7 +45,12 @@ def agent_integration(request: HttpRequest) -> Integration | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
-    return integration_for_agent_token(token.strip())
+    integration = integration_for_agent_token(token.strip())
+    if integration is not None:
+        integration_agent_contact(
+            integration=integration, user_agent=request.headers.get("User-Agent", "")
+        )
+    return integration
 
 
 def run_summary(request: HttpRequest, run: SyncRun, **extra: Any) -> dict[str, Any]:
@@ -81,7 +88,10 @@ def batches(request: HttpRequest) -> JsonResponse:
     # forms, not for a clinic's first extract; the cap above applies instead.
     body = request.read(settings.AGENT_BATCH_MAX_BYTES + 1)
     accepted = ACCEPTED_SOURCES.get(integration.connector, set())
+    part = extract_header(body)  # one part of a multi-part full extract, or None
     try:
+        if part is not None:
+            extract_part_check(clinic=integration.clinic, header=part)
         run, created = sync_run_create(
             clinic=integration.clinic,
             body=body,
@@ -93,16 +103,26 @@ def batches(request: HttpRequest) -> JsonResponse:
             400,
             f"{exc} (this token belongs to a {integration.get_connector_display()} integration)",
         )
+    extra: dict[str, Any] = {}
+    if part is not None:
+        extract = extract_part_arrived(run=run, header=part)
+        extra["extract"] = {
+            "id": extract.extract_id,
+            "arrived": extract.arrived,
+            "parts": extract.parts,
+            "complete": extract.is_complete,
+        }
+    integration_agent_data(integration=integration, data_at=run.sent_at or run.created_at)
     if not created:
-        return JsonResponse(run_summary(request, run, duplicate=True), status=200)
+        return JsonResponse(run_summary(request, run, duplicate=True, **extra), status=200)
     if run.total <= settings.AGENT_BATCH_INLINE_MAX_CLIENTS:
         try:
             run = sync_run_process(run_id=run.pk)
-            return JsonResponse(run_summary(request, run), status=200)
+            return JsonResponse(run_summary(request, run, **extra), status=200)
         except SyncBusy:
             pass  # another sync of this clinic is running: queue behind it
     sync_run_apply_task.delay_on_commit(run.pk)
-    return JsonResponse(run_summary(request, run), status=202)
+    return JsonResponse(run_summary(request, run, **extra), status=202)
 
 
 @require_GET

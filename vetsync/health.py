@@ -14,7 +14,7 @@ from django.utils import timezone
 from clinics.models import Integration
 from prescriptions.models import WritebackIncident
 from prescriptions.writeback import open_incidents_by_clinic, writeback_stats_by_clinic
-from records.models import SyncRun
+from records.models import FullExtract, SyncRun
 
 RECENT = dt.timedelta(days=7)
 
@@ -29,6 +29,7 @@ class IntegrationHealth:
     writebacks_failed: int
     writebacks_waiting: int
     incident: WritebackIncident | None
+    extract: FullExtract | None = None  # an agent's latest multi-part first copy
 
     @property
     def needs_attention(self) -> bool:
@@ -58,6 +59,9 @@ def integration_health(*, now: dt.datetime | None = None) -> list[IntegrationHea
             pk__in=[row["last"] for row in runs.values()], status=SyncRun.Status.FAILED
         ).values_list("clinic_id", flat=True)
     )
+    extracts: dict[int, FullExtract] = {}
+    for extract in FullExtract.objects.filter(clinic_id__in=clinic_ids).order_by("-pk"):
+        extracts.setdefault(extract.clinic_id, extract)
     writebacks = writeback_stats_by_clinic()
     incidents = open_incidents_by_clinic()
     rows = [
@@ -70,6 +74,7 @@ def integration_health(*, now: dt.datetime | None = None) -> list[IntegrationHea
             writebacks_failed=writebacks.get(integration.clinic_id, {}).get("failed", 0),
             writebacks_waiting=writebacks.get(integration.clinic_id, {}).get("pending", 0),
             incident=incidents.get(integration.clinic_id),
+            extract=extracts.get(integration.clinic_id),
         )
         for integration in integrations
     ]

@@ -107,6 +107,9 @@ class IntegrationAdmin(AuditedAdmin):
         "onboarding_checklist",
         "credentials_stored",
         "agent_token",
+        "agent_version",
+        "agent_last_contact_at",
+        "agent_data_at",
         "last_successful_sync_at",
         "last_error",
     ]

@@ -32,6 +32,7 @@ from records.models.runs import (
 from records.models.updates import FIELD_LABELS, ManualUpdate, ManualUpdateQuerySet
 from records.models.merges import ClientMerge, MatchRejection
 from records.models.care import CARE_LOG_PERMISSION, CareLogEntry
+from records.models.extracts import FullExtract, FullExtractPart
 # isort: on
 
 __all__ = [
@@ -41,6 +42,8 @@ __all__ = [
     "Client",
     "ClientMerge",
     "ClientQuerySet",
+    "FullExtract",
+    "FullExtractPart",
     "ManualUpdate",
     "ManualUpdateQuerySet",
     "MatchRejection",

@@ -49,6 +49,8 @@ MAX_WEIGHT = Decimal("99999.99")
 # match tells it (splitting and re-joining each value is the slow part of a big batch).
 _CLEAN = re.compile(r"(?:[^\s\x00]+(?: [^\s\x00]+)*)?")
 _WEIGHT_UNITS = {unit.value: unit for unit in WeightUnit}
+# datetime.UTC is Python 3.11+; this module also runs in the agent's wheel on 3.10.
+_UTC = dt.timezone.utc
 
 
 class BatchError(ValueError):
@@ -66,6 +68,37 @@ class BatchHeader:
     sent_at: dt.datetime | None
     full: bool
     client_count: int
+    # A full extract in several batches (PIMS.md): all three, or none.
+    extract_id: str = ""
+    part: int = 0
+    parts: int = 0
+
+
+MAX_EXTRACT_PARTS = 100_000
+
+
+def _extract_fields(payload: Mapping[str, Any], full: object) -> tuple[str, int, int, list[str]]:
+    """``extract_id``, ``part`` and ``parts`` of a multi-part full extract, checked."""
+    keys = ("extract_id", "part", "parts")
+    present = [key for key in keys if payload.get(key) not in (None, "")]
+    if not present:
+        return "", 0, 0, []
+    if len(present) < 3 or full is not True:
+        return "", 0, 0, ['extract_id, part and parts go together, on a batch with "full": true.']
+    extract_id, part, parts = (payload[key] for key in keys)
+    problems = []
+    if not isinstance(extract_id, str) or not extract_id.strip() or len(extract_id) > 100:
+        problems.append("extract_id must be a non-empty string of at most 100 characters.")
+    if not all(isinstance(n, int) and not isinstance(n, bool) for n in (part, parts)) or not (
+        1 <= part <= parts <= MAX_EXTRACT_PARTS
+    ):
+        problems.append(
+            "part and parts must be whole numbers with 1 <= part <= parts "
+            f"(got {part!r} of {parts!r})."
+        )
+    if problems:
+        return "", 0, 0, problems
+    return extract_id.strip(), part, parts, []
 
 
 def parse_header(payload: object) -> BatchHeader:
@@ -94,6 +127,8 @@ def parse_header(payload: object) -> BatchHeader:
         sent_at = _datetime(payload.get("sent_at"), "sent_at")
     except RecordError as exc:
         problems.append(str(exc))
+    extract_id, part, parts, extract_problems = _extract_fields(payload, full)
+    problems += extract_problems
     if problems:
         raise BatchError(" ".join(problems))
     assert isinstance(clients, list)
@@ -104,6 +139,9 @@ def parse_header(payload: object) -> BatchHeader:
         sent_at=sent_at,
         full=bool(full),
         client_count=len(clients),
+        extract_id=extract_id,
+        part=part,
+        parts=parts,
     )
 
 
@@ -373,9 +411,11 @@ def _parse_date(value: str) -> dt.date:
 
 @functools.lru_cache(maxsize=8192)
 def _parse_datetime(value: str) -> dt.datetime:
+    if value[-1:] in ("Z", "z"):  # Python 3.10's fromisoformat (the agent's wheel) lacks "Z"
+        value = value[:-1] + "+00:00"
     parsed = dt.datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=_UTC)
 
 
 def _iso(value: dt.datetime | None) -> str | None:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None
+    return value.astimezone(_UTC).isoformat().replace("+00:00", "Z") if value else None

@@ -7,9 +7,18 @@ Connectors (ezyVet pulls, agent batches) turn their wire formats into these; the
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from dataclasses import dataclass, field
 from decimal import Decimal
-from enum import StrEnum
+
+if sys.version_info >= (3, 11):
+    from enum import StrEnum  # novm (guarded by the version check)
+else:  # Python 3.10: the clinic-side agent's wheel carries this module to clinics' servers
+    from enum import Enum
+
+    class StrEnum(str, Enum):
+        def __str__(self) -> str:
+            return str(self.value)
 
 
 class Source(StrEnum):
