@@ -24,7 +24,7 @@ def release_contact(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("clinics", "0004_onboarding_paths"),
+        ("clinics", "0005_agent_contact"),
     ]
 
     operations = [
