@@ -16,7 +16,7 @@ from django.utils.html import format_html
 
 from clinics.admin.audit import AuditedAdmin
 from clinics.audit import audit_log
-from clinics.models import Clinic, Connector, Membership, Vet
+from clinics.models import Clinic, Connector, Integration, Membership, Vet
 from clinics.prescriber_views import prescribers_context, prescribers_post
 from clinics.prescribers import PimsListError, ezyvet_vets, is_ezyvet, may_map_prescribers
 
@@ -53,7 +53,12 @@ class VetForm(forms.ModelForm):
         clinic = data.get("clinic") or getattr(self.instance, "clinic", None)
         user_id = (data.get("pims_user_id") or "").strip()
         integration = getattr(clinic, "integration", None) if clinic else None
-        if user_id and "pims_user_id" in self.changed_data and is_ezyvet(integration):
+        if (
+            user_id
+            and "pims_user_id" in self.changed_data
+            and isinstance(integration, Integration)
+            and is_ezyvet(integration)
+        ):
             try:
                 known = {v.user_id for v in ezyvet_vets(integration=integration)}
             except PimsListError as exc:
