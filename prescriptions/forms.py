@@ -63,6 +63,18 @@ class SubmissionForm(Form):
     submission_id = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4, required=False)
 
 
+def consult_field(consults: list[tuple[str, str]]) -> forms.ChoiceField:
+    """On ezyVet the vet picks one of the patient's consults (the guide: "select a clinical
+    record"); a posted id not on the list is refused."""
+    return forms.ChoiceField(
+        label="Clinical record (consult)",
+        choices=[("", "— no consult —"), *consults],
+        required=False,
+        help_text="Optional: the pet's consult in ezyVet this prescription belongs to.",
+        error_messages={"invalid_choice": "Pick one of this pet's consults in ezyVet (or none)."},
+    )
+
+
 class PrescriptionForm(SubmissionForm):
     """The prescription's header; its items come from ``ItemFormSet``."""
 
@@ -112,17 +124,7 @@ class PrescriptionForm(SubmissionForm):
     ) -> None:
         super().__init__(*args, **kwargs)
         if consults is not None:
-            # On ezyVet the vet picks one of the patient's consults (the guide: "select a
-            # clinical record"); a posted id not on the list is refused.
-            self.fields["consult_ref"] = forms.ChoiceField(
-                label="Clinical record (consult)",
-                choices=[("", "— no consult —"), *consults],
-                required=False,
-                help_text="Optional: the pet's consult in ezyVet this prescription belongs to.",
-                error_messages={
-                    "invalid_choice": "Pick one of this pet's consults in ezyVet (or none)."
-                },
-            )
+            self.fields["consult_ref"] = consult_field(consults)
         vet_field = self.fields["vet"]
         assert isinstance(vet_field, forms.ModelChoiceField)
         vets = Vet.objects.filter(clinic=clinic, is_active=True).order_by("last_name", "first_name")
@@ -304,11 +306,15 @@ class RxApproveForm(Form):
         help_text="Optional; emailed to the owner with the decision.",
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, consults: list[tuple[str, str]] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         product_field = self.fields["product"]
         assert isinstance(product_field, forms.ModelChoiceField)
         product_field.queryset = Product.objects.active()
+        if consults is not None:
+            self.fields["consult_ref"] = consult_field(consults)
 
 
 class RxDeclineForm(Form):

@@ -278,3 +278,36 @@ def test_a_vets_pims_user_changed_in_the_clinic_admin_is_audited(world: World) -
         {"pims_user_id": before},
         {"pims_user_id": "DR-77"},
     )
+
+
+def test_a_vet_approving_an_owners_request_picks_a_consult_too(
+    world: World, catalogue, site, ezy_pet, django_capture_on_commit_callbacks
+) -> None:
+    from prescriptions.services import prescription_mark_paid, rx_request_submit
+
+    consult = next(c for c in site.records("consult") if c["animal_id"] == ezy_pet.pims_id)
+    asked = rx_request_submit(
+        clinic=world.a.clinic, patient=ezy_pet, product=catalogue.carprofen, quantity=30
+    )
+    url = reverse("prescriptions:rx-request-detail", args=["alder", asked.pk])
+    vet = login(world.a.vet_user)
+    assert consult["description"] in vet.get(url).content.decode()
+
+    vet.post(
+        url,
+        {
+            "action": "approve",
+            "variant": "asked",
+            "instructions": "One daily",
+            "refills": "0",
+            "consult_ref": consult["id"],
+        },
+    )
+    asked.refresh_from_db()
+    assert asked.prescription is not None
+    assert asked.prescription.consult_ref == consult["id"]
+    prescription_mark_paid(prescription=asked.prescription, actor=world.a.staff)
+    deliver_all(django_capture_on_commit_callbacks)
+
+    [record] = ezyvet_records(site, asked.prescription)
+    assert record["consult_id"] == consult["id"]
