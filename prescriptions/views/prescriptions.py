@@ -141,7 +141,7 @@ def prescription_list(request: HttpRequest, clinic_slug: str) -> HttpResponse:
         rxs = rxs.filter(patient__client=client)
     rxs = (
         rxs.search(query)
-        .select_related("patient__client", "vet")
+        .select_related("patient__client", "vet", "clinic")
         .prefetch_related(
             Prefetch("items", queryset=PrescriptionItem.objects.select_related("product"))
         )
