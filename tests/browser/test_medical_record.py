@@ -15,6 +15,8 @@ from tests.conftest import World
 from tests.factories import ClientFactory, PatientFactory
 from tests.prescriptions.conftest import Catalogue, rx
 from tests.prescriptions.conftest import catalogue as catalogue  # the fixture
+from tests.prescriptions.conftest import ezyvet_clinic as ezyvet_clinic  # the fixture
+from tests.prescriptions.conftest import site as site  # the fixture
 from tests.prescriptions.writeback import ship
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -87,4 +89,30 @@ def test_staff_accept_a_pending_address_on_the_new_order_page(
     expect(page.get_by_test_id("shipping-confirmation")).to_have_count(0)
     expect(page.get_by_role("heading", name="New order for Biscuit")).to_be_visible()
     expect(page.locator(".pagehead")).to_contain_text("9 New Rd")
+    assert page.console_errors == []  # type: ignore[attr-defined]
+
+
+def test_a_clinic_admin_picks_a_vets_ezyvet_user(
+    world: World, page: Any, site, ezyvet_clinic
+) -> None:
+    from clinics.models import Membership, Role
+    from tests.factories import UserFactory
+
+    admin = UserFactory(username="alder-admin")
+    Membership.objects.create(user=admin, clinic=world.a.clinic, role=Role.ADMIN)
+    vet_contacts = {c["id"] for c in site.records("contact") if c.get("is_vet") == "1"}
+    users = [u for u in site.records("user") if str(u["contact_id"]) in vet_contacts]
+    target = next(u for u in users if u["id"] != world.a.vet.pims_user_id)
+
+    log_in(page, admin.username)
+    page.goto("/c/alder/integration/")
+    page.get_by_test_id("prescribers-link").click()
+    row = page.get_by_test_id(f"prescriber-{world.a.vet.pk}")
+    row.get_by_label(f"PIMS user of {world.a.vet}").select_option(target["id"])
+    shot(page, "prescribers")
+    row.get_by_role("button", name="Save").click()
+
+    expect(page.get_by_role("status")).to_contain_text(f"is now PIMS user {target['id']}")
+    world.a.vet.refresh_from_db()
+    assert world.a.vet.pims_user_id == target["id"]
     assert page.console_errors == []  # type: ignore[attr-defined]
