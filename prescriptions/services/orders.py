@@ -306,8 +306,12 @@ def order_cancel(
     with transaction.atomic():
         order = _locked_order(order)
         if not order.is_open:
+            hint = (
+                " If it came back, record a return." if order.status == Order.Status.SHIPPED else ""
+            )
             raise PrescriptionError(
-                f"{order.number} is {order.get_status_display().lower()}; it cannot be cancelled."
+                f"{order.number} is {order.get_status_display().lower()}; it cannot be "
+                f"cancelled.{hint}"
             )
         order.status = Order.Status.CANCELLED
         order.cancelled_at = timezone.now()

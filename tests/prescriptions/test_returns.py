@@ -251,3 +251,12 @@ def test_the_onboarding_team_sees_a_return_in_the_admin(world: World, catalogue,
 
     assert page.status_code == 200
     assert "Torn pouch" in page.content.decode()
+
+
+def test_cancelling_a_shipped_order_points_to_a_return(world: World, catalogue, ezy_pet) -> None:
+    from prescriptions.services import order_cancel
+
+    order = ship(world.a, rx(world.a, ezy_pet, catalogue.carprofen))
+
+    with pytest.raises(PrescriptionError, match="If it came back, record a return"):
+        order_cancel(order=order, actor=world.a.staff, reason="Owner changed their mind")
