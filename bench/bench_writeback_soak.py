@@ -255,6 +255,15 @@ class Clinic:
     products: list[Any]
 
 
+def soak_zone() -> str:
+    """A zone whose date is not UTC's for the next hour, whatever time the soak runs: a date
+    computed in the server's zone (UTC) instead of the clinic's then lands on another day."""
+    import datetime as dt
+
+    hour = dt.datetime.now(dt.UTC).hour
+    return "Pacific/Pago_Pago" if hour < 10 else "Pacific/Kiritimati"  # UTC-11, UTC+14
+
+
 def make_clinic(site: EzyVetEmulator, slug: str) -> Clinic:
     """A clinic on ezyVet with WriteBack on, as tests/prescriptions/conftest.py sets one up:
     credentials uploaded, the vet's ezyVet user id, pets linked to the emulator's animals."""
@@ -266,12 +275,11 @@ def make_clinic(site: EzyVetEmulator, slug: str) -> Clinic:
     from prescriptions.models import Product, ProductKind
     from records.models import Client, Patient
 
-    # Far from UTC, so a date sent in the server's zone instead of the clinic's shows up.
     clinic = ClinicModel.objects.create(
         name=f"Soak {slug}",
         slug=slug,
         writeback_enabled=True,
-        timezone=os.environ.get("SOAK_TIMEZONE", "Pacific/Auckland"),
+        timezone=os.environ.get("SOAK_TIMEZONE") or soak_zone(),
     )
     integration = Integration.objects.create(
         clinic=clinic, connector=Connector.EZYVET, base_url=site.base_url
@@ -513,6 +521,7 @@ class Verdict:
     items: int
     mismatches: int
     day_mismatches: int  # date_of_lastdispense on another day than the ship date, at the clinic
+    zone: str  # the clinic's time zone
     latencies: list[float]
     throughput: float
     examples: list[str]
@@ -641,6 +650,7 @@ def verify(world: Clinic, site: EzyVetEmulator) -> Verdict:
         items=n_items,
         mismatches=mismatches,
         day_mismatches=len(days),
+        zone=world.clinic.timezone,
         latencies=latencies,
         throughput=throughput,
         examples=examples,
@@ -686,7 +696,10 @@ def print_verdict(v: Verdict, site: EzyVetEmulator) -> None:
     print(f"  duplicated references {v.duplicates}; missing from ezyVet {v.missing}")
     print(f"  lost (delivered but ezyVet differs, failed, or missing) {v.lost}")
     print(f"  items compared {v.items}; status/status_date/remaining mismatches {v.mismatches}")
-    print(f"  date_of_lastdispense on another day than shipped, at the clinic: {v.day_mismatches}")
+    print(
+        f"  date_of_lastdispense on another day than shipped, at the clinic ({v.zone}): "
+        f"{v.day_mismatches}"
+    )
     print(
         f"  commit -> delivered: p50 {pct(v.latencies, 0.5):.2f} s, p95 "
         f"{pct(v.latencies, 0.95):.2f} s, max {max(v.latencies, default=0):.2f} s; "
