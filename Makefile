@@ -11,10 +11,12 @@ STAMP := $(VENV)/.installed
 PYTHON ?= $(shell for c in python3.13 python3.12 python3 $$(ls -d $$(pyenv root 2>/dev/null)/versions/3.1[23]*/bin/python3 2>/dev/null | sort -rV); do \
 	  if $$c -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; then echo $$c; break; fi; done)
 
-.PHONY: help venv run test test-fast lint structure bench bench-quick migrate demo emulator clean
+.PHONY: help venv run serve test test-fast lint structure bench bench-quick migrate demo emulator clean
 
 help:
 	@echo "make run    - install, migrate, seed demo data, start web + worker + beat + PIMS emulator"
+	@echo "make serve  - production: gunicorn + WhiteNoise, a Celery worker per queue, beat (needs"
+	@echo "              SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL, REDIS_URL; see README)"
 	@echo "make test   - run the whole test suite (browser tests included)"
 	@echo "make lint   - ruff, mypy and the structure check (module and function size)"
 	@echo "make bench  - run the benchmarks under bench/ (make bench-quick: each at a small size, as CI does)"
@@ -37,6 +39,9 @@ demo: migrate
 
 run: demo
 	@DEBUG=1 PY=$(PY) scripts/run.sh
+
+serve: venv
+	@PY=$(PY) $(PY) scripts/serve.py
 
 test: venv
 	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
@@ -64,8 +69,10 @@ bench-quick: venv
 	$(PY) bench/bench_client_pages.py --clients 2000 --requests 20
 	$(PY) bench/bench_care_lookup.py --clients 20000 --sqlite-clients 5000 --clinics 20 --lookups 20
 	SOAK_PRESCRIPTIONS=20 SOAK_CLEAN_PRESCRIPTIONS=10 SOAK_LIMITED_PRESCRIPTIONS=0 \
-	  SOAK_PACED_PRESCRIPTIONS=10 $(PY) bench/bench_writeback_soak.py
+	  SOAK_PACED_PRESCRIPTIONS=10 SOAK_BROKER=both $(PY) bench/bench_writeback_soak.py
 	$(PY) bench/bench_agent.py --quick
+	$(PY) bench/bench_writeback_during_first_copy.py --clients 2000
+	$(PY) bench/bench_shared_limiter.py --window 6 --seconds 12
 
 clean:
 	rm -rf var staticfiles .pytest_cache .mypy_cache .ruff_cache

@@ -3,7 +3,8 @@
 The prescriber sent to ezyVet is the vet's own ezyVet user, picked from the site's users (an
 ezyVet check: agents have no user list). The lists are cached briefly (every page and worker
 shares them), fetched with a short timeout and one attempt, and each call goes through the
-ezyVet client, so it counts against the site's rate limit like a pull or a writeback.
+ezyVet client and its shared limiter, so it counts against the site's rate limit like a pull
+or a writeback.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from clinics.audit import audit_log
 from clinics.models import Connector, Integration, Membership, Role, Vet
 from clinics.services import CredentialsError, ezyvet_client
 from vetsync.pims import ezyvet
+from vetsync.pims.ezyvet.shared_limits import WRITEBACK
 
 VETS_TTL = 300  # seconds: a vet added in ezyVet shows here within five minutes
 CONSULTS_TTL = 120  # a consult written a minute ago is on the list on the next page load
@@ -41,8 +43,8 @@ def _stamp(integration: Integration) -> str:
     return f"{integration.pk}:{updated.timestamp() if updated else 0}"
 
 
-# One connector per site per process: its limiter keeps this process's list calls to the
-# site's budget (and, once the limiter is shared across processes, everyone's).
+# One connector per site per process (its token reused); its limiter is the site's budget,
+# shared with every process's pulls and writebacks.
 _list_clients: dict[str, ezyvet.EzyVetClient] = {}
 
 
@@ -51,7 +53,11 @@ def _list_client(integration: Integration) -> ezyvet.EzyVetClient:
     client = _list_clients.get(key)
     if client is None:
         client = ezyvet_client(
-            integration, max_attempts=1, max_rate_limited=0, timeout=LIST_TIMEOUT
+            integration,
+            priority=WRITEBACK,  # a person waits on the page: ahead of the site's pulls
+            max_attempts=1,
+            max_rate_limited=0,
+            timeout=LIST_TIMEOUT,
         )
         _list_clients[key] = client
     return client

@@ -23,6 +23,7 @@ from django.utils import timezone
 from clinics import credentials
 from clinics.access import ONBOARDING_GROUP
 from clinics.audit import SYSTEM_SYNC, audit_log
+from clinics.ezyvet_limits import call_counter, shared_limiter
 from clinics.models import (
     Integration,
     OnboardingChecklist,
@@ -32,6 +33,7 @@ from clinics.models import (
     StepTrigger,
 )
 from vetsync.pims import ezyvet
+from vetsync.pims.ezyvet.shared_limits import PULL
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -212,14 +214,20 @@ class CachedTokenStore:
 
 def ezyvet_client(integration: Integration, **options: Any) -> ezyvet.EzyVetClient:
     """A connector for the clinic's ezyVet site, with its stored credentials and time zone
-    (``options`` tune its retries, e.g. for the writeback worker)."""
+    (``options`` tune its retries, e.g. for the writeback worker), keeping to the site's rate
+    limits shared with every other process (``priority``: writebacks before pulls)."""
     if not integration.base_url:
         raise CredentialsError("The integration has no ezyVet address (base URL).")
     if not integration.has_credentials:
         raise CredentialsError("No ezyVet credentials are stored for this clinic yet.")
+    credentials = ezyvet.credentials_from_mapping(integration.credentials())
+    priority = options.pop("priority", PULL)
+    if options.get("rate_per_minute", 1) and "limiter" not in options and "clock" not in options:
+        options["limiter"] = shared_limiter(integration, credentials.site_uid, priority=priority)
+    options.setdefault("on_call", call_counter(integration))
     return ezyvet.EzyVetClient(
         integration.base_url,
-        ezyvet.credentials_from_mapping(integration.credentials()),
+        credentials,
         timezone=integration.clinic.timezone,
         token_store=CachedTokenStore(integration),
         **options,

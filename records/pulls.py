@@ -68,9 +68,27 @@ def ezyvet_pull_start(
 
 def ezyvet_pull_run(*, run_id: int) -> SyncRun:
     """Fetch a pull's records from ezyVet, then apply them. Safe to call twice."""
+    run, owner = _fetch(run_id)
+    if run.status in (SyncRun.Status.FAILED, SyncRun.Status.SUCCEEDED):
+        return run
+    return sync_run_process(run_id=run.pk, lock_owner=owner or None)  # or finish applying
+
+
+def ezyvet_pull_fetch(*, run_id: int) -> SyncRun:
+    """Fetch and store a pull's records; the run is left queued (or failed) for the sync
+    queue to apply, so a long first copy never holds a pull worker. Safe to call twice."""
+    run, owner = _fetch(run_id)
+    if owner:
+        sync_lock_release(run, owner)
+    return run
+
+
+def _fetch(run_id: int) -> tuple[SyncRun, str]:
+    """The run with its records stored, and the clinic's sync lock owner if this call took it
+    ("" when the run was fetched already, or failed)."""
     run = SyncRun.objects.select_related("clinic").get(pk=run_id)
     if run.status != SyncRun.Status.FETCHING:
-        return sync_run_process(run_id=run.pk)  # fetched already: finish applying
+        return run, ""  # fetched already
     owner = uuid.uuid4().hex
     if not sync_lock_acquire(run, owner):
         raise SyncBusy(f"Another sync of {run.clinic} is running.")
@@ -100,7 +118,7 @@ def ezyvet_pull_run(*, run_id: int) -> SyncRun:
         run.save(update_fields=["status", "error", "finished_at"])
         integration_record_sync(clinic_id=run.clinic_id, ok=False, error=run.error)
         sync_lock_release(run, owner)
-        return run
+        return run, ""
     except BaseException:
         sync_lock_release(run, owner)
         raise
@@ -121,7 +139,7 @@ def ezyvet_pull_run(*, run_id: int) -> SyncRun:
         run.status = SyncRun.Status.QUEUED
         run.pims_watermark = pull.watermark if pull.complete else None
         run.save(update_fields=["total", "status", "pims_watermark"])
-    return sync_run_process(run_id=run.pk, lock_owner=owner)
+    return run, owner
 
 
 def ezyvet_integrations_due(now: dt.datetime | None = None) -> list[Integration]:

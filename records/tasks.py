@@ -10,7 +10,7 @@ from celery import shared_task
 
 from records.care import care_name_tokens_refresh
 from records.models import SyncRun
-from records.pulls import ezyvet_integrations_due, ezyvet_pull_run, ezyvet_pull_start
+from records.pulls import ezyvet_integrations_due, ezyvet_pull_fetch, ezyvet_pull_start
 from records.sync import SyncBusy, sync_fetches_abandoned, sync_run_process, sync_runs_due
 
 logger = logging.getLogger(__name__)
@@ -54,8 +54,15 @@ def sync_runs_sweep_task() -> None:
 
 @shared_task(name="records.tasks.ezyvet_pull", ignore_result=True)
 def ezyvet_pull_task(run_id: int) -> None:
-    """Fetch and apply one ezyVet pull (its run was created by the schedule or "Sync now")."""
-    _run_unfinished(run_id, ezyvet_pull_run, "Pull")
+    """Fetch and store one ezyVet pull (its run was created by the schedule or "Sync now"),
+    then hand the apply to the sync queue: a pull worker is never busy applying."""
+    _run_unfinished(run_id, _pull_fetch_then_apply, "Pull")
+
+
+def _pull_fetch_then_apply(*, run_id: int) -> None:
+    run = ezyvet_pull_fetch(run_id=run_id)
+    if run.status == SyncRun.Status.QUEUED:
+        sync_run_apply_task.delay(run.pk)
 
 
 @shared_task(name="records.tasks.ezyvet_pulls_due", ignore_result=True)

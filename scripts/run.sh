@@ -5,6 +5,9 @@ set -euo pipefail
 PY=${PY:-.venv/bin/python}
 export DEBUG=${DEBUG:-1}
 mkdir -p var/log
+# Every process's metrics in one place, so /metrics shows the worker's too (emptied each run).
+export PROMETHEUS_MULTIPROC_DIR=${PROMETHEUS_MULTIPROC_DIR:-var/prometheus}
+rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 pids=()
 cleanup() {
   trap - INT TERM EXIT
@@ -16,7 +19,8 @@ trap cleanup INT TERM EXIT
 
 "$PY" -m vetsync.pims.emulator --port 8765 --clients 500 --seed 1 &
 pids+=($!)
-"$PY" -m celery -A vetsync worker --loglevel=INFO --concurrency=2 &
+# One worker on every queue (`make serve` starts one per queue).
+"$PY" -m celery -A vetsync worker --loglevel=INFO --concurrency=2 -Q sync,pull,writeback,default &
 pids+=($!)
 "$PY" -m celery -A vetsync beat --loglevel=INFO &
 pids+=($!)

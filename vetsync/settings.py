@@ -55,10 +55,14 @@ INSTALLED_APPS = [
     "clinics",
     "records",
     "prescriptions",
+    "vetsync.ops",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files straight from gunicorn (hashed names cached for a year), before anything
+    # that needs a session or a database.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -129,7 +133,11 @@ if REDIS_URL:
 else:
     for sub in ("out", "processed", "results", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
+    # kombu's filesystem transport, writing each message whole (vetsync/lib/fsbroker.py).
+    from kombu.transport import TRANSPORT_ALIASES
+
+    TRANSPORT_ALIASES.setdefault("vetsync-filesystem", "vetsync.lib.fsbroker:Transport")
+    CELERY_BROKER_URL = "vetsync-filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
         "data_folder_in": str(BROKER_DIR / "out"),
         "data_folder_out": str(BROKER_DIR / "out"),
@@ -164,6 +172,32 @@ CELERY_BROKER_TRANSPORT_OPTIONS_REDIS: dict[str, object] = {"visibility_timeout"
 if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = CELERY_BROKER_TRANSPORT_OPTIONS_REDIS
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A broker restart (Redis killed and back within seconds) must not fail the request that
+# committed an outbox row: publishing is retried for about 6 s (the row itself is already
+# committed; the sweep delivers it if the message never goes out).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 6,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1.5,
+}
+# Every process logs through LOGGING below, in one format (Celery would install its own).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# One queue per kind of work, so a 100,000-client first copy never sits in front of a
+# writeback or of another clinic's pull. Routed by registered task name (stable through
+# renames); everything else (emails, sweeps, refreshes, heartbeats) goes to the default queue.
+# `make serve` starts a worker per queue; `make run` one worker on all of them.
+QUEUE_SYNC = "sync"
+QUEUE_PULL = "pull"
+QUEUE_WRITEBACK = "writeback"
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_DEFAULT_QUEUE", "default")
+CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {
+    "records.tasks.sync_run_apply": {"queue": QUEUE_SYNC},
+    "records.tasks.ezyvet_pull": {"queue": QUEUE_PULL},
+    "prescriptions.tasks.writeback_deliver": {"queue": QUEUE_WRITEBACK},
+}
+CELERY_QUEUES_ALL = [QUEUE_SYNC, QUEUE_PULL, QUEUE_WRITEBACK, CELERY_TASK_DEFAULT_QUEUE]
 CELERY_TIMEZONE = "UTC"
 ONBOARDING_SUMMARY_HOUR_UTC = env_int("ONBOARDING_SUMMARY_HOUR_UTC", 13)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
@@ -171,6 +205,17 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "clinics-heartbeat": {
         "task": "clinics.tasks.record_worker_heartbeat",
         "schedule": 60.0,
+    },
+    # A heartbeat through every queue: /healthz and /metrics tell a queue nobody consumes
+    # (its worker down) and a beat that stopped (every queue's heartbeat ages).
+    **{
+        f"ops-heartbeat-{queue}": {
+            "task": "vetsync.ops.tasks.queue_heartbeat",
+            "schedule": 30.0,
+            "args": (queue,),
+            "options": {"queue": queue, "expires": 120},
+        }
+        for queue in CELERY_QUEUES_ALL
     },
     "records-sync-sweep": {
         "task": "records.tasks.sync_runs_sweep",
@@ -260,6 +305,17 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
+# DEBUG off: hashed, compressed files from `collectstatic` (`make serve` runs it), which
+# WhiteNoise serves with a year's cache headers (the tests serve the sources).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+WHITENOISE_MAX_AGE = env_int("WHITENOISE_MAX_AGE", 0 if DEBUG else 3600)
 
 # Content-Security-Policy (Django 6): no inline script anywhere; htmx is served from 'self'.
 SECURE_CSP = {
@@ -293,6 +349,25 @@ SILENCED_SYSTEM_CHECKS = ["security.W021"] if not SECURE_HSTS_PRELOAD else []
 # SECRET_KEY is used.
 CREDENTIALS_KEYS = env_list("CREDENTIALS_KEYS")
 
+# Each ezyVet site's rate limits, shared by every process: Redis (the `limits` package's moving
+# window) when EZYVET_LIMITER_URL or REDIS_URL is set, else a file-locked window in the var
+# directory. A margin of seconds over ezyVet's 60 s window covers a call's way there; pulls
+# leave EZYVET_WRITEBACK_RESERVE of the site's calls a minute to waiting writebacks.
+EZYVET_LIMITER_URL = os.environ.get("EZYVET_LIMITER_URL", REDIS_URL)
+EZYVET_LIMITER_DIR = VAR_DIR / "ratelimits"
+EZYVET_RATE_PER_MINUTE = env_int("EZYVET_RATE_PER_MINUTE", 180)
+EZYVET_ENDPOINT_RATE_PER_MINUTE = env_int("EZYVET_ENDPOINT_RATE_PER_MINUTE", 60)
+EZYVET_LIMITER_MARGIN_SECONDS = float(os.environ.get("EZYVET_LIMITER_MARGIN_SECONDS", "2"))
+EZYVET_WRITEBACK_RESERVE = env_int("EZYVET_WRITEBACK_RESERVE", 18)
+
+# /metrics (Prometheus): only with this bearer token, or from these addresses (comma-separated
+# IPs or networks); with neither set it answers 404. Processes share metrics through
+# PROMETHEUS_MULTIPROC_DIR (set by `make serve`).
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_ALLOWED_ADDRESSES = env_list("METRICS_ALLOWED_ADDRESSES")
+# Beat sends a heartbeat through every queue every 30 s; older than this is "down".
+HEARTBEAT_STALE_SECONDS = env_int("HEARTBEAT_STALE_SECONDS", 150)
+
 # The PIMS emulator the demo points at (the product never imports it).
 PIMS_EMULATOR_URL = os.environ.get("PIMS_EMULATOR_URL", "http://127.0.0.1:8765")
 # Public base URL used in links sent to PIMS (ezyVet external_link) and in emails.
@@ -301,8 +376,17 @@ SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    # One format for every process (web, workers, beat): `make serve` prefixes each line
+    # with the process's name.
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"}
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # gunicorn's own loggers through the same handler and format.
+        "gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
+        "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": True},
+    },
 }

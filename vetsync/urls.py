@@ -7,10 +7,12 @@ from django.contrib import admin
 from django.urls import include, path
 
 from vetsync import views
+from vetsync.ops import views as ops_views
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("healthz", views.healthz, name="healthz"),
+    path("healthz", ops_views.healthz, name="healthz"),
+    path("metrics", ops_views.metrics_view, name="metrics"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("care/", include("records.urls_care")),

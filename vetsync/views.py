@@ -1,4 +1,5 @@
-"""Pages that span apps: the landing redirect, the clinic dashboard, and the health check."""
+"""Pages that span apps: the landing redirect and the clinic dashboard (the health check is
+in vetsync/ops)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,10 @@ from datetime import datetime
 
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.db import connection
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from clinics.access import clinic_for_user, is_onboarding, is_pet_owner_care
@@ -21,7 +20,6 @@ from clinics.tasks import WORKER_HEARTBEAT_KEY
 from prescriptions.models import Order, Prescription, RxRequest
 from records.models import SyncRun
 from records.services import clinic_record_counts, manual_update_counts
-from vetsync.celery import app as celery_app
 
 logger = logging.getLogger(__name__)
 
@@ -84,28 +82,3 @@ def _prescription_counts(clinic: Clinic) -> dict[str, int]:
         "open_orders": orders["open"],
         "orders_on_hold": orders["on_hold"],
     }
-
-
-@never_cache
-@require_GET
-def healthz(request: HttpRequest) -> HttpResponse:
-    """200 only when the database and the Celery broker both answer."""
-    checks: dict[str, str] = {}
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        checks["database"] = "ok"
-    except Exception as exc:
-        logger.warning("healthz: database check failed: %s", exc)
-        checks["database"] = f"error: {type(exc).__name__}"
-    try:
-        with celery_app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-        checks["broker"] = "ok"
-    except Exception as exc:
-        logger.warning("healthz: broker check failed: %s", exc)
-        checks["broker"] = f"error: {type(exc).__name__}"
-    healthy = all(value == "ok" for value in checks.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "error", **checks}, status=200 if healthy else 503
-    )

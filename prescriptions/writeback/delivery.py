@@ -28,6 +28,7 @@ from prescriptions.models import Prescription, WritebackAttempt, WritebackItem
 from prescriptions.writeback.incidents import _incident_close, _incident_open
 from prescriptions.writeback.outbox import Kind, Status, Target, _deliver_next_on_commit
 from vetsync.pims import ezyvet
+from vetsync.pims.ezyvet.shared_limits import WRITEBACK
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ def _worker_client(clinic: Clinic) -> ezyvet.EzyVetClient:
     if cached is None:
         cached = ezyvet_client(
             integration,
+            priority=WRITEBACK,  # within the site's budget, before its pulls
             max_attempts=1,
             max_rate_limited=0,
             backoff_base=0.2,

@@ -28,6 +28,7 @@ from vetsync.pims.ezyvet.errors import (
     _AmbiguousWrite,
 )
 from vetsync.pims.ezyvet.limits import RateLimiter
+from vetsync.pims.ezyvet.shared_limits import SharedRateLimiter
 from vetsync.pims.ezyvet.wire import _epoch_datetime, _id_order, _unwrap
 
 PAGE_LIMIT = 200  # ezyVet's maximum page size
@@ -111,7 +112,11 @@ class EzyVetTransport:
         rng: random.Random | None = None,
         session: requests.Session | None = None,
         token_store: TokenStore | None = None,
+        limiter: SharedRateLimiter | None = None,
+        on_call: Callable[[str, int | None], None] | None = None,
     ) -> None:
+        """``limiter``: the site's limits shared with other processes (else this process keeps
+        to them alone); ``on_call(endpoint, status)`` is told of every call (None: no answer)."""
         base = base_url.rstrip("/")
         self.base_url = base.removesuffix("/v1")
         self.credentials = credentials
@@ -127,13 +132,14 @@ class EzyVetTransport:
         self.rng = rng or random.Random()
         self.session = session or requests.Session()
         self.session.headers.setdefault("User-Agent", "VetSync-ezyVet/1")
-        self.limiter = RateLimiter(
+        self.limiter: RateLimiter | SharedRateLimiter = limiter or RateLimiter(
             rate=rate_per_minute,
             endpoint_rate=endpoint_rate_per_minute,
             window=window_seconds,
             clock=clock,
             sleep=sleep,
         )
+        self.on_call = on_call
         self._token: str | None = None
         self._token_expires = 0.0
         self.token_store = token_store
@@ -310,18 +316,20 @@ class EzyVetTransport:
             requests.Timeout,
             requests.exceptions.ChunkedEncodingError,
         ) as exc:
-            self._count(call)
+            self._count(call, None)
             self._on_transport_error(call, exc)
             return None
         finally:
             # Stamped after a transport error's backoff too: later is only more cautious.
             self.limiter.finish(slots)
-        self._count(call)
+        self._count(call, response.status_code)
         return response
 
-    def _count(self, call: _Call) -> None:
+    def _count(self, call: _Call, status: int | None) -> None:
         self.calls += 1
         self.calls_by_endpoint[call.endpoint] += 1
+        if self.on_call is not None:
+            self.on_call(call.endpoint, status)
 
     def _on_transport_error(self, call: _Call, exc: requests.RequestException) -> None:
         """No answer: a write may have landed, so only a read is retried, with backoff."""

@@ -1,0 +1,168 @@
+"""`make serve` as production runs it, behind a TLS-terminating proxy (which sets
+X-Forwarded-Proto: https, so SECURE_SSL_REDIRECT stays on): it starts on free ports, answers
+/healthz, serves hashed static files with long cache headers, shows a page in Chromium, and
+Ctrl-C leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+PROXY = {"X-Forwarded-Proto": "https"}  # what the TLS proxy in front adds
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def processes_marked(mark: str) -> list[int]:
+    """Every live process whose environment carries ``mark`` (make serve's and its children)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if mark.encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+@dataclass
+class Served:
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+    mark: str
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server not found: the smoke test starts its own")
+        pytest.skip("redis-server not found (apt-get install redis-server)")
+    port = free_port()
+    server = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", tmp_path],
+        stdout=subprocess.DEVNULL,
+    )
+    yield f"redis://127.0.0.1:{port}/0"
+    server.terminate()
+    server.wait()
+
+
+@pytest.fixture
+def served(tmp_path: Path, redis_url: str) -> Iterator[Served]:
+    port, mark = free_port(), f"smoke-{uuid.uuid4().hex}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST_"))},
+        "SECRET_KEY": "smoke-test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEF",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'vetsync.sqlite3'}",
+        "REDIS_URL": redis_url,
+        "BIND": f"127.0.0.1:{port}",
+        "VETSYNC_VAR_DIR": str(tmp_path / "var"),
+        "STATIC_ROOT": str(tmp_path / "static"),
+        "WEB_CONCURRENCY": "2",
+        **{f"CELERY_CONCURRENCY_{q}": "1" for q in ("SYNC", "PULL", "WRITEBACK", "DEFAULT")},
+        "SERVE_SMOKE_MARK": mark,
+        "PY": sys.executable,
+    }
+    env.pop("DEBUG", None)
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "scripts/serve.py"], cwd=ROOT, env=env, stdout=out, stderr=out
+        )
+    served = Served(f"http://127.0.0.1:{port}", proc, log, mark)
+    try:
+        yield served
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in processes_marked(mark):
+            os.kill(pid, signal.SIGKILL)
+
+
+def wait_healthy(served: Served, timeout: float = 120) -> requests.Response:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert served.proc.poll() is None, served.log.read_text()[-3000:]
+        try:
+            response = requests.get(f"{served.url}/healthz", headers=PROXY, timeout=20)
+            if response.status_code == 200:
+                return response
+        except requests.RequestException:  # not listening yet, or busy starting up
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"make serve never answered /healthz:\n{served.log.read_text()[-3000:]}")
+
+
+def test_make_serve_runs_as_production_and_ctrl_c_stops_everything(
+    served: Served, browser: Any
+) -> None:
+    health = wait_healthy(served).json()
+    assert (health["database"], health["broker"]) == ("ok", "ok")
+
+    # Without the proxy's header, production sends the browser to https.
+    plain = requests.get(f"{served.url}/healthz", allow_redirects=False, timeout=20)
+    assert plain.status_code == 301
+    assert plain.headers["Location"].startswith("https://")
+
+    login = requests.get(f"{served.url}/accounts/login/", headers=PROXY, timeout=20)
+    assert login.status_code == 200
+    css = re.search(r'href="(/static/css/app\.[0-9a-f]{12}\.css)"', login.text)
+    assert css, "the page links a hashed stylesheet (collectstatic's manifest)"
+    static = requests.get(
+        served.url + css.group(1), headers={**PROXY, "Accept-Encoding": "gzip"}, timeout=20
+    )
+    assert static.status_code == 200
+    assert "max-age=315360000" in static.headers["Cache-Control"]
+    assert "immutable" in static.headers["Cache-Control"]
+    assert static.headers.get("Content-Encoding") == "gzip"
+
+    context = browser.new_context(extra_http_headers=PROXY)
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("console", lambda msg: msg.type == "error" and errors.append(msg.text))
+        page.goto(f"{served.url}/accounts/login/")
+        assert page.locator("#id_username").is_visible()
+        assert page.locator("#id_password").is_visible()
+        assert page.evaluate("document.styleSheets.length") >= 1
+        assert errors == []
+    finally:
+        context.close()
+
+    assert len(processes_marked(served.mark)) >= 7  # supervisor, web, four workers, beat
+    served.proc.send_signal(signal.SIGINT)  # Ctrl-C
+    assert served.proc.wait(timeout=60) == 0, served.log.read_text()[-3000:]
+    deadline = time.monotonic() + 10
+    while processes_marked(served.mark) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert processes_marked(served.mark) == []
+    log = served.log.read_text()
+    assert "serve           | stopped" in log
+    for name in ("web", "worker-sync", "worker-pull", "worker-writeback", "worker-default"):
+        assert f"\n{name:<16}| " in log, f"{name} logged nothing"

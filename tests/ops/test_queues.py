@@ -1,0 +1,122 @@
+"""Queues by kind of work: every task's route, and an ezyVet pull that hands its apply on."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.conf import settings
+
+from clinics.models import Connector
+from records.models import Client, SyncRun
+from records.pulls import ezyvet_pull_start
+from records.tasks import ezyvet_pull_task
+from tests.conftest import World
+from vetsync.celery import app as celery_app
+from vetsync.pims.emulator import EzyVetEmulator
+
+OWN = ("clinics.", "records.", "prescriptions.", "vetsync.")
+EXPECTED = {
+    "records.tasks.sync_run_apply": "sync",
+    "records.tasks.ezyvet_pull": "pull",
+    "prescriptions.tasks.writeback_deliver": "writeback",
+}
+
+
+def queue_of(name: str) -> str:
+    return celery_app.amqp.router.route({}, name, (), {})["queue"].name
+
+
+def test_each_task_is_routed_to_the_queue_of_its_kind_of_work() -> None:
+    celery_app.loader.import_default_modules()
+    names = sorted(n for n in celery_app.tasks if n.startswith(OWN))
+    assert set(EXPECTED) <= set(names)  # the registered names the routes rely on
+    routed = {name: queue_of(name) for name in names}
+    for name, queue in routed.items():
+        assert queue == EXPECTED.get(name, celery_app.conf.task_default_queue), name
+    # Emails, sweeps, refreshes and the beat schedule's work: the rest, on the default queue.
+    for rest in (
+        "prescriptions.tasks.writeback_incident_alert",
+        "prescriptions.tasks.writeback_sweep",
+        "records.tasks.sync_runs_sweep",
+        "records.tasks.care_name_tokens_refresh_task",
+        "clinics.tasks.onboarding_final_confirmation",
+    ):
+        assert routed[rest] == celery_app.conf.task_default_queue
+
+
+def test_beat_sends_a_heartbeat_through_every_queue() -> None:
+    sent_to = sorted(
+        entry["options"]["queue"]  # type: ignore[index]
+        for entry in settings.CELERY_BEAT_SCHEDULE.values()
+        if entry["task"] == "vetsync.ops.tasks.queue_heartbeat"
+    )
+    assert sent_to == sorted(settings.CELERY_QUEUES_ALL)
+    assert {"sync", "pull", "writeback"} <= set(sent_to)
+
+
+@pytest.fixture
+def own_sync_queue() -> Iterator[str]:
+    """The sync route, renamed for this test run (parallel runs may share one Redis)."""
+    queue = f"sync-test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
+    routes = celery_app.conf.task_routes
+    celery_app.conf.task_routes = {**routes, "records.tasks.sync_run_apply": {"queue": queue}}
+    reroute()
+    celery_app.conf.task_always_eager = False
+    try:
+        yield queue
+    finally:
+        celery_app.conf.task_always_eager = True
+        celery_app.conf.task_routes = routes
+        reroute()
+
+
+def reroute() -> None:
+    celery_app.amqp.flush_routes()
+    celery_app.amqp.__dict__.pop("router", None)
+
+
+def waiting(queue: str) -> int:
+    with celery_app.connection_for_read() as conn:
+        try:
+            return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
+        except Exception:
+            return 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pull_stores_its_batch_and_leaves_the_apply_to_a_sync_worker(
+    world: World, site: EzyVetEmulator, own_sync_queue: str
+) -> None:
+    from clinics.services import integration_connect_ezyvet
+
+    integration = world.a.clinic.integration
+    integration.connector = Connector.EZYVET
+    integration.base_url = site.base_url
+    integration.save()
+    assert integration_connect_ezyvet(integration=integration, text=site.credentials.as_text()).ok
+    integration.refresh_from_db()
+    run, _ = ezyvet_pull_start(integration=integration)
+
+    ezyvet_pull_task.apply(args=(run.pk,))  # what the pull worker does with the message
+
+    run.refresh_from_db()
+    assert run.status == SyncRun.Status.QUEUED and run.total > 0
+    assert not Client.objects.filter(clinic=world.a.clinic, pims_id__gt="").exists()
+    assert waiting(own_sync_queue) == 1
+    with start_worker(
+        celery_app,
+        pool="solo",
+        perform_ping_check=False,
+        shutdown_timeout=10,
+        queues=[own_sync_queue],
+    ):
+        deadline = time.monotonic() + 60
+        while run.status != SyncRun.Status.SUCCEEDED and time.monotonic() < deadline:
+            time.sleep(0.2)
+            run.refresh_from_db()
+    assert run.status == SyncRun.Status.SUCCEEDED
+    assert Client.objects.filter(clinic=world.a.clinic, pims_id__gt="").count() == run.total
