@@ -68,6 +68,7 @@ bench-quick: venv
 	$(PY) bench/bench_ezyvet_pull.py --clients 300
 	$(PY) bench/bench_client_pages.py --clients 2000 --requests 20
 	$(PY) bench/bench_care_lookup.py --clients 20000 --sqlite-clients 5000 --clinics 20 --lookups 20
+	$(PY) bench/bench_agent_body.py --clients 2000
 	SOAK_PRESCRIPTIONS=20 SOAK_CLEAN_PRESCRIPTIONS=10 SOAK_LIMITED_PRESCRIPTIONS=0 \
 	  SOAK_PACED_PRESCRIPTIONS=10 SOAK_BROKER=both $(PY) bench/bench_writeback_soak.py
 	$(PY) bench/bench_agent.py --quick

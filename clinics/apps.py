@@ -4,7 +4,7 @@ from typing import Any
 
 from django.apps import AppConfig
 from django.apps import apps as global_apps
-from django.db.models.signals import post_migrate
+from django.db.models.signals import m2m_changed, post_delete, post_migrate, post_save
 
 
 class ClinicsConfig(AppConfig):
@@ -12,10 +12,40 @@ class ClinicsConfig(AppConfig):
     verbose_name = "Clinics and integrations"
 
     def ready(self) -> None:
+        from clinics.lockout import connect_lockout_signals
+
+        connect_lockout_signals()
         post_migrate.connect(ensure_team_groups, dispatch_uid="clinics.ensure_team_groups")
         post_migrate.connect(
             ensure_onboarding_paths, sender=self, dispatch_uid="clinics.ensure_onboarding_paths"
         )
+        # The menu is cached (clinics.context_processors); these drop it when it changes.
+        from django.contrib.auth import get_user_model
+
+        membership = self.get_model("Membership")
+        for signal in (post_save, post_delete):
+            signal.connect(_membership_changed, sender=membership, dispatch_uid=f"nav-{signal}")
+        m2m_changed.connect(
+            _groups_changed, sender=get_user_model().groups.through, dispatch_uid="nav-groups"
+        )
+
+
+def _membership_changed(sender: Any, instance: Any, **kwargs: Any) -> None:
+    from clinics.context_processors import nav_cache_forget
+
+    nav_cache_forget(instance.user)
+
+
+def _groups_changed(sender: Any, instance: Any, **kwargs: Any) -> None:
+    from django.contrib.auth import get_user_model
+
+    from clinics.context_processors import nav_cache_forget
+
+    if isinstance(instance, get_user_model()):
+        nav_cache_forget(instance)
+    else:  # group.user_set changed: every user it names
+        for user in get_user_model().objects.filter(pk__in=kwargs.get("pk_set") or ()):
+            nav_cache_forget(user)
 
 
 # The teams that work across clinics, and the model permissions each needs in /admin/.
@@ -29,7 +59,11 @@ TEAM_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
             "onboardingchecklist",
             "onboardingstep",
         ),
-        "auth": ("user",),
+        # Users: invite and change clinic users, never delete (clinics.admin.users narrows
+        # it further: no privileges, passwords, emails or teams).
+        "add:auth": ("user",),
+        # Failed logins: see them, delete one to unlock a username on an address.
+        "unlock:axes": ("accessattempt",),
         "view:clinics": (
             "auditevent",
             "onboardingpath",
@@ -45,6 +79,14 @@ TEAM_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
+SCOPE_ACTIONS: dict[str, tuple[str, ...]] = {
+    "": ("add", "change", "delete", "view"),
+    "view": ("view",),
+    "add": ("add", "change", "view"),
+    "unlock": ("view", "delete"),
+}
+
+
 def ensure_team_groups(sender: AppConfig, **kwargs: Any) -> None:
     """Create the team groups and grant their permissions; runs after every migrate, idempotent.
 
@@ -57,15 +99,17 @@ def ensure_team_groups(sender: AppConfig, **kwargs: Any) -> None:
         group, _ = Group.objects.using(using).get_or_create(name=group_name)
         wanted = []
         for scope, models in grants.items():
-            view_only, _, app_label = scope.rpartition(":")
-            actions = ("view",) if view_only else ("add", "change", "delete", "view")
+            kind, _, app_label = scope.rpartition(":")
+            actions = SCOPE_ACTIONS[kind]
             codenames = [f"{action}_{model}" for model in models for action in actions]
             wanted += list(
                 Permission.objects.using(using).filter(
                     content_type__app_label=app_label, codename__in=codenames
                 )
             )
-        group.permissions.add(*wanted)
+        # set(), not add(): a permission no longer granted here is revoked from the group
+        # (existing databases narrow at their next migrate).
+        group.permissions.set(wanted)
 
 
 def ensure_onboarding_paths(sender: AppConfig, **kwargs: Any) -> None:

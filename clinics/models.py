@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clinics import credentials
+from clinics.problems import Problem, problem_for
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -174,7 +175,21 @@ class Integration(models.Model):
         "copy). Moves forward only after a pull's run has committed.",
     )
     last_pull_at = models.DateTimeField(null=True, blank=True, editable=False)
-    last_error = models.TextField(blank=True)
+    last_error = models.TextField(
+        blank=True, help_text="The technical detail, for the onboarding team."
+    )
+    failing_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When syncs started failing (cleared by the next successful one).",
+    )
+    failure_kind = models.CharField(
+        max_length=20,
+        blank=True,
+        editable=False,
+        help_text="What kind of problem it is (clinic pages say it in plain words).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -215,6 +230,24 @@ class Integration(models.Model):
     def credentials(self) -> dict[str, str]:
         """The decrypted credentials, for connector code only; never render them."""
         return credentials.unseal(self.credentials_ciphertext)
+
+    @property
+    def is_failing(self) -> bool:
+        return self.failing_since is not None and self.status != self.Status.PAUSED
+
+    @property
+    def health(self) -> str:
+        """The status staff see: a live (or onboarding) integration whose syncs fail is failing."""
+        return self.Status.FAILING if self.is_failing else self.status
+
+    @property
+    def health_display(self) -> str:
+        return str(self.Status(self.health).label)
+
+    @property
+    def problem(self) -> Problem | None:
+        """What is wrong, in plain words, while syncs fail (``clinics.problems``)."""
+        return problem_for(self.failure_kind) if self.is_failing else None
 
     @property
     def sync_interval_text(self) -> str:

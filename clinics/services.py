@@ -32,6 +32,7 @@ from clinics.models import (
     OnboardingSummary,
     StepTrigger,
 )
+from clinics.problems import ProblemKind
 from vetsync.pims import ezyvet
 from vetsync.pims.ezyvet.shared_limits import PULL
 
@@ -157,24 +158,36 @@ def integration_set_status(
 
 
 def integration_record_sync(
-    *, clinic_id: int, ok: bool, error: str = "", watermark: datetime | None = None
+    *,
+    clinic_id: int,
+    ok: bool,
+    error: str = "",
+    kind: str = "",
+    watermark: datetime | None = None,
 ) -> None:
     """Note the outcome of a sync on the clinic's integration (the "no data since" flag).
 
     A success moves ``last_successful_sync_at`` (and an ezyVet pull's watermark, never
-    backwards) forward and clears the error; a failure keeps the last success and says why.
+    backwards) forward and clears the error; a failure keeps the last success, says why
+    (``kind``: a ``ProblemKind``) and since when syncs fail.
     """
     integrations = Integration.objects.filter(clinic_id=clinic_id)
+    now = timezone.now()
     if ok:
-        now = timezone.now()
-        integrations.update(last_successful_sync_at=now, last_error="")
+        integrations.update(
+            last_successful_sync_at=now, last_error="", failing_since=None, failure_kind=""
+        )
         if watermark is not None:
             integrations.filter(Q(watermark__isnull=True) | Q(watermark__lt=watermark)).update(
                 watermark=watermark
             )
         _onboarding_claim_first_data(clinic_id=clinic_id, now=now)
     else:
-        integrations.update(last_error=error[:2000])
+        integrations.update(
+            last_error=error[:2000],
+            failure_kind=kind or ProblemKind.OTHER,
+            failing_since=Coalesce("failing_since", Value(now)),
+        )
 
 
 # --- ezyVet ----------------------------------------------------------------------------------
@@ -234,17 +247,44 @@ def ezyvet_client(integration: Integration, **options: Any) -> ezyvet.EzyVetClie
     )
 
 
+@dataclass(frozen=True)
+class CredentialsTrial:
+    """What trying an uploaded credentials file found, and whether the file was kept."""
+
+    check: ezyvet.ConnectionCheck
+    kept: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.check.ok
+
+    @property
+    def error(self) -> str:
+        return self.check.error
+
+    @property
+    def unreachable(self) -> bool:
+        return self.check.unreachable
+
+    @property
+    def scopes(self) -> tuple[ezyvet.ScopeCheck, ...]:
+        return self.check.scopes
+
+
 def integration_connect_ezyvet(
     *,
     integration: Integration,
     text: str,
+    keep_untried: bool = False,
     actor: Actor = None,
     request: HttpRequest | None = None,
-) -> ezyvet.ConnectionCheck:
-    """Store the credentials file ezyVet gave the clinic (encrypted) and try it at once.
+) -> CredentialsTrial:
+    """Try the credentials file ezyVet gave the clinic, and store it (encrypted) only if it works.
 
-    The answer says what is wrong (bad secret, missing scope, unreachable) and never
-    contains the secret. Raises ``CredentialsError`` when the file cannot be read.
+    Refused credentials never replace the stored ones. If ezyVet cannot be reached, nothing
+    is known about the file: it is kept only when ``keep_untried`` says so (the clinic admin's
+    explicit choice). The answer never contains the secret. Raises ``CredentialsError`` when
+    the file cannot be read.
     """
     try:
         parsed = ezyvet.parse_credentials_file(text)
@@ -257,31 +297,51 @@ def integration_connect_ezyvet(
         "site_uid": parsed.site_uid,
         "scope": parsed.scope,
     }
-    integration_set_credentials(
-        integration=integration, values=values, actor=actor, request=request
-    )
-    try:
-        with ezyvet_client(integration) as client:
-            check = client.check_connection()
-    except CredentialsError as exc:
-        check = ezyvet.ConnectionCheck(ok=False, token_ok=False, error=str(exc))
-    Integration.objects.filter(pk=integration.pk).update(
-        last_error="" if check.ok else f"Connection check: {check.error}"
-    )
-    integration.refresh_from_db()
+    check = _ezyvet_try(integration, values)
+    kept = check.ok or (check.unreachable and keep_untried)
+    if kept:
+        integration_set_credentials(
+            integration=integration, values=values, actor=actor, request=request
+        )
     if check.ok:
+        # The stored credentials work: a failure that new credentials fix is over.
+        Integration.objects.filter(
+            pk=integration.pk, failure_kind__in=[ProblemKind.CREDENTIALS, ProblemKind.SCOPES]
+        ).update(failing_since=None, failure_kind="", last_error="")
         onboarding_steps_complete(
             integration=integration, trigger=StepTrigger.CONNECTION_OK, actor=actor
         )
+    integration.refresh_from_db()
     audit_log(
         action="integration.connection_checked",
         actor=actor,
         request=request,
         obj=integration,
         clinic=integration.clinic,
-        after={"ok": check.ok, "error": check.error, "missing_scopes": list(check.missing_scopes)},
+        after={
+            "ok": check.ok,
+            "kept": kept,
+            "unreachable": check.unreachable,
+            "error": check.error,
+            "missing_scopes": list(check.missing_scopes),
+        },
     )
-    return check
+    return CredentialsTrial(check=check, kept=kept)
+
+
+def _ezyvet_try(integration: Integration, values: dict[str, str]) -> ezyvet.ConnectionCheck:
+    """Ask ezyVet for a token and one record per scope with ``values``, without storing them."""
+    if not integration.base_url:
+        return ezyvet.ConnectionCheck(
+            ok=False, token_ok=False, error="The integration has no ezyVet address (base URL)."
+        )
+    client = ezyvet.EzyVetClient(
+        integration.base_url,
+        ezyvet.credentials_from_mapping(values),
+        timezone=integration.clinic.timezone,
+    )
+    with client:
+        return client.check_connection()
 
 
 # --- Onboarding checklists -------------------------------------------------------------------

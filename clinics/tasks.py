@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from celery.signals import worker_ready
 from django.core.cache import cache
 from django.utils import timezone
 
@@ -17,6 +18,12 @@ def record_worker_heartbeat_task() -> str:
     stamp = timezone.now().isoformat()
     cache.set(WORKER_HEARTBEAT_KEY, stamp, timeout=None)
     return stamp
+
+
+@worker_ready.connect
+def _heartbeat_when_ready(**kwargs: object) -> None:
+    # Beat's first heartbeat comes a minute after it starts; a worker says so at once.
+    record_worker_heartbeat_task()
 
 
 @shared_task(name="clinics.tasks.onboarding_final_confirmation")

@@ -22,7 +22,14 @@ class CredentialsUploadForm(forms.Form):
     credentials_file = forms.FileField(
         label="ezyVet credentials file",
         help_text="The client_credentials.txt your practice downloaded from ezyVet "
-        "(Admin → Integrations → API). It is stored encrypted and never shown again.",
+        "(Admin → Integrations → API). VetSync tries it first and keeps it only if ezyVet "
+        "accepts it; it is stored encrypted and never shown again.",
+    )
+    keep_untried = forms.BooleanField(
+        required=False,
+        label="If ezyVet cannot be reached to try it, save this file anyway",
+        help_text="Only if you are sure it is the latest file: it replaces the credentials "
+        "in use without being tried.",
     )
 
     def clean_credentials_file(self) -> str:
@@ -60,6 +67,7 @@ def integration_detail(request: HttpRequest, clinic_slug: str) -> HttpResponse:
                 check = integration_connect_ezyvet(
                     integration=integration,
                     text=form.cleaned_data["credentials_file"],
+                    keep_untried=form.cleaned_data["keep_untried"],
                     request=request,
                 )
             except CredentialsError as exc:
@@ -69,6 +77,13 @@ def integration_detail(request: HttpRequest, clinic_slug: str) -> HttpResponse:
                     messages.success(
                         request,
                         "Connected: ezyVet issued a token and every scope VetSync needs works.",
+                    )
+                    return redirect("clinics:integration", clinic_slug=clinic.slug)
+                if check.kept:
+                    messages.warning(
+                        request,
+                        "ezyVet could not be reached, so the file was saved without being "
+                        "tried, as you asked. The next sync will use it.",
                     )
                     return redirect("clinics:integration", clinic_slug=clinic.slug)
     return TemplateResponse(

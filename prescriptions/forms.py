@@ -34,6 +34,9 @@ PRESCRIPTION_ITEM_ROWS = 5
 ORDER_LINE_ROWS = 5
 
 
+NOTES_MAX_LENGTH = 2000
+
+
 class Form(forms.Form):
     """Labels without Django's trailing colon."""
 
@@ -106,7 +109,9 @@ class PrescriptionForm(SubmissionForm):
     notes = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 2}),
         required=False,
-        help_text="For the clinic and the pharmacy; not sent to the owner.",
+        max_length=NOTES_MAX_LENGTH,
+        help_text=f"For the clinic and the pharmacy; not sent to the owner. At most "
+        f"{NOTES_MAX_LENGTH:,} characters.",
     )
     approve = forms.BooleanField(
         label="Approve now (I am the prescribing vet)",

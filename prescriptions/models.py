@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from clinics.models import Clinic, Vet
 from records.models import Client, Patient
+from vetsync.lib.numbers import id_from
 
 
 def record_number(text: str, prefix: str, *, prefixed: bool = False) -> int | None:
@@ -32,7 +33,7 @@ def record_number(text: str, prefix: str, *, prefixed: bool = False) -> int | No
         if not text.startswith(prefix):
             return None
     text = text.removeprefix(f"{prefix}-").removeprefix(prefix)
-    return int(text) if text.isdigit() and len(text) <= 9 else None
+    return id_from(text, max_digits=9)
 
 
 # --- the catalogue -------------------------------------------------------------------------
@@ -107,6 +108,8 @@ class ItemStatus(models.TextChoices):
 
 
 OPEN_ITEM_STATUSES = (ItemStatus.PENDING, ItemStatus.CURRENT)
+# How the rename flow starts the end reason of the items it ends (``represcription``).
+RENAME_END_PREFIX = "Pet renamed from "
 
 
 class PrescriptionQuerySet(models.QuerySet["Prescription"]):
@@ -252,6 +255,14 @@ class Prescription(models.Model):
     def is_expired(self) -> bool:
         return self.expires_on < self.clinic.localdate()
 
+    @property
+    def replacement(self) -> Prescription | None:
+        """The prescription that re-writes this one after a rename, if any."""
+        try:
+            return self.replaced_by  # type: ignore[no-any-return]
+        except Prescription.DoesNotExist:
+            return None
+
 
 class PrescriptionItem(models.Model):
     prescription = models.ForeignKey(Prescription, on_delete=models.CASCADE, related_name="items")
@@ -292,6 +303,11 @@ class PrescriptionItem(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_ITEM_STATUSES
+
+    @property
+    def ended_by_rename(self) -> bool:
+        """Ended by a staff rename (ezyVet records it as declined or cancelled by the vet)."""
+        return not self.is_open and self.end_reason.startswith(RENAME_END_PREFIX)
 
 
 # --- owners' Rx requests -------------------------------------------------------------------

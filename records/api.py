@@ -19,9 +19,12 @@ from clinics.agents import integration_agent_contact, integration_agent_data
 from clinics.models import Connector, Integration
 from clinics.services import integration_for_agent_token
 from records.extracts import extract_header, extract_part_arrived, extract_part_check
+from records.intake import BodyNotText, BodyTooBig, agent_body_text
 from records.models import Outcome, SyncRun
 from records.sync import SyncBusy, sync_run_create, sync_run_process
 from records.tasks import sync_run_apply_task
+from vetsync.lib.numbers import id_from
+from vetsync.lib.rates import rate_check
 from vetsync.pims.agent import BatchError
 
 # Which batch sources each agent connector may post (VetSuccess installs run SyncVet).
@@ -47,6 +50,11 @@ def agent_integration(request: HttpRequest) -> Integration | None:
         return None
     integration = integration_for_agent_token(token.strip())
     if integration is not None:
+        # Raises RateLimited: vetsync.api_errors answers 429 with Retry-After.
+        rate_check(
+            key=f"agent:{integration.agent_token_hash[:24]}",
+            limit=settings.AGENT_REQUESTS_PER_MINUTE,
+        )
         integration_agent_contact(
             integration=integration, user_agent=request.headers.get("User-Agent", "")
         )
@@ -81,12 +89,19 @@ def batches(request: HttpRequest) -> JsonResponse:
         return agent_error(409, "This clinic's integration is paused; the batch was not accepted.")
     if request.content_type != "application/json":
         return agent_error(415, "Send the batch as Content-Type: application/json.")
-    length = int(request.headers.get("Content-Length") or 0)
+    length = id_from(request.headers.get("Content-Length") or "0")
+    if length is None:
+        return agent_error(400, "Content-Length must be the body's size in bytes.")
     if length > settings.AGENT_BATCH_MAX_BYTES:
         return agent_error(413, f"A batch may be at most {settings.AGENT_BATCH_MAX_BYTES} bytes.")
     # request.body would refuse anything over DATA_UPLOAD_MAX_MEMORY_SIZE, which is sized for
-    # forms, not for a clinic's first extract; the cap above applies instead.
-    body = request.read(settings.AGENT_BATCH_MAX_BYTES + 1)
+    # forms, not for a clinic's first extract; the cap above applies, in a bounded read.
+    try:
+        body = agent_body_text(request, max_bytes=settings.AGENT_BATCH_MAX_BYTES)
+    except BodyTooBig:
+        return agent_error(413, f"A batch may be at most {settings.AGENT_BATCH_MAX_BYTES} bytes.")
+    except BodyNotText as exc:
+        return agent_error(400, str(exc))
     accepted = ACCEPTED_SOURCES.get(integration.connector, set())
     part = extract_header(body)  # one part of a multi-part full extract, or None
     try:

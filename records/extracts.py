@@ -4,26 +4,28 @@ Each part is applied as its own run; the extract is complete when every part has
 
 from __future__ import annotations
 
-import json
-
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from clinics.models import Clinic
 from records.models import FullExtract, FullExtractPart, SyncRun
+from vetsync.lib import json_input
 from vetsync.pims.agent import BatchError, BatchHeader, parse_header
 
 
-def extract_header(body: bytes) -> BatchHeader | None:
+def extract_header(body: str | bytes) -> BatchHeader | None:
     """The header of a batch that is one part of a multi-part extract, else None.
 
     Only such batches are read here (a byte search keeps the others from being parsed twice);
     a batch that cannot be read is left for the run's own checks to refuse with their reason.
     """
-    if b'"extract_id"' not in body:
+    needle = '"extract_id"' if isinstance(body, str) else b'"extract_id"'
+    if needle not in body:  # type: ignore[operator]
         return None
     try:
-        header = parse_header(json.loads(body))
+        text = body if isinstance(body, str) else body.decode("utf-8")
+        # The envelope only: the clients are not built as dicts here (bounded memory).
+        header = parse_header(json_input.loads_envelope(text))
     except (ValueError, BatchError):
         return None
     return header if header.extract_id else None

@@ -21,6 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from clinics.models import Connector, Integration
+from clinics.problems import problem_kind
 from clinics.services import CredentialsError, ezyvet_client, integration_record_sync
 from records.models import SyncRun, SyncRunPayload
 from records.sync import (
@@ -114,9 +115,12 @@ def _fetch(run_id: int) -> tuple[SyncRun, str]:
     except (EzyVetError, CredentialsError) as exc:
         run.status = SyncRun.Status.FAILED
         run.error = f"ezyVet: {exc}"
+        run.problem = problem_kind(exc)
         run.finished_at = timezone.now()
-        run.save(update_fields=["status", "error", "finished_at"])
-        integration_record_sync(clinic_id=run.clinic_id, ok=False, error=run.error)
+        run.save(update_fields=["status", "error", "problem", "finished_at"])
+        integration_record_sync(
+            clinic_id=run.clinic_id, ok=False, error=run.error, kind=run.problem
+        )
         sync_lock_release(run, owner)
         return run, ""
     except BaseException:

@@ -17,7 +17,7 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-"$PY" -m vetsync.pims.emulator --port 8765 --clients 500 --seed 1 &
+"$PY" -m vetsync.pims.emulator --port 8765 --clients 500 --seed 1 --timezone America/Los_Angeles &
 pids+=($!)
 # One worker on every queue (`make serve` starts one per queue).
 "$PY" -m celery -A vetsync worker --loglevel=INFO --concurrency=2 -Q sync,pull,writeback,default &

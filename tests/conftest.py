@@ -8,9 +8,12 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group
 from django.test import Client as HttpClient
+from django.urls import reverse
 
 from clinics.access import CARE_GROUP, ONBOARDING_GROUP
 from clinics.models import Clinic, Role
+from clinics.two_factor.policy import two_factor_required
+from clinics.two_factor.services import has_two_factor
 from tests.factories import (
     ClinicFactory,
     IntegrationFactory,
@@ -18,6 +21,7 @@ from tests.factories import (
     UserFactory,
     VetFactory,
 )
+from tests.two_factor import second_factor_code
 
 
 @dataclass
@@ -64,6 +68,11 @@ def world(db: None) -> World:
 
 
 def login(user: Any) -> HttpClient:
+    """A client logged in as the user; whoever needs a second factor passes it through the
+    real verification page, as after the login form."""
     client = HttpClient()
     client.force_login(user)
+    if two_factor_required(user) or has_two_factor(user):
+        response = client.post(reverse("two-factor-verify"), {"token": second_factor_code(user)})
+        assert response.status_code == 302, "the second factor was refused"
     return client

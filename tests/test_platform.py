@@ -93,5 +93,7 @@ def test_seed_demo_is_safe_to_run_twice(db) -> None:
     counts = (Clinic.objects.count(), Client.objects.count(), Membership.objects.count())
     call_command("seed_demo", clients=20, stdout=io.StringIO())
     assert (Clinic.objects.count(), Client.objects.count(), Membership.objects.count()) == counts
-    assert counts[0] == 2 and counts[1] == 40 + 500  # riverside's first ezyVet copy
+    # Maple Grove's first agent batch and store customers; Riverside's first ezyVet copy (500
+    # clients) and its store customers, some merged into PIMS clients.
+    assert counts[0] == 2 and counts[1] >= 20 + 500
     assert Client.objects.exclude(customer_ref="").exists()

@@ -51,6 +51,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
     "vetsync.apps.VetSyncConfig",
     "clinics",
     "records",
@@ -63,15 +67,22 @@ MIDDLEWARE = [
     # Static files straight from gunicorn (hashed names cached for a year), before anything
     # that needs a session or a database.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "vetsync.api_errors.ApiJsonErrorsMiddleware",
+    "vetsync.request_guard.NulCharacterGuardMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "vetsync.session_idle.IdleSessionRefreshMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "clinics.two_factor.middleware.TwoFactorRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "clinics.middleware.clinic_timezone_middleware",
+    # Last, as django-axes asks: it turns a lockout into its answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "vetsync.urls"
@@ -90,6 +101,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "clinics.context_processors.navigation",
             ],
+            # person, actor, phone: one way to show them on every page (clinics.display).
+            "builtins": ["clinics.templatetags.display"],
         },
     },
 ]
@@ -255,7 +268,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 
 # Agent batches: the biggest accepted, and up to how many clients one is applied before the
 # answer (bigger ones answer 202 and run in Celery).
-AGENT_BATCH_MAX_BYTES = env_int("AGENT_BATCH_MAX_BYTES", 512 * 1024 * 1024)
+# 256 MiB: a 200,000-client extract measures about 138 MiB (bench/bench_agent_body.py).
+AGENT_BATCH_MAX_BYTES = env_int("AGENT_BATCH_MAX_BYTES", 256 * 1024 * 1024)
+# Each agent token: at most this many requests a minute (429 with Retry-After above it).
+AGENT_REQUESTS_PER_MINUTE = env_int("AGENT_REQUESTS_PER_MINUTE", 120)
 AGENT_BATCH_INLINE_MAX_CLIENTS = env_int("AGENT_BATCH_INLINE_MAX_CLIENTS", 200)
 
 # Auth
@@ -265,6 +281,29 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    # django-axes first: it refuses a locked-out username and address before any password check.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Login throttling (django-axes): the username and the address are locked together, so nobody
+# can lock a vet out from elsewhere; the lock lifts after the cool-off, or when the onboarding
+# team or a superuser deletes the attempt in /admin/axes/.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "clinics.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "clinics.audit.client_ip"
+# Password reset requests: per address and per email, within an hour.
+PASSWORD_RESET_LIMIT_PER_HOUR = env_int("PASSWORD_RESET_LIMIT_PER_HOUR", 5)
+# Two-factor (django-otp): the issuer shown in the authenticator app.
+OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "VetSync")
+# Idle sessions end: use pushes the expiry on (vetsync.session_idle, at most once a minute),
+# so this is an idle timeout. A pharmacy back office: 30 minutes idle, and the session ends
+# with the browser.
+SESSION_COOKIE_AGE = env_int("SESSION_IDLE_MINUTES", 30) * 60
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", default=True)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -284,7 +323,8 @@ if os.environ.get("EMAIL_HOST"):
         }
     }
 else:
-    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+    # Console mail, decoded for reading (vetsync/mail/console.py).
+    MAILERS = {"default": {"BACKEND": "vetsync.mail.console.EmailBackend"}}
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "VetSync <noreply@vetsync.local>")
 ONBOARDING_TEAM_EMAIL = os.environ.get("ONBOARDING_TEAM_EMAIL", "onboarding@vetsync.local")
 
@@ -298,6 +338,8 @@ WRITEBACK_BACKOFF_MAX = float(os.environ.get("WRITEBACK_BACKOFF_MAX", "1800"))
 WRITEBACK_LEASE = timedelta(seconds=env_int("WRITEBACK_LEASE_SECONDS", 120))
 
 LANGUAGE_CODE = "en-us"
+# One date and time format on every page (vetsync/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["vetsync.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -338,11 +380,18 @@ CSRF_COOKIE_SECURE = not DEBUG
 SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0" if DEBUG else "31536000"))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Only behind a proxy that sets it (and strips it from clients): otherwise any client could
+# claim HTTPS.
+if env_bool("TRUST_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
+# Sessions read from the cache (written through to the database): one query less a page.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 X_FRAME_OPTIONS = "DENY"
 SILENCED_SYSTEM_CHECKS = ["security.W021"] if not SECURE_HSTS_PRELOAD else []
+# SQLite ignores an index's INCLUDE columns (PostgreSQL uses them): not worth a warning.
+SILENCED_SYSTEM_CHECKS += ["models.W040"]
 
 # Credentials for PIMS integrations are encrypted at rest with these Fernet keys (the
 # first encrypts; all decrypt, so keys can be rotated). Without them, a key derived from

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
+from clinics.lockout import ThrottledPasswordResetView
 from vetsync import views
 from vetsync.ops import views as ops_views
 
@@ -13,6 +14,10 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", ops_views.healthz, name="healthz"),
     path("metrics", ops_views.metrics_view, name="metrics"),
+    # Browsers ask for /favicon.ico on pages without a <link rel=icon> (the admin's).
+    path("favicon.ico", views.favicon, name="favicon"),
+    path("accounts/two-factor/", include("clinics.two_factor.urls")),
+    path("accounts/password_reset/", ThrottledPasswordResetView.as_view(), name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("care/", include("records.urls_care")),

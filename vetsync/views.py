@@ -9,15 +9,16 @@ from datetime import datetime
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.templatetags.static import static
 from django.views.decorators.http import require_GET
 
 from clinics.access import clinic_for_user, is_onboarding, is_pet_owner_care
 from clinics.models import Clinic, Integration
 from clinics.tasks import WORKER_HEARTBEAT_KEY
-from prescriptions.models import Order, Prescription, RxRequest
+from prescriptions.models import Order, Prescription, RxRequest, WritebackItem
 from records.models import SyncRun
 from records.services import clinic_record_counts, manual_update_counts
 
@@ -76,9 +77,18 @@ def _prescription_counts(clinic: Clinic) -> dict[str, int]:
         open=Count("pk", filter=Q(status__in=(Order.Status.PLACED, Order.Status.ON_HOLD))),
         on_hold=Count("pk", filter=Q(status=Order.Status.ON_HOLD)),
     )
+    failed = WritebackItem.objects.filter(clinic=clinic, status=WritebackItem.Status.FAILED)
     return {
+        "writebacks_failed": failed.count(),
         "drafts": rx["drafts"],
         "rx_requests": RxRequest.objects.for_clinic(clinic).pending().count(),
         "open_orders": orders["open"],
         "orders_on_hold": orders["on_hold"],
     }
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico where a page names no icon (the admin): the app's icon.
+    Resolved per request: the static URL may carry a manifest hash."""
+    return HttpResponsePermanentRedirect(static("favicon.svg"))

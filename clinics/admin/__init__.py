@@ -12,9 +12,11 @@ from clinics.admin.onboarding import (
     OnboardingPathAdmin,
     OnboardingSummaryAdmin,
 )
+from clinics.admin.users import AuditedAccessAttemptAdmin, VetSyncUserAdmin
 
 __all__ = [
     "AuditEventAdmin",
+    "AuditedAccessAttemptAdmin",
     "AuditedAdmin",
     "ClinicAdmin",
     "IntegrationAdmin",
@@ -24,4 +26,5 @@ __all__ = [
     "OnboardingPathAdmin",
     "OnboardingSummaryAdmin",
     "VetAdmin",
+    "VetSyncUserAdmin",
 ]

@@ -6,11 +6,59 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 from django.db.models import Model
-from django.forms.models import model_to_dict
+from django.forms.models import BaseModelFormSet, model_to_dict
 from django.http import HttpRequest
 
 from clinics.audit import audit_log
 from clinics.models import AuditEvent
+
+
+def formset_audited_save(*, request: HttpRequest, formset: BaseModelFormSet) -> None:
+    """Save an admin inline formset, one audit row per object added, changed or deleted."""
+    before = {
+        # form.initial: the instance itself already holds the posted values.
+        form.instance.pk: {f: form.initial.get(f) for f in form.changed_data}
+        for form in formset.initial_forms
+        if form.instance.pk is not None and form.has_changed()
+    }
+    deleted = [
+        (obj, model_to_dict(obj)) for obj in (f.instance for f in formset.deleted_forms) if obj.pk
+    ]
+    formset.save()
+    for obj in formset.new_objects:
+        audit_log(
+            action=f"admin.{obj._meta.model_name}.created",
+            request=request,
+            obj=obj,
+            after=model_to_dict(obj),
+        )
+    for obj, fields in formset.changed_objects:
+        audit_log(
+            action=f"admin.{obj._meta.model_name}.changed",
+            request=request,
+            obj=obj,
+            before=before.get(obj.pk),
+            after={k: v for k, v in model_to_dict(obj).items() if k in fields},
+        )
+    for obj, values in deleted:
+        audit_log(
+            action=f"admin.{obj._meta.model_name}.deleted",
+            request=request,
+            before=values,
+            after={"object": str(obj)[:200], "model": obj._meta.label_lower},
+        )
+
+
+class ClinicUserChoices:
+    """A ``user`` foreign key in the admin offers only users the actor may manage: the
+    onboarding team can never give itself (or its team) a membership or a vet's login."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):  # type: ignore[no-untyped-def]
+        if db_field.name == "user":
+            from clinics.users import clinic_users
+
+            kwargs["queryset"] = clinic_users(request.user).exclude(pk=request.user.pk)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
 
 
 class AuditedAdmin(admin.ModelAdmin):
@@ -37,6 +85,11 @@ class AuditedAdmin(admin.ModelAdmin):
             before=before,
             after={k: v for k, v in model_to_dict(obj).items() if k in fields},
         )
+
+    def save_formset(
+        self, request: HttpRequest, form: forms.ModelForm, formset: BaseModelFormSet, change: bool
+    ) -> None:
+        formset_audited_save(request=request, formset=formset)
 
     def delete_model(self, request: HttpRequest, obj: Model) -> None:
         audit_log(

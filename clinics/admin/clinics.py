@@ -14,8 +14,9 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from clinics.admin.audit import AuditedAdmin
+from clinics.admin.audit import AuditedAdmin, ClinicUserChoices
 from clinics.audit import audit_log
+from clinics.display import when
 from clinics.models import Clinic, Connector, Integration, Membership, Vet
 from clinics.prescriber_views import prescribers_context, prescribers_post
 from clinics.prescribers import PimsListError, ezyvet_vets, is_ezyvet, may_map_prescribers
@@ -26,7 +27,7 @@ def _on_ezyvet(clinic: Clinic | None) -> bool:
     return integration is not None and integration.connector == Connector.EZYVET
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(ClinicUserChoices, admin.TabularInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["user"]
@@ -83,7 +84,7 @@ def _audit_pims_users(request: HttpRequest, formset: Any) -> None:
             )
 
 
-class VetInline(admin.TabularInline):
+class VetInline(ClinicUserChoices, admin.TabularInline):
     model = Vet
     form = VetForm
     extra = 0
@@ -201,11 +202,12 @@ class ClinicAdmin(AuditedAdmin):
         integration = getattr(obj, "integration", None)
         if integration is None or integration.last_successful_sync_at is None:
             return "never"
-        return timezone.localtime(integration.last_successful_sync_at).strftime("%Y-%m-%d %H:%M %Z")
+        moment = integration.last_successful_sync_at
+        return f"{when(moment)} {timezone.localtime(moment):%Z}"
 
 
 @admin.register(Membership)
-class MembershipAdmin(AuditedAdmin):
+class MembershipAdmin(ClinicUserChoices, AuditedAdmin):
     list_display = ["user", "clinic", "role", "created_at"]
     list_filter = ["role", "clinic"]
     search_fields = ["user__username", "user__email", "clinic__name"]
@@ -213,7 +215,7 @@ class MembershipAdmin(AuditedAdmin):
 
 
 @admin.register(Vet)
-class VetAdmin(AuditedAdmin):
+class VetAdmin(ClinicUserChoices, AuditedAdmin):
     form = VetForm
     list_display = ["__str__", "clinic", "licence_number", "pims_user_id", "user", "is_active"]
     list_filter = ["is_active", "clinic"]

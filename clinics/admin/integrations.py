@@ -18,6 +18,7 @@ from clinics.admin.onboarding_progress import (
     onboarding_state_filter,
     with_onboarding_progress,
 )
+from clinics.display import when
 from clinics.models import Connector, Integration
 
 
@@ -112,6 +113,8 @@ class IntegrationAdmin(AuditedAdmin):
         "agent_data_at",
         "last_successful_sync_at",
         "last_error",
+        "failing_since",
+        "failure_kind",
     ]
     actions = ["issue_agent_token", "revoke_agent_token", "pause", "resume"]
 
@@ -160,9 +163,7 @@ class IntegrationAdmin(AuditedAdmin):
         if not obj.has_credentials:
             return "none stored"
         stamp = obj.credentials_updated_at
-        return (
-            f"stored, encrypted (updated {stamp:%Y-%m-%d %H:%M})" if stamp else "stored, encrypted"
-        )
+        return f"stored, encrypted (updated {when(stamp)})" if stamp else "stored, encrypted"
 
     @admin.display(description="agent token")
     def agent_token(self, obj: Integration) -> str:
@@ -170,7 +171,7 @@ class IntegrationAdmin(AuditedAdmin):
             return "not used (cloud PIMS)"
         if not obj.has_agent_token:
             return "none issued"
-        return f"…{obj.agent_token_hint}, issued {obj.agent_token_issued_at:%Y-%m-%d %H:%M}"
+        return f"…{obj.agent_token_hint}, issued {when(obj.agent_token_issued_at)}"
 
     @admin.display(description="no data since", boolean=True)
     def no_data(self, obj: Integration) -> bool:
@@ -199,10 +200,18 @@ class IntegrationAdmin(AuditedAdmin):
                 self.message_user(
                     request, "Credentials stored: ezyVet issued a token and every scope works."
                 )
+            elif check.unreachable:
+                self.message_user(
+                    request,
+                    f"Credentials file not stored: ezyVet could not be reached to try it "
+                    f"({check.error}). The credentials in use stay.",
+                    messages.ERROR,
+                )
             else:
                 self.message_user(
                     request,
-                    f"Credentials stored, but ezyVet refused: {check.error}",
+                    f"Credentials file not stored: ezyVet refused it ({check.error}). "
+                    "The credentials in use stay.",
                     messages.ERROR,
                 )
 

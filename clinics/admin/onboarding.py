@@ -15,7 +15,6 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.templatetags.static import static
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 
 from clinics import services
@@ -25,6 +24,7 @@ from clinics.admin.onboarding_progress import (
     onboarding_state_filter,
     with_onboarding_progress,
 )
+from clinics.display import when
 from clinics.models import (
     Clinic,
     OnboardingChecklist,
@@ -108,7 +108,7 @@ class OnboardingStepInline(admin.TabularInline):
         rule = obj.template.due_rule_text
         if obj.due_at is None:
             return rule or "no deadline"
-        stamp = timezone.localtime(obj.due_at).strftime("%Y-%m-%d %H:%M %Z")
+        stamp = when(obj.due_at)
         if obj.is_overdue():
             return format_html(
                 '<span data-testid="step-overdue"><img src="{}" alt=""> <strong>overdue</strong>'
@@ -123,7 +123,7 @@ class OnboardingStepInline(admin.TabularInline):
     def done_info(self, obj: OnboardingStep) -> str:
         if obj.done_at is None:
             return "—"
-        stamp = timezone.localtime(obj.done_at).strftime("%Y-%m-%d %H:%M %Z")
+        stamp = when(obj.done_at)
         return f"{stamp} by {obj.done_by_label or 'someone'}"
 
     @admin.display(description="email")
@@ -133,11 +133,7 @@ class OnboardingStepInline(admin.TabularInline):
         url = reverse(
             "admin:clinics_onboardingchecklist_step_email", args=[obj.checklist_id, obj.pk]
         )
-        sent = (
-            f"sent {timezone.localtime(obj.email_sent_at):%Y-%m-%d %H:%M %Z}"
-            if obj.email_sent_at
-            else "not sent"
-        )
+        sent = f"sent {when(obj.email_sent_at)}" if obj.email_sent_at else "not sent"
         label = "Preview and send again" if obj.email_sent_at else "Preview and send"
         return format_html('{}<br><a href="{}" class="button">{}</a>', sent, url, label)
 

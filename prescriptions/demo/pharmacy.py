@@ -5,16 +5,19 @@ exist as they would in use."""
 
 from __future__ import annotations
 
+import datetime as dt
 import random
+import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db.models import Q
 from django.utils import timezone
 
-from clinics.models import Clinic, Connector, Role, Vet
+from clinics.models import AuditEvent, Clinic, Connector, Role, Vet
 from prescriptions import writeback
 from prescriptions.demo.clinics import DemoClinic
 from prescriptions.models import Channel, Order, Prescription, Product, RxRequest, WritebackItem
@@ -62,8 +65,14 @@ class _Scene:
     def cat(self, n: int) -> Patient:
         return self.cats[n % len(self.cats)]
 
-    def approved(self, pet: Patient, *items: tuple[str, int, int, str], **kw: Any) -> Prescription:
-        return _prescribe(self.team, pet, items, products=self.products, approve=True, **kw)
+    def approved(
+        self, pet: Patient, *items: tuple[str, int, int, str], written: int = 0, **kw: Any
+    ) -> Prescription:
+        """Approved ``written`` days ago: before anything of it is ordered or shipped."""
+        rx = _prescribe(self.team, pet, items, products=self.products, approve=True, **kw)
+        if written:
+            _backdate(rx, timedelta(days=written))
+        return rx
 
 
 def pharmacy_seed(
@@ -134,6 +143,7 @@ def _ongoing_treatments(scene: _Scene) -> None:
         dog(0),
         ("CARP-75", 60, 5, "Give 1 caplet by mouth every 12 hours with food."),
         ("DASUQ-MSM-L", 30, 5, "Give 1 chewable tablet by mouth once daily."),
+        written=45,
     )
     _ship(team, _order(team, arthritis), today - timedelta(days=40), rng)
     _ship(team, _order(team, arthritis), today - timedelta(days=10), rng)
@@ -142,6 +152,7 @@ def _ongoing_treatments(scene: _Scene) -> None:
     allergy = approved(
         dog(1),
         ("APOQ-16", 30, 3, "Give 1 tablet by mouth twice daily for 14 days, then once daily."),
+        written=25,
     )
     _ship(team, _order(team, allergy), today - timedelta(days=20), rng)
     order_hold(
@@ -158,10 +169,11 @@ def _ongoing_treatments(scene: _Scene) -> None:
             6,
             "Feed as the sole diet; change over from the old food in 7 days.",
         ),
+        written=8,
     )
     _ship(team, _order(team, kidney), today - timedelta(days=5), rng)
     # Flea and tick: approved, nothing ordered yet (Pending).
-    approved(dog(3), ("BRAV-L", 1, 3, "Give 1 chew by mouth with food every 12 weeks."))
+    approved(dog(3), ("BRAV-L", 1, 3, "Give 1 chew by mouth with food every 12 weeks."), written=2)
 
 
 def _ended_items(scene: _Scene) -> None:
@@ -170,13 +182,17 @@ def _ended_items(scene: _Scene) -> None:
     approved, dog = scene.approved, scene.dog
     # Declined by the vet before anything was dispensed.
     pain = approved(
-        dog(4), ("GABA-100", 90, 2, "Give 1 capsule by mouth every 8 hours as needed for pain.")
+        dog(4),
+        ("GABA-100", 90, 2, "Give 1 capsule by mouth every 8 hours as needed for pain."),
+        written=6,
     )
     prescription_items_end(
         prescription=pain, actor=team.vet_user, reason="Changed to a long-acting injection."
     )
     # Dispensed, then cancelled at the owner's request.
-    thyroid = approved(dog(5), ("THYRO-0.5", 60, 5, "Give 1 tablet by mouth every 12 hours."))
+    thyroid = approved(
+        dog(5), ("THYRO-0.5", 60, 5, "Give 1 tablet by mouth every 12 hours."), written=35
+    )
     _ship(team, _order(team, thyroid), today - timedelta(days=30), rng)
     prescription_items_end(
         prescription=thyroid,
@@ -199,11 +215,12 @@ def _other_routes(scene: _Scene) -> None:
             2,
             "Apply 0.1 mL to the inner ear flap every 12 hours; wear gloves.",
         ),
+        written=15,
     )
     _ship(team, _order(team, gel), today - timedelta(days=12), rng)
     # Ordered through the clinic's online store.
     urinary = approved(
-        cat(1), ("PPVD-UR-FEL", 1, 5, "Feed as the sole diet."), channel=Channel.STORE
+        cat(1), ("PPVD-UR-FEL", 1, 5, "Feed as the sole diet."), channel=Channel.STORE, written=5
     )
     _ship(team, _order(team, urinary), today - timedelta(days=3), rng)
     # An eConnect order: filled, never written back.
@@ -211,6 +228,7 @@ def _other_routes(scene: _Scene) -> None:
         dog(6),
         ("VETM-5", 60, 5, "Give 1 tablet by mouth every 12 hours, an hour before food."),
         channel=Channel.ECONNECT,
+        written=9,
     )
     _ship(team, _order(team, heart), today - timedelta(days=7), rng)
 
@@ -288,35 +306,41 @@ def _order(team: DemoStaff, prescription: Prescription) -> Order:
 
 
 def _ship(team: DemoStaff, order: Order, on: date, rng: random.Random) -> Order:
+    # The service stamps "now" on the order; a demo shipment of last month was placed the
+    # day before it shipped.
+    placed = dt.datetime.combine(on - timedelta(days=1), dt.time(10, 0), tzinfo=_zone(team))
+    Order.objects.filter(pk=order.pk).update(placed_at=placed)
+    AuditEvent.objects.filter(object_type="prescriptions.order", object_id=str(order.pk)).update(
+        created_at=placed
+    )
     carrier = rng.choice(["UPS", "USPS", "FedEx"])
     tracking = {
         "UPS": f"1Z{rng.randint(10**15, 10**16 - 1)}",
         "USPS": f"9400{rng.randint(10**17, 10**18 - 1)}",
         "FedEx": f"{rng.randint(10**11, 10**12 - 1)}",
     }[carrier]
-    for line in order.lines.select_related("prescription_item__prescription"):
-        if line.prescription_item is not None:
-            _approved_by(line.prescription_item.prescription, on)
     return order_ship(
         order=order, actor=team.staff, shipped_on=on, carrier=carrier, tracking_number=tracking
     )
 
 
-def _approved_by(prescription: Prescription, day: date) -> None:
-    """The story's treatments began weeks ago: a prescription shipped on ``day`` was approved
-    the day before (a ship date before the approval is refused), here and in its POST."""
-    clinic = prescription.clinic
-    prescription.refresh_from_db(fields=["approved_at"])
-    if prescription.approved_at is None or clinic.localdate(prescription.approved_at) <= day:
-        return
-    when = clinic.local_noon(day - timedelta(days=1))
-    Prescription.objects.filter(pk=prescription.pk).update(approved_at=when, created_at=when)
-    prescription.items.update(status_date=when)
-    for row in WritebackItem.objects.filter(
-        prescription=prescription, kind=WritebackItem.Kind.PRESCRIBE
-    ):
-        row.payload["date_of_prescription"] = int(when.timestamp())
-        row.save(update_fields=["payload"])
+def _zone(team: DemoStaff) -> dt.tzinfo:
+    return zoneinfo.ZoneInfo(team.clinic.timezone)
+
+
+def _backdate(rx: Prescription, ago: timedelta) -> None:
+    """Move a just-approved prescription (its items, audit rows and outbox rows) back in
+    time, so its story reads in order: written, then ordered, then shipped."""
+    moment = timezone.now() - ago
+    Prescription.objects.filter(pk=rx.pk).update(created_at=moment, approved_at=moment)
+    rx.items.update(status_date=moment)
+    item_ids = [str(pk) for pk in rx.items.values_list("pk", flat=True)]
+    AuditEvent.objects.filter(
+        Q(object_type="prescriptions.prescription", object_id=str(rx.pk))
+        | Q(object_type="prescriptions.prescriptionitem", object_id__in=item_ids)
+    ).update(created_at=moment)
+    WritebackItem.objects.filter(prescription=rx).update(created_at=moment)
+    rx.refresh_from_db()
 
 
 def _unlinked_prescription(team: DemoStaff, live: Any, products: dict[str, Product]) -> None:
@@ -343,12 +367,14 @@ def _rx_requests(
     """Owners' requests: one waiting, one near expiry, one approved and waiting for payment,
     one approved and paid, one declined; how many."""
     clinic = team.clinic
+    pet = dog(10)
+    weighs = f"; {pet.name} weighs {pet.weight:g} {pet.weight_unit} now" if pet.weight else ""
     rx_request_submit(
         clinic=clinic,
-        patient=dog(10),
+        patient=pet,
         product=p["SIMP-TRIO-M"],
         quantity=2,
-        owner_note="Same as last year please; she weighs 15 kg now.",
+        owner_note=f"Same as last year please{weighs}.",
     )
     # Near expiry: waiting 41 of its 45 days. The service stamps "now"; a demo needs an
     # old one, so only its dates are moved back.

@@ -3,17 +3,22 @@ first copy of its ezyVet records, pulled from an in-process emulator."""
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
 from datetime import date, timedelta
-from decimal import Decimal
+from typing import Any
 
+from django.utils import timezone
 from faker import Faker
 
 from clinics.models import AGENT_CONNECTORS, Clinic, Integration, Role, Vet
+from clinics.services import onboarding_step_update
 from prescriptions.demo.clinics import DemoClinic
-from records.models import Client, Patient
+from records.models import Client, SyncRun
 from records.pulls import ezyvet_pull_run, ezyvet_pull_start
+from records.services import customers_import
+from records.sync import sync_run_create, sync_run_process
 
 SPECIES = {
     "Canine": [
@@ -65,74 +70,181 @@ EMULATOR_CLIENTS = 500
 EMULATOR_SEED = 1
 
 
+STORE_SHARE = 10  # one client in ten is a home-delivery customer of the clinic's store
+
+
 def records_seed(
     clinic: Clinic, spec: DemoClinic, *, count: int, fake: Faker, rng: random.Random
 ) -> int:
-    """Made-up clients and their pets, for a clinic that has no clients; how many it made."""
+    """A clinic's people, through the doors real data takes: the store's home-delivery
+    customers through the customer import, an agent clinic's PIMS records through an agent
+    batch (and a later batch with changes for staff); Riverside's come from its first pull.
+    How many clients there are afterwards (0 if the clinic had some already)."""
     if Client.objects.for_clinic(clinic).exists():
         return 0
-    clients = [_client(clinic, spec, index, fake=fake, rng=rng) for index in range(count)]
-    Client.objects.bulk_create(clients, batch_size=500)
-    Patient.objects.bulk_create(_pets(clinic, rng=rng), batch_size=1000)
-    return len(clients)
+    store = [_store_row(spec, index, fake=fake, rng=rng) for index in range(count // STORE_SHARE)]
+    customers_import(clinic=clinic, rows=store, actor_label="demo import")
+    if spec.connector in AGENT_CONNECTORS:
+        pims = [_pims_entry(index, fake=fake, rng=rng, spec=spec) for index in range(count)]
+        # Some store customers are clients of the clinic too: merged on the first copy (the
+        # first of them is only a possible match, for staff to decide).
+        known = store[: min(len(store), max(3, len(store) // 3))]
+        pims[: len(known)] = [_same_person(row, i, rng) for i, row in enumerate(known)]
+        _ingest(clinic, spec, pims, batch_id="demo-first-copy", full=True, days_ago=2)
+        _ingest(clinic, spec, _changes(pims), batch_id="demo-changes", full=False, days_ago=0)
+        _onboarding_done(clinic)
+    return Client.objects.for_clinic(clinic).count()
 
 
-def _client(
-    clinic: Clinic, spec: DemoClinic, index: int, *, fake: Faker, rng: random.Random
-) -> Client:
+def _store_row(spec: DemoClinic, index: int, *, fake: Faker, rng: random.Random) -> dict[str, str]:
     first, last = fake.first_name(), fake.last_name()
-    home_delivery = index % 10 == 0  # some store customers not yet linked to the PIMS
-    # An agent clinic's records came from its PIMS (Cornerstone ids); an ezyVet
-    # clinic's PIMS records come from its first pull instead.
-    agent_record = spec.connector in AGENT_CONNECTORS and not home_delivery
-    return Client(
-        clinic=clinic,
-        first_name=first,
-        last_name=last,
-        email=f"{first}.{last}{rng.randint(1, 99)}@example.org".lower(),
-        phone=f"+1 {rng.randint(201, 989)} 555 {rng.randint(100, 199):04d}",
-        address_line1=fake.street_address(),
-        city=spec.city,
-        state=spec.state,
-        postcode=spec.postcode,
-        country="US",
-        customer_ref=f"HD-{spec.slug[:3].upper()}-{10000 + index}" if home_delivery else "",
-        pims_id=f"C{20000 + index}" if agent_record else "",
-    )
+    return {
+        "customer_ref": f"HD-{spec.slug[:3].upper()}-{10000 + index}",
+        "first_name": first,
+        "last_name": last,
+        "email": f"{first}.{last}{rng.randint(1, 99)}@example.org".lower(),
+        "phone": f"({rng.randint(201, 989)}) 555-{rng.randint(100, 199):04d}",
+        "line1": fake.street_address(),
+        "line2": "",
+        "city": spec.city,
+        "state": spec.state,
+        "postcode": spec.postcode,
+        "pet_names": rng.choice(PET_NAMES),
+    }
 
 
-def _pets(clinic: Clinic, *, rng: random.Random) -> list[Patient]:
-    """One to three pets for each of the clinic's clients; a client from the PIMS has its
-    pets from there too."""
-    patients: list[Patient] = []
+def _pet_entry(pims_id: str, *, rng: random.Random, name: str = "") -> dict[str, Any]:
+    species = rng.choice(list(SPECIES))
     today = date.today()
-    for client in Client.objects.for_clinic(clinic).only("id", "pims_id"):
-        for _ in range(rng.choice((1, 1, 1, 2, 2, 3))):
-            species = rng.choice(list(SPECIES))
-            deceased = rng.random() < 0.04
-            weight = Decimal(rng.uniform(3, 40) if species == "Canine" else rng.uniform(2.5, 7))
-            patients.append(
-                Patient(
-                    clinic=clinic,
-                    client=client,
-                    name=rng.choice(PET_NAMES),
-                    species=species,
-                    breed=rng.choice(SPECIES[species]),
-                    sex=rng.choice(SEXES),
-                    birth_date=today - timedelta(days=rng.randint(120, 15 * 365)),
-                    weight=weight.quantize(Decimal("0.1")),
-                    weight_unit="kg",
-                    is_deceased=deceased,
-                    deceased_on=today - timedelta(days=rng.randint(1, 300)) if deceased else None,
-                    pims_id=f"P{50000 + len(patients)}" if client.pims_id else "",
-                )
-            )
-    return patients
+    deceased = rng.random() < 0.04
+    low, high = (3, 40) if species == "Canine" else (2.5, 7)
+    return {
+        "pims_id": pims_id,
+        "name": name or rng.choice(PET_NAMES),
+        "species": species,
+        "breed": rng.choice(SPECIES[species]),
+        "sex": rng.choice(SEXES),
+        "birth_date": (today - timedelta(days=rng.randint(120, 15 * 365))).isoformat(),
+        "weight": round(rng.uniform(low, high), 1),
+        "weight_unit": "kg",
+        "deceased": deceased,
+        "deceased_on": (today - timedelta(days=rng.randint(1, 300))).isoformat()
+        if deceased
+        else None,
+        "active": True,
+    }
+
+
+def _pims_entry(index: int, *, fake: Faker, rng: random.Random, spec: DemoClinic) -> dict[str, Any]:
+    first, last = fake.first_name(), fake.last_name()
+    return {
+        "pims_id": f"C{20000 + index}",
+        "first_name": first,
+        "last_name": last,
+        "email": f"{first}.{last}{rng.randint(1, 99)}@example.org".lower(),
+        "phone": f"+1 {rng.randint(201, 989)} 555 {rng.randint(100, 199):04d}",
+        "address": {
+            "line1": fake.street_address(),
+            "line2": "",
+            "city": spec.city,
+            "state": spec.state,
+            "postcode": spec.postcode,
+            "country": "US",
+        },
+        "active": True,
+        "patients": [
+            _pet_entry(f"P{50000 + index * 3 + n}", rng=rng)
+            for n in range(rng.choice((1, 1, 1, 2, 2, 3)))
+        ],
+    }
+
+
+def _same_person(row: dict[str, str], index: int, rng: random.Random) -> dict[str, Any]:
+    """The PIMS's record of a store customer: merged on first copy (the merge story)."""
+    entry: dict[str, Any] = {
+        "pims_id": f"C{29000 + index}",
+        "first_name": row["first_name"],
+        "last_name": row["last_name"],
+        "email": row["email"],
+        "phone": row["phone"],
+        "address": {
+            "line1": row["line1"],
+            "line2": "",
+            "city": row["city"],
+            "state": row["state"],
+            "postcode": row["postcode"],
+            "country": "US",
+        },
+        "active": True,
+        "patients": [_pet_entry(f"P{59000 + index}", rng=rng, name=row["pet_names"])],
+    }
+    if index == 0:
+        # A plausible but uncertain match: a nickname, no email, a new address.
+        entry["first_name"] = row["first_name"][:3]
+        entry["email"] = ""
+        entry["address"] = {**entry["address"], "line1": "1 Other St"}
+    return entry
+
+
+def _changes(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The next day's batch: an owner's new address, a renamed pet, a new weight — held for
+    staff or applied as the field policy says."""
+    moved, renamed, weighed = (json.loads(json.dumps(e)) for e in entries[-3:])
+    moved["address"]["line1"] = "48 Lakeside Dr"
+    renamed["patients"][0]["name"] = renamed["patients"][0]["name"] + " Jr"
+    weighed["patients"][0]["weight"] = round(weighed["patients"][0]["weight"] * 1.05, 1)
+    return [moved, renamed, weighed]
+
+
+def _ingest(
+    clinic: Clinic,
+    spec: DemoClinic,
+    entries: list[dict[str, Any]],
+    *,
+    batch_id: str,
+    full: bool,
+    days_ago: int,
+) -> None:
+    """An agent batch, as the clinic's agent would post it, applied by the sync engine."""
+    sent = timezone.now() - timedelta(days=days_ago)
+    for entry in entries:
+        entry["modified_at"] = sent.isoformat()
+        for pet in entry["patients"]:
+            pet["modified_at"] = sent.isoformat()
+    body = json.dumps(
+        {
+            "source": spec.connector.value,
+            "batch_id": batch_id,
+            "sent_at": sent.isoformat(),
+            "full": full,
+            "clients": entries,
+        }
+    )
+    run, _ = sync_run_create(clinic=clinic, body=body, trigger=SyncRun.Trigger.AGENT)
+    sync_run_process(run_id=run.pk)
+    SyncRun.objects.filter(pk=run.pk).update(created_at=sent)
+
+
+def _onboarding_done(clinic: Clinic) -> None:
+    """A live demo clinic finished onboarding: every step of its checklist is ticked."""
+    checklist = getattr(clinic.integration, "checklist", None)
+    if checklist is None:
+        return
+    if not checklist.has_technical_contact:
+        # What the onboarding team types into the checklist's form in the admin.
+        type(checklist).objects.filter(pk=checklist.pk).update(
+            technical_contact_name="Jordan Lee",
+            technical_contact_email=f"it@{clinic.slug}.example",
+        )
+    for step in checklist.steps.filter(done_at__isnull=True).order_by("pk"):
+        onboarding_step_update(step=step, done=True, notes="Done during the demo's onboarding.")
 
 
 def first_pull(clinic: Clinic, *, say: Callable[[str], None]) -> None:
     """Riverside's first copy of its ezyVet records, through the real pull, from an
-    in-process emulator identical to the demo's; the clinic stays pointed at the demo's."""
+    in-process emulator identical to the demo's (so a later "Sync now" finds the same site);
+    before it, store customers who are ezyVet clients too (merged, or one possible match);
+    after it, a day of edits in ezyVet pulled as a delta (changes held for staff)."""
     integration = clinic.integration
     linked = Client.objects.for_clinic(clinic).exclude(pims_id="").exists()
     if integration.watermark is not None or linked:
@@ -145,18 +257,64 @@ def first_pull(clinic: Clinic, *, say: Callable[[str], None]) -> None:
         seed=EMULATOR_SEED,
         rate_per_minute=0,
         endpoint_rate_per_minute=0,
+        timezone=clinic.timezone,
+    )
+    customers_import(
+        clinic=clinic, rows=_customers_known_to(site, count=6), actor_label="demo import"
     )
     base_url = integration.base_url
     Integration.objects.filter(pk=integration.pk).update(base_url=site.start())
     try:
-        run, _ = ezyvet_pull_start(integration=integration)
-        run = ezyvet_pull_run(run_id=run.pk)
+        run = _pull(integration)
+        contact, animal = site.customer_ids()[-1], site.records("animal")[-1]
+        site.update_record("contact", contact, {"last_name": "Okafor-Reyes"})
+        site.update_record("animal", animal["id"], {"name": f"{animal['name']} Belle"})
+        delta = _pull(integration)
     finally:
         Integration.objects.filter(pk=integration.pk).update(base_url=base_url)
         site.stop()
+    _onboarding_done(clinic)
     # The clinic's vet is one of ezyVet's vet users, so prescriptions name the real vet.
     vet_user_id = str(site.records("consult")[0]["vet_id"])
     Vet.objects.filter(clinic=clinic, user__username=f"{clinic.slug}-{Role.VET.value}").update(
         pims_user_id=vet_user_id
     )
-    say(f"{clinic.name}: first ezyVet pull {run.get_status_display().lower()}")
+    say(
+        f"{clinic.name}: first ezyVet pull {run.get_status_display().lower()}, "
+        f"then a delta {delta.get_status_display().lower()}"
+    )
+
+
+def _pull(integration: Integration) -> SyncRun:
+    integration.refresh_from_db()
+    run, _ = ezyvet_pull_start(integration=integration)
+    return ezyvet_pull_run(run_id=run.pk)
+
+
+def _customers_known_to(site: Any, *, count: int) -> list[dict[str, str]]:
+    """Store customers who are ezyVet clients as well (the first is only a plausible match)."""
+    rows = []
+    for index, contact_id in enumerate(site.customer_ids()[:count]):
+        contact = site.record("contact", contact_id)
+        details = [site.record("contactdetail", d) for d in contact["contact_detail_list"]]
+        address = site.record("address", contact["address_physical"])
+        pets = [a["name"] for a in site.records("animal") if a["contact_id"] == contact_id]
+        row = {
+            "customer_ref": f"HD-RIV-{20000 + index}",
+            "first_name": contact["first_name"],
+            "last_name": contact["last_name"],
+            "email": next((d["value"] for d in details if d["name"] == "Email"), ""),
+            "phone": next((d["value"] for d in details if d["name"] != "Email"), ""),
+            "line1": address["street_1"],
+            "line2": address["street_2"],
+            "city": address["city"],
+            "state": address["state"],
+            "postcode": address["post_code"],
+            "pet_names": ";".join(pets),
+        }
+        if index == 0:
+            # Only a plausible match: a shortened first name, no email, another phone and
+            # address; the same surname, town and pet. Staff confirm it or keep it apart.
+            row.update(first_name=row["first_name"][:3], email="", phone="", line1="1 Other St")
+        rows.append(row)
+    return rows

@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('clinics', '0006_syncvet_install_needs_contact'),
+        ('clinics', '0007_syncvet_install_needs_contact'),
         ('prescriptions', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

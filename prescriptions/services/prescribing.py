@@ -259,6 +259,12 @@ def prescription_mark_paid(
             raise PrescriptionError("Record the payment once a vet has approved it.")
         if prescription.paid_at is not None:
             raise PrescriptionError(f"{prescription.number} is already paid.")
+        replacement = Prescription.objects.filter(replaces=prescription).first()
+        if replacement is not None:
+            raise PrescriptionError(
+                f"{prescription.number} was replaced by {replacement.number} after the rename: "
+                "record the payment there."
+            )
         prescription.paid_at = timezone.now()
         prescription.save(update_fields=["paid_at", "updated_at"])
         audit_log(

@@ -9,7 +9,13 @@ from typing import Any
 
 from clinics.audit import audit_log
 from clinics.models import Vet
-from prescriptions.models import Autoship, Order, Prescription, PrescriptionItem
+from prescriptions.models import (
+    RENAME_END_PREFIX,
+    Autoship,
+    Order,
+    Prescription,
+    PrescriptionItem,
+)
 from prescriptions.services.prescribing import (
     ItemSpec,
     PrescriptionError,
@@ -71,7 +77,7 @@ def patient_renamed_represcribe(patient: Patient, old_name: str, actor: Any, rea
 
 
 def _represcribe(patient: Patient, old_name: str, actor: Any, reason: str) -> None:
-    why = f"Pet renamed from {old_name} to {patient.name}: {reason}"[:300]
+    why = f"{RENAME_END_PREFIX}{old_name} to {patient.name}: {reason}"[:300]
     open_rx = (
         Prescription.objects.select_for_update()
         .filter(patient=patient, state__in=(Prescription.State.DRAFT, Prescription.State.APPROVED))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from clinics.display import event_actor
 from clinics.models import AuditEvent
 from prescriptions.models import ItemStatus, PrescriptionItem
 
@@ -33,9 +34,11 @@ ACTION_LABELS = {
 def audit_history(obj: Any, *, items: Iterable[PrescriptionItem] = ()) -> list[dict[str, Any]]:
     """The object's audit events, newest first, each with a line a person can read."""
     names = {item.pk: str(item.product) for item in items}
-    events = AuditEvent.objects.filter(
-        object_type=obj._meta.label_lower, object_id=str(obj.pk)
-    ).order_by("-created_at", "-pk")[:HISTORY_LIMIT]
+    events = (
+        AuditEvent.objects.filter(object_type=obj._meta.label_lower, object_id=str(obj.pk))
+        .select_related("actor")
+        .order_by("-created_at", "-pk")[:HISTORY_LIMIT]
+    )
     rows = []
     for event in events:
         before = event.before if isinstance(event.before, dict) else {}
@@ -55,7 +58,7 @@ def audit_history(obj: Any, *, items: Iterable[PrescriptionItem] = ()) -> list[d
         rows.append(
             {
                 "at": event.created_at,
-                "by": event.actor_label,
+                "by": event_actor(event),
                 "label": ACTION_LABELS.get(event.action, event.action),
                 "detail": detail.strip(),
             }

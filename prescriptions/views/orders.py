@@ -42,6 +42,7 @@ from prescriptions.views.prescriptions import (
     record_filter,
 )
 from records.models import ManualUpdate, Patient
+from vetsync.lib.numbers import id_from
 
 SHIPPING_KINDS = (ManualUpdate.Kind.CLIENT_NAME, ManualUpdate.Kind.CLIENT_ADDRESS)
 
@@ -118,8 +119,8 @@ def order_new(request: HttpRequest, clinic_slug: str) -> HttpResponse:
     """Place an order for a pet: prescription lines fill one of the pet's open items, OTC
     lines need none. Without ``?patient=`` the page is a pet picker."""
     clinic = clinic_for_user(request, clinic_slug)
-    patient_id = request.GET.get("patient", "")
-    if not patient_id.isdigit():
+    patient_id = id_from(request.GET.get("patient"))
+    if patient_id is None:
         return pet_pick_page(
             request,
             clinic,

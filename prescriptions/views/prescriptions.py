@@ -47,6 +47,7 @@ from prescriptions.services import (
 )
 from prescriptions.views.history import audit_history, status_label
 from records.models import Client, Patient
+from vetsync.lib.numbers import id_from
 
 PAGE_SIZE = 50
 PET_PICKER_LIMIT = 25
@@ -69,12 +70,12 @@ def form_error(form: Form) -> str:
 def record_filter(request: HttpRequest, clinic: Clinic) -> tuple[Patient | None, Client | None]:
     """``?patient=`` or ``?client=`` narrows a list to one record (links from its page);
     another clinic's record is a 404 like everything else of that clinic."""
-    patient_id = request.GET.get("patient", "")
-    client_id = request.GET.get("client", "")
-    if patient_id.isdigit():
+    patient_id = id_from(request.GET.get("patient"))
+    client_id = id_from(request.GET.get("client"))
+    if patient_id is not None:
         patient = get_for_clinic(Patient.objects.select_related("client"), clinic, pk=patient_id)
         return patient, None
-    if client_id.isdigit():
+    if client_id is not None:
         return None, get_for_clinic(Client.objects.all(), clinic, pk=client_id)
     return None, None
 
@@ -141,7 +142,7 @@ def prescription_list(request: HttpRequest, clinic_slug: str) -> HttpResponse:
         rxs = rxs.filter(patient__client=client)
     rxs = (
         rxs.search(query)
-        .select_related("patient__client", "vet", "clinic")
+        .select_related("patient__client", "vet", "replaced_by", "clinic")
         .prefetch_related(
             Prefetch("items", queryset=PrescriptionItem.objects.select_related("product"))
         )
@@ -173,8 +174,8 @@ def prescription_new(request: HttpRequest, clinic_slug: str) -> HttpResponse:
     """Write a prescription for a pet: staff save a draft for a vet; a vet may approve it at
     once. Without ``?patient=`` the page is a pet picker."""
     clinic = clinic_for_user(request, clinic_slug)
-    patient_id = request.GET.get("patient", "")
-    if not patient_id.isdigit():
+    patient_id = id_from(request.GET.get("patient"))
+    if patient_id is None:
         return pet_pick_page(
             request,
             clinic,
@@ -308,6 +309,7 @@ def prescription_detail(
     can_approve = vet_for_user(clinic=clinic, user=request.user) is not None
     approved = prescription.state == Prescription.State.APPROVED
     open_items = [item for item in items if item.is_open]
+    replaced_by = Prescription.objects.filter(replaces=prescription).first()
     return TemplateResponse(
         request,
         "prescriptions/prescription_detail.html",
@@ -318,7 +320,7 @@ def prescription_detail(
             "owner": prescription.patient.client,
             "items": items,
             "open_items": open_items,
-            "replaced_by": Prescription.objects.filter(replaces=prescription).first(),
+            "replaced_by": replaced_by,
             "rx_request": rx_request,
             "writebacks": list(prescription.writebacks.order_by("sequence", "pk")),
             "writeback_reasons": _not_written_back(prescription, items),
@@ -335,7 +337,10 @@ def prescription_detail(
             ),
             "history": audit_history(prescription, items=items),
             "can_approve": can_approve,
-            "can_pay": prescription.needs_payment and prescription.paid_at is None and approved,
+            "can_pay": prescription.needs_payment
+            and prescription.paid_at is None
+            and approved
+            and replaced_by is None,
             "can_end": approved and bool(open_items),
             "can_autoship": approved and not prescription.is_expired,
             "end_form": EndItemsForm(items=items),

@@ -6,6 +6,7 @@ row with its attempts, and "Retry" calls ``writeback_retry`` (which audit-logs).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -19,7 +20,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from clinics.access import clinic_for_user, get_for_clinic
+from clinics.access import clinic_for_user, get_for_clinic, is_onboarding
+from clinics.display import when
 from clinics.models import Clinic
 from prescriptions import writeback
 from prescriptions.models import WritebackIncident, WritebackItem
@@ -33,6 +35,89 @@ def _detail_url(clinic: Clinic, item_id: int) -> str:
     return reverse(
         "prescriptions:writeback-detail", kwargs={"clinic_slug": clinic.slug, "item_id": item_id}
     )
+
+
+def writeback_fixes(
+    request: HttpRequest, clinic: Clinic, item: WritebackItem
+) -> list[tuple[str, str]]:
+    """Where the cause of a failed writeback is fixed: (what to do, link), read from the
+    records as they are now (a cause already fixed is not offered)."""
+    if item.status != Status.FAILED or item.kind != Kind.PRESCRIBE:
+        return []
+    rx = item.prescription
+    pet, owner, vet = rx.patient, rx.patient.client, rx.vet
+    fixes = []
+    slug = clinic.slug
+    matches = reverse("records:update-queue", kwargs={"clinic_slug": slug})
+    if not pet.pims_id:
+        fixes.append(
+            (
+                f"{pet.name} has no PIMS record linked: open the pet's page to see why",
+                reverse(
+                    "records:patient-detail", kwargs={"clinic_slug": slug, "patient_id": pet.pk}
+                ),
+            )
+        )
+    if not owner.pims_id:
+        fixes.append(
+            (
+                "The owner has no PIMS record linked: confirm a possible match in Manual updates",
+                matches + "?kind=possible_match",
+            )
+        )
+    if not pet.pims_id or not owner.pims_id:
+        fixes.append(
+            (
+                "Once the records are in the practice system, pull them now",
+                reverse("records:run-list", kwargs={"clinic_slug": slug}),
+            )
+        )
+    if not vet.pims_user_id and item.target == WritebackItem.Target.EZYVET:
+        if is_onboarding(request.user):
+            fixes.append(
+                (
+                    f"{vet} has no ezyVet user: set it on the vet in the admin",
+                    reverse("admin:clinics_vet_change", args=[vet.pk]),
+                )
+            )
+        else:
+            fixes.append(
+                (
+                    f"{vet} has no ezyVet user: the VetSync onboarding team links it (see the "
+                    "Practice system page to contact them)",
+                    reverse("clinics:integration", kwargs={"clinic_slug": slug}),
+                )
+            )
+    return fixes
+
+
+EPOCH_RANGE = (946_684_800, 4_102_444_800)  # 2000-01-01 .. 2100-01-01
+
+
+def payload_dates(value: Any, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(key, raw value, readable date) for each epoch date in a payload (ezyVet sends and
+    answers dates as Unix seconds), nested objects and lists included."""
+    found: list[tuple[str, str, str]] = []
+    if isinstance(value, dict):
+        for key, inner in sorted(value.items()):
+            found.extend(payload_dates(inner, f"{prefix}{key}."))
+        return found
+    if isinstance(value, list):
+        for index, inner in enumerate(value):
+            found.extend(payload_dates(inner, f"{prefix}{index}."))
+        return found
+    key = prefix.rstrip(".")
+    name = key.rsplit(".", 1)[-1]
+    if not ("date" in name or name.endswith(("_at", "created", "modified"))):
+        return found
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return found
+    if EPOCH_RANGE[0] <= seconds <= EPOCH_RANGE[1] and not isinstance(value, bool):
+        moment = dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+        found.append((key, str(value), when(moment)))
+    return found
 
 
 def _pretty(value: Any) -> str:
@@ -112,7 +197,10 @@ def writeback_detail(request: HttpRequest, clinic_slug: str, item_id: int) -> Ht
             "item": item,
             "attempts": list(item.attempts_made.order_by("number")),
             "retried_by": WritebackItem.objects.filter(retry_of=item).first(),
+            "fixes": writeback_fixes(request, clinic, item),
             "payload": _pretty(item.payload),
+            "payload_dates": payload_dates(item.payload),
+            "response_dates": payload_dates(item.response),
             "response": _pretty(item.response),
             # Only an ezyVet row moves on its own; an agent's row waits for the agent's pull.
             "polling": item.is_open and item.target == WritebackItem.Target.EZYVET,

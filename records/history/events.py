@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db.models import Q
 
+from clinics.display import event_actor
 from clinics.models import AuditEvent
 from records.merging import (
     PET_UNMERGE_ACTION,
@@ -106,9 +107,11 @@ class TimelineEntry:
 
 def record_events(obj: Client | Patient, limit: int = TIMELINE_LIMIT) -> list[AuditEvent]:
     """The newest audit events about one client or pet, oldest first (one query)."""
-    events = AuditEvent.objects.filter(
-        object_type=obj._meta.label_lower, object_id=str(obj.pk)
-    ).order_by("-created_at", "-id")[:limit]
+    events = (
+        AuditEvent.objects.filter(object_type=obj._meta.label_lower, object_id=str(obj.pk))
+        .select_related("actor")
+        .order_by("-created_at", "-id")[:limit]
+    )
     return sorted(events, key=lambda e: (e.created_at, e.pk))
 
 
@@ -262,18 +265,17 @@ def timeline(
                 order=0,
             )
         )
+    visits: dict[Any, _CareVisit] = {}
     for event in events:
-        entries.append(
-            TimelineEntry(
-                at=event.created_at,
-                kind=event_kind(event),
-                title=event_title(event),
-                by=_event_by(event),
-                changes=event_changes(event),
-                note=_event_note(event),
-                order=1,
-            )
-        )
+        if _is_care_lookup(event):
+            visit = visits.get(event.actor_id)
+            if visit is not None and event.created_at - visit.last <= CARE_VISIT:
+                visit.add(event)
+                continue
+            visits[event.actor_id] = visit = _CareVisit(_entry(event), event.created_at)
+            entries.append(visit.entry)
+            continue
+        entries.append(_entry(event))
     if isinstance(obj, Client) and obj.customer_ref:
         entries.append(
             TimelineEntry(
@@ -293,11 +295,45 @@ def timeline(
     return entries
 
 
+# Pet Owner Care's log keeps every view; the clinic's timeline shows one line per Care visit:
+# one Care user's views of the record with no gap longer than this.
+CARE_VISIT = dt.timedelta(minutes=30)
+
+
+def _is_care_lookup(event: AuditEvent) -> bool:
+    return event.action.startswith(CARE_PREFIX) and not is_care_change(event)
+
+
+def _entry(event: AuditEvent) -> TimelineEntry:
+    return TimelineEntry(
+        at=event.created_at,
+        kind=event_kind(event),
+        title=event_title(event),
+        by=_event_by(event),
+        changes=event_changes(event),
+        note=_event_note(event),
+        order=1,
+    )
+
+
+@dataclass
+class _CareVisit:
+    entry: TimelineEntry
+    last: dt.datetime
+    views: int = 1
+
+    def add(self, event: AuditEvent) -> None:
+        self.views += 1
+        self.last = event.created_at
+        minutes = max(1, round((self.last - self.entry.at).total_seconds() / 60))
+        self.entry.note = f"{self.views} views over {minutes} minute{'s' if minutes != 1 else ''}"
+
+
 def _event_by(event: AuditEvent) -> str:
     after = event.after if isinstance(event.after, dict) else {}
     if event.actor_label == "sync" and after.get("run"):
         return f"sync run {after['run']}"
-    return event.actor_label
+    return event_actor(event)
 
 
 def _event_note(event: AuditEvent) -> str:
@@ -324,7 +360,7 @@ def name_history(
                     event.created_at,
                     before["name"],
                     after["name"],
-                    event.actor_label,
+                    event_actor(event),
                     str(after.get("reason") or ""),
                 )
             )

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from clinics.display import event_actor
 from clinics.models import AuditEvent
 from records.fields import CLIENT_ADDRESS_ATTRS, CLIENT_TO_ADDRESS, PET_FILL_IF_EMPTY
 from records.history.events import (
@@ -104,7 +105,7 @@ def _event_source(event: AuditEvent) -> Source | None:
         label = "Restored by unmerge"
     else:
         label = "Changed by staff" if kind == "staff" else "Changed"
-    return Source(kind, label, event.created_at, event.actor_label)
+    return Source(kind, label, event.created_at, event_actor(event))
 
 
 def field_sources(

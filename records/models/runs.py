@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
 from clinics.models import Clinic
+from clinics.problems import Problem, problem_for
 from records.models.people import Client, Patient
+
+
+@dataclass(frozen=True)
+class CountRow:
+    """A run's count of one outcome, clients and pets apart."""
+
+    key: str
+    label: str
+    clients: int | None
+    pets: int | None
+    total: int
 
 
 class SyncRunQuerySet(models.QuerySet["SyncRun"]):
@@ -47,6 +61,11 @@ class SyncRun(models.Model):
         default=0, help_text="Client entries applied so far; a resumed run starts here."
     )
     counts = models.JSONField(default=dict, blank=True)
+    kind_counts = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Counts by kind and outcome ("client.created", "patient.created", …).',
+    )
     match_plan = models.JSONField(
         null=True,
         blank=True,
@@ -59,7 +78,12 @@ class SyncRun(models.Model):
         editable=False,
         help_text="ezyVet pulls: the integration's watermark once this run has committed.",
     )
-    error = models.TextField(blank=True)
+    error = models.TextField(blank=True, help_text="The technical detail of a failure.")
+    problem = models.CharField(
+        max_length=20,
+        blank=True,
+        help_text="A failed run's kind of problem (clinics.problems.ProblemKind): what staff read.",
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
     )
@@ -89,6 +113,66 @@ class SyncRun(models.Model):
     def review_count(self) -> int:
         """Records held for staff: manual updates and possible matches."""
         return int(self.counts.get("manual_update", 0)) + int(self.counts.get("possible_match", 0))
+
+    @property
+    def count_rows(self) -> list[CountRow]:
+        """One row per outcome with its clients and pets apart (runs from before the split
+        have totals only: ``clients`` and ``pets`` are None)."""
+        split = bool(self.kind_counts) or not self.counts
+        by_kind = self.kind_counts
+        return [
+            CountRow(
+                key=value,
+                label=label,
+                clients=int(by_kind.get(f"client.{value}", 0)) if split else None,
+                pets=int(by_kind.get(f"patient.{value}", 0)) if split else None,
+                total=int(self.counts.get(value, 0)),
+            )
+            for value, label in Outcome.choices
+        ]
+
+    @property
+    def count_totals(self) -> CountRow:
+        rows = self.count_rows
+        split = rows[0].clients is not None
+        return CountRow(
+            key="all",
+            label="All outcomes",
+            clients=sum(r.clients or 0 for r in rows) if split else None,
+            pets=sum(r.pets or 0 for r in rows) if split else None,
+            total=sum(r.total for r in rows),
+        )
+
+    @property
+    def counts_by_outcome(self) -> dict[str, CountRow]:
+        rows = {row.key: row for row in self.count_rows}
+        rows["review"] = CountRow(
+            key="review",
+            label="For review",
+            clients=None
+            if rows["merged"].clients is None
+            else (rows["manual_update"].clients or 0) + (rows["possible_match"].clients or 0),
+            pets=None
+            if rows["merged"].pets is None
+            else (rows["manual_update"].pets or 0) + (rows["possible_match"].pets or 0),
+            total=rows["manual_update"].total + rows["possible_match"].total,
+        )
+        rows["all"] = self.count_totals
+        return rows
+
+    @property
+    def problem_words(self) -> Problem | None:
+        """Why a failed run stopped, in words for clinic staff."""
+        return problem_for(self.problem) if self.status == self.Status.FAILED else None
+
+    @property
+    def failed_fetching(self) -> bool:
+        """A pull that failed before its records were stored: resuming it pulls again."""
+        return (
+            self.status == self.Status.FAILED
+            and self.trigger == self.Trigger.PULL
+            and not SyncRunPayload.objects.filter(run_id=self.pk).exists()
+        )
 
     @property
     def percent(self) -> int:

@@ -4,7 +4,6 @@ and updates in the chunk's transaction."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from records.models import (
     SyncRun,
     WeightRecord,
 )
+from vetsync.lib import json_input
 from vetsync.lib.bulk import RowInserter, bulk_update_rows
 from vetsync.pims.records import QuarantinedRecord
 
@@ -115,11 +115,18 @@ class Chunk:
                 previous = self.outcomes[index]
                 if previous["kind"] == "client" and previous["pims_id"] == pims_id:
                     self.counts[previous["outcome"]] -= 1
+                    self.counts[f"{kind}.{previous['outcome']}"] -= 1
                     self.outcomes[index] = row
-                    self.counts[outcome] += 1
+                    self._count(kind, outcome)
                     return
         self.outcomes.append(row)
+        self._count(kind, outcome)
+
+    def _count(self, kind: str, outcome: str) -> None:
+        # By outcome (what the reports read), and by kind and outcome, so the run page can
+        # show clients and pets apart.
         self.counts[outcome] += 1
+        self.counts[f"{kind}.{outcome}"] += 1
 
     def quarantine(self, record: QuarantinedRecord) -> None:
         self.outcome(
@@ -128,10 +135,8 @@ class Chunk:
             Outcome.QUARANTINED,
             detail=record.reason,
             # Only a batch entry can be retried; a connector's unreadable record cannot.
-            # NUL characters are dropped: PostgreSQL's jsonb cannot hold them.
-            raw=json.loads(json.dumps(record.raw, default=str).replace("\\u0000", ""))
-            if record.raw
-            else None,
+            # Made storable (NUL, NaN, lone surrogates): the row must never sink its chunk.
+            raw=json_input.storable(record.raw) if record.raw else None,
         )
 
     def audit(

@@ -3,7 +3,6 @@ position; on PostgreSQL two chunks in flight on two connections."""
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from collections import Counter
@@ -12,12 +11,14 @@ from collections.abc import Callable, Sequence
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
+from clinics.problems import ProblemKind
 from clinics.services import integration_record_sync
 from records.models import Client, Patient, SyncRun, SyncRunPayload
 from records.sync.engine import Engine
 from records.sync.lock import LockLost, sync_lock_acquire, sync_lock_release, sync_lock_renew
 from records.sync.plan import Entry, match_plan, parse_entries
 from records.sync.runs import SyncBusy
+from vetsync.lib import json_input
 from vetsync.pims.records import QuarantinedRecord
 
 CHUNK_SIZE = 1000
@@ -56,8 +57,11 @@ def sync_run_process(
         # resumes from its position when retried.
         run.status = SyncRun.Status.FAILED
         run.error = f"{type(exc).__name__}: {exc}"
-        run.save(update_fields=["status", "error"])
-        integration_record_sync(clinic_id=run.clinic_id, ok=False, error=run.error)
+        run.problem = ProblemKind.INTERNAL
+        run.save(update_fields=["status", "error", "problem"])
+        integration_record_sync(
+            clinic_id=run.clinic_id, ok=False, error=run.error, kind=run.problem
+        )
         sync_lock_release(run, owner)
         raise
     sync_lock_release(run, owner)
@@ -103,7 +107,7 @@ def _read_batch(run: SyncRun) -> tuple[list[Entry], list[QuarantinedRecord]]:
     payload_row = SyncRunPayload.objects.filter(run=run).first()
     if payload_row is None:
         raise RuntimeError("The batch of this run is no longer stored.")
-    payload = json.loads(payload_row.body)
+    payload = json_input.loads(payload_row.body)
     entries = parse_entries(payload.get("clients", []))
     # Records a connector could not read (an ezyVet pull's) are quarantined with the
     # first chunk, so that they are written exactly once.
@@ -132,14 +136,18 @@ def _advance(run: SyncRun, counts: Counter[str], start: int, end: int) -> None:
     The run moves only from where this chunk started: a chunk whose predecessor did not
     commit fails here rather than skip its records.
     """
+    # "client.created" and the like (the run page's clients and pets apart) are kept beside
+    # the counts by outcome that reports and callers read.
     merged = Counter(run.counts)
-    merged.update(counts)
+    merged.update({k: v for k, v in counts.items() if "." not in k})
+    by_kind = Counter(run.kind_counts)
+    by_kind.update({k: v for k, v in counts.items() if "." in k})
     moved = SyncRun.objects.filter(pk=run.pk, position=start).update(
-        counts=dict(merged), position=end
+        counts=dict(merged), kind_counts=dict(by_kind), position=end
     )
     if moved != 1:
         raise RuntimeError(f"Run {run.pk} is no longer at record {start}; nothing was applied.")
-    run.counts, run.position = dict(merged), end
+    run.counts, run.kind_counts, run.position = dict(merged), dict(by_kind), end
 
 
 def _after_chunk(run: SyncRun, start: int, end: int, on_progress: ProgressCallback | None) -> None:

@@ -16,6 +16,7 @@ from clinics.models import Clinic
 from records.fields import PIMS_ADDRESS_KEYS
 from records.models import Client, Outcome, SyncLock, SyncRecordOutcome, SyncRun, SyncRunPayload
 from records.sync.lock import LOCK_LEASE
+from vetsync.lib import json_input
 from vetsync.pims import agent
 from vetsync.pims.records import PimsAddress, PimsClient
 
@@ -38,8 +39,10 @@ def sync_run_create(
     """
     try:
         text = body.decode("utf-8") if isinstance(body, bytes) else body
-        payload = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        payload = json_input.loads_envelope(text)
+    except UnicodeDecodeError as exc:
+        raise agent.BatchError(f"The batch is not valid UTF-8 JSON: {exc.reason}.") from exc
+    except json_input.JsonInputError as exc:
         raise agent.BatchError(f"The batch is not valid UTF-8 JSON: {exc}.") from exc
     header = agent.parse_header(payload)
     if allowed_sources is not None and header.source.value not in allowed_sources:
@@ -147,10 +150,23 @@ def _entry_as_seen(client: Client) -> dict[str, Any]:
 
 
 def sync_run_resume(*, run: SyncRun) -> SyncRun:
-    """Make a failed run eligible to run again from where it stopped."""
-    if run.status == SyncRun.Status.FAILED and SyncRunPayload.objects.filter(run=run).exists():
+    """Make a failed run eligible to run again from where it stopped.
+
+    A run with its records stored is queued to apply the rest; an ezyVet pull that failed
+    before its records were fetched goes back to fetching (from the unchanged watermark).
+    """
+    if run.status != SyncRun.Status.FAILED:
+        return run
+    if SyncRunPayload.objects.filter(run=run).exists():
         run.status = SyncRun.Status.QUEUED
-        run.save(update_fields=["status"])
+    elif run.trigger == SyncRun.Trigger.PULL:
+        run.status = SyncRun.Status.FETCHING
+        run.total = 0
+        run.finished_at = None
+    else:
+        return run
+    run.error, run.problem = "", ""
+    run.save(update_fields=["status", "total", "finished_at", "error", "problem"])
     return run
 
 

@@ -145,10 +145,15 @@ def client_detail(request: HttpRequest, clinic_slug: str, client_id: int) -> Htt
         .select_related("client", "patient", "candidate")
         .order_by("created_at", "id")
     )
-    merges = list(
-        ClientMerge.objects.filter(customer=client)
-        .select_related("merged_by", "run")
-        .order_by("-created_at", "-id")
+    # Only a home-delivery customer has PIMS records merged into it: no query for the others.
+    merges = (
+        list(
+            ClientMerge.objects.filter(customer=client)
+            .select_related("merged_by", "run")
+            .order_by("-created_at", "-id")
+        )
+        if client.customer_ref
+        else []
     )
     events = record_events(client)
     outcomes = record_outcomes(client)

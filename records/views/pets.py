@@ -42,7 +42,11 @@ def patient_detail(request: HttpRequest, clinic_slug: str, patient_id: int) -> H
         .select_related("client", "patient")
         .order_by("created_at", "id")
     )
-    merges = list(ClientMerge.objects.filter(customer_id=pet.client_id).order_by("created_at"))
+    merges = (  # only a home-delivery customer has PIMS records merged into it
+        list(ClientMerge.objects.filter(customer_id=pet.client_id).order_by("created_at"))
+        if pet.client.customer_ref
+        else []
+    )
     events = record_events(pet)
     outcomes = record_outcomes(pet)
     sources = field_sources(pet, events=events, outcomes=outcomes, merges=merges)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_POST
@@ -20,6 +18,8 @@ from records.pulls import ezyvet_pull_start
 from records.reports import REPORT_COLUMNS, report_rows
 from records.sync import sync_lock_holder, sync_run_resume, sync_run_retry_quarantined
 from records.tasks import ezyvet_pull_task, sync_run_apply_task
+from vetsync.lib.csv_safe import formula_safe_writer
+from vetsync.lib.numbers import id_from
 
 PAGE_SIZE = 50
 
@@ -49,29 +49,26 @@ def run_detail(request: HttpRequest, clinic_slug: str, run_id: int) -> HttpRespo
     """One run: live progress while it works, then its counts and per-record outcomes."""
     clinic = clinic_for_user(request, clinic_slug)
     run = get_for_clinic(SyncRun.objects.all(), clinic, pk=run_id)
-    template = "records/sync_run.html"
-    if request.htmx.target == "run-progress":  # type: ignore[attr-defined]
-        return TemplateResponse(request, template + "#run-progress", {"clinic": clinic, "run": run})
     shown = request.GET.get("outcome", "")
     outcomes = run.outcomes.select_related("client", "patient").order_by("id")
     if shown in Outcome.values:
         outcomes = outcomes.filter(outcome=shown)
     quarantined = run.outcomes.filter(outcome=Outcome.QUARANTINED).select_related("retried_in")
-    return TemplateResponse(
-        request,
-        template,
-        {
-            "clinic": clinic,
-            "run": run,
-            "outcome_choices": Outcome.choices,
-            "shown": shown,
-            "page": Paginator(outcomes, PAGE_SIZE).get_page(request.GET.get("page")),
-            "quarantined": quarantined[:200],
-            "quarantined_open": quarantined.filter(
-                retried_in__isnull=True, raw__isnull=False
-            ).count(),
-        },
-    )
+    context = {
+        "clinic": clinic,
+        "run": run,
+        "outcome_choices": Outcome.choices,
+        "shown": shown,
+        "page": Paginator(outcomes, PAGE_SIZE).get_page(request.GET.get("page")),
+        "quarantined": quarantined[:200],
+        "quarantined_open": quarantined.filter(retried_in__isnull=True, raw__isnull=False).count(),
+    }
+    template = "records/sync_run.html"
+    # While the run works, every section (progress, counts, quarantine, outcomes) is one
+    # fragment that polls itself; the fragment of a finished run no longer polls.
+    if request.htmx.target == "run-live":  # type: ignore[attr-defined]
+        template += "#run-live"
+    return TemplateResponse(request, template, context)
 
 
 class _Echo:
@@ -85,7 +82,7 @@ def run_report(request: HttpRequest, clinic_slug: str, run_id: int) -> Streaming
     """The run's per-record outcomes as CSV (the same rows as ``manage.py sync_report``)."""
     clinic = clinic_for_user(request, clinic_slug)
     run = get_for_clinic(SyncRun.objects.all(), clinic, pk=run_id)
-    writer = csv.writer(_Echo())
+    writer = formula_safe_writer(_Echo())
     lines = (writer.writerow(row) for row in [REPORT_COLUMNS, *report_rows(run, as_lists=True)])
     response = StreamingHttpResponse(lines, content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="sync-run-{run.pk}.csv"'
@@ -98,7 +95,10 @@ def run_retry(request: HttpRequest, clinic_slug: str, run_id: int) -> HttpRespon
     """Send the run's quarantined records (all, or those ticked) through the engine again."""
     clinic = clinic_for_user(request, clinic_slug)
     run = get_for_clinic(SyncRun.objects.all(), clinic, pk=run_id)
-    chosen = [int(v) for v in request.POST.getlist("outcome") if v.isdigit()]
+    given = request.POST.getlist("outcome")
+    chosen = [i for i in map(id_from, given) if i is not None]
+    if len(chosen) != len(given):
+        return HttpResponseBadRequest("The records to retry must be chosen from the run's list.")
     retry = sync_run_retry_quarantined(run=run, actor=request.user, outcome_ids=chosen or None)
     if retry is None:
         messages.info(request, "Nothing left to retry in this run.")
@@ -119,8 +119,14 @@ def run_resume(request: HttpRequest, clinic_slug: str, run_id: int) -> HttpRespo
         return redirect(run)
     sync_run_resume(run=run)
     audit_log(action="sync.run_resumed", request=request, clinic=clinic, obj=run)
-    sync_run_apply_task.delay_on_commit(run.pk)
-    messages.success(request, f"Run {run.pk} resumes from record {run.position + 1}.")
+    if run.status == SyncRun.Status.FETCHING:
+        ezyvet_pull_task.delay_on_commit(run.pk)
+        messages.success(request, f"Run {run.pk} is pulling from ezyVet again.")
+    elif run.status == SyncRun.Status.QUEUED:
+        sync_run_apply_task.delay_on_commit(run.pk)
+        messages.success(request, f"Run {run.pk} resumes from record {run.position + 1}.")
+    else:
+        messages.error(request, "This run's records were not kept, so it cannot be resumed.")
     return redirect(run)
 
 

@@ -114,7 +114,14 @@ def update_action(request: HttpRequest, clinic_slug: str, update_id: int) -> Htt
     if request.htmx:  # type: ignore[attr-defined]
         context = _queue_context(request, clinic, request.POST.get("kind", ""))
         context.update({"update": update, "error": error, "done": done})
-        response = TemplateResponse(request, "records/update_queue.html#update-row", context)
+        if not done:
+            return TemplateResponse(request, "records/update_queue.html#update-row", context)
+        # Done: the whole list again (counts, "in all", the empty state), with what happened
+        # said where the card was, for eyes and screen readers alike.
+        context.update({"notice": _done_message(update), "oob": True, "done": False, "error": ""})
+        response = TemplateResponse(request, "records/update_queue.html#update-list", context)
+        response["HX-Retarget"] = "#update-list"
+        response["HX-Reswap"] = "outerHTML"
         response["HX-Trigger"] = "manual-updates-changed"
         return response
     if error:

@@ -65,7 +65,25 @@ def page(browser: Any, live_server: Any) -> Iterator[Any]:
 
 
 def log_in(page: Any, username: str, password: str = "pw-for-tests-only") -> None:
+    """Log in through the form; whoever needs a second factor (enrolled beforehand through
+    the same services as a person) enters the code their app would show."""
+    from django.contrib.auth import get_user_model
+
+    from clinics.two_factor.policy import two_factor_required
+    from clinics.two_factor.services import has_two_factor
+    from tests.two_factor import enrolled_device
+
+    user = get_user_model().objects.filter(username=username).first()
+    device = None
+    if user is not None and (two_factor_required(user) or has_two_factor(user)):
+        device = enrolled_device(user)
     page.goto("/accounts/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", password)
     page.click("button[type=submit]")
+    if device is not None:
+        from tests.two_factor import code_for
+
+        page.wait_for_url("**/accounts/two-factor/verify/**")
+        page.fill("#id_token", code_for(device))
+        page.click("button[type=submit].primary")

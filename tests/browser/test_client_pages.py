@@ -66,7 +66,9 @@ def test_search_client_pet_and_weight_chart(world: World, page: Any) -> None:
     page.wait_for_url("**/c/alder/clients/*/")
     assert page.locator("h1").inner_text() == "Dana Whitfield"
     phone = page.get_by_test_id("field-phone")
-    assert "PIMS differs" in phone.inner_text() and "503-555-0199" in phone.inner_text()
+    assert (
+        "PIMS differs" in phone.inner_text() and "(503) 555-0199" in phone.inner_text()
+    )  # national format
     history = page.get_by_test_id("timeline")
     assert history.locator("li").count() == 2  # copied; then the PIMS's phone, not applied
     assert "Changed in the PIMS, not applied" in history.locator("li").first.inner_text()

@@ -86,6 +86,8 @@ def served(tmp_path: Path, redis_url: str) -> Iterator[Served]:
         "WEB_CONCURRENCY": "2",
         **{f"CELERY_CONCURRENCY_{q}": "1" for q in ("SYNC", "PULL", "WRITEBACK", "DEFAULT")},
         "SERVE_SMOKE_MARK": mark,
+        # The TLS proxy this test plays: its X-Forwarded-Proto is trusted only when configured.
+        "TRUST_X_FORWARDED_PROTO": "1",
         "PY": sys.executable,
     }
     env.pop("DEBUG", None)

@@ -1,4 +1,5 @@
-"""The run page follows a sync live and stops polling when the run ends."""
+"""The run page follows a sync live, every section of it, and stops polling when the run ends;
+its counts add up, clients and pets apart."""
 
 from __future__ import annotations
 
@@ -14,25 +15,46 @@ from tests.records.batches import batch, owner, pet
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_progress_updates_in_place_and_polling_stops(world: World, page: Any) -> None:
+def test_every_section_updates_live_and_polling_stops(world: World, page: Any) -> None:
     run, _ = sync_run_create(
         clinic=world.a.clinic,
-        body=batch(owner(), owner("C-2", patients=[pet("P-2", weight=-1)])),
+        body=batch(
+            owner(patients=[pet("P-1"), pet("P-3", name="Pepper")]),
+            owner("C-2", patients=[pet("P-2", weight=-1)]),
+        ),
         trigger="agent",
     )
     log_in(page, world.a.staff.username)
     page.goto(run.get_absolute_url())
     assert page.get_by_test_id("run-status").inner_text() == "Queued"
-    assert page.locator("#run-progress[hx-trigger]").count() == 1
+    assert page.locator("#run-live[hx-trigger]").count() == 1
+    assert "Outcomes appear as the run applies records." in page.locator("main").inner_text()
 
     sync_run_process(run_id=run.pk)  # a worker applies it while the page is open
 
     page.get_by_test_id("run-status").filter(has_text="Finished").wait_for()
-    assert page.get_by_test_id("count-created").inner_text() == "3"
-    assert page.get_by_test_id("count-quarantined").inner_text() == "1"
-    assert page.locator("#run-progress[hx-trigger]").count() == 0  # no more polling
+    # Counts: two clients created; two pets created, one quarantined; they add up.
+    assert page.get_by_test_id("count-created-clients").inner_text() == "2"
+    assert page.get_by_test_id("count-created-pets").inner_text() == "2"
+    assert page.get_by_test_id("count-quarantined-pets").inner_text() == "1"
+    assert page.get_by_test_id("count-all-clients").inner_text() == "2"  # = the batch's clients
+    assert page.get_by_test_id("count-all-pets").inner_text() == "3"
+    assert page.get_by_test_id("count-all-total").inner_text() == "5"
+    assert "2 of 2 client records applied" in page.get_by_test_id("run-position").inner_text()
+    # The sections below the progress updated too, without a reload.
+    main = page.locator("main").inner_text()
+    assert "Outcomes appear as the run applies records." not in main
+    assert "weight cannot be negative" in main  # the quarantine list
+    assert page.locator("table.outcomes tbody tr").count() == 5
+    assert page.locator("#run-live[hx-trigger]").count() == 0  # no more polling
     assert page.locator("progress").get_attribute("value") == "100"
-    # The quarantine list is part of the full page: a reload shows it with the reason.
-    page.reload()
-    assert "weight cannot be negative" in page.locator("body").inner_text()
+    # Screen readers hear the end of the run.
+    assert "finished" in page.locator("#run-announce").inner_text()
+    page.wait_for_timeout(1500)  # polling has stopped: the page stays as it is
+    assert page.locator("table.outcomes tbody tr").count() == 5
+
+    # The list of runs says clients and pets apart too.
+    page.goto("/c/alder/sync/")
+    assert page.get_by_test_id("run-records").first.inner_text() == "2 / 3"
+    assert page.get_by_test_id("run-created").first.inner_text() == "2 / 2"
     assert page.console_errors == []

@@ -65,8 +65,10 @@ def test_a_refused_secret_is_reported_in_the_admin(world: World, site) -> None:
 
     page = post_form(world, integration, text).content.decode()
 
-    assert "Credentials stored, but ezyVet refused:" in page
+    assert "Credentials file not stored: ezyVet refused it" in page
     assert "stale-secret" not in page
+    integration.refresh_from_db()
+    assert not integration.has_credentials
 
 
 def test_a_credentials_file_for_an_agent_integration_is_refused(world: World, site) -> None:

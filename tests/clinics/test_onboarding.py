@@ -399,15 +399,18 @@ def test_ezyvet_credentials_upload_and_connection_tick_their_steps(world: World,
     assert step(checklist, "receipt-confirmed").done_at is None  # the team's email
 
 
-def test_refused_ezyvet_credentials_tick_only_the_upload(world: World, site) -> None:
+def test_refused_ezyvet_credentials_are_not_kept_and_tick_nothing(world: World, site) -> None:
     integration = integration_for(Connector.EZYVET)
     Integration.objects.filter(pk=integration.pk).update(base_url=site.base_url)
     integration.refresh_from_db()
     text = site.credentials.as_text().replace("demo-secret", "stale-secret")
 
-    assert not services.integration_connect_ezyvet(integration=integration, text=text).ok
+    trial = services.integration_connect_ezyvet(integration=integration, text=text)
 
-    assert step(integration.checklist, "credentials-uploaded").done_at is not None
+    assert not trial.ok and not trial.kept
+    integration.refresh_from_db()
+    assert not integration.has_credentials
+    assert step(integration.checklist, "credentials-uploaded").done_at is None
     assert step(integration.checklist, "database-connected").done_at is None
 
 

@@ -31,8 +31,8 @@ def queue_of(name: str) -> str:
 
 
 def test_each_task_is_routed_to_the_queue_of_its_kind_of_work(db: None) -> None:
-    # Importing the task modules runs Celery's Django fixup, whose system checks ask the
-    # database for its features (JSONField): run first in a process, it needs the database.
+    # db: Celery's Django fixup runs the model checks here, and on SQLite the JSONField check
+    # asks the database (unless an earlier test in this process already did: order-dependent).
     celery_app.loader.import_default_modules()
     names = sorted(n for n in celery_app.tasks if n.startswith(OWN))
     assert set(EXPECTED) <= set(names)  # the registered names the routes rely on

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from clinics.display import person_name
 from clinics.models import AuditEvent
 from prescriptions.models import ItemStatus, Prescription, WritebackItem
 from prescriptions.services import prescription_approve
@@ -94,7 +95,12 @@ def test_a_rename_ends_each_prescription_and_drafts_a_new_one_under_the_new_name
         reverse("records:patient-detail", kwargs={"clinic_slug": "alder", "patient_id": ezy_pet.pk})
     )
     ((when, before, after, who, why),) = page.context["renames"]
-    assert (before, after, who, why) == (old_name, "Clementine", "alder-staff", REASON)
+    assert (before, after, who, why) == (
+        old_name,
+        "Clementine",
+        person_name(world.a.staff),
+        REASON,
+    )
     assert when is not None
     assert REASON in page.content.decode()
 

@@ -179,11 +179,13 @@ def test_run_page_shows_counts_quarantine_and_stops_polling_when_done(world: Wor
     page = login(world.a.staff).get(run.get_absolute_url()).content.decode()
     assert "birth_date is not a date like 2019-04-02 (got &#x27;yesterday&#x27;)." in page
     assert 'hx-trigger="every 1s"' not in page
-    assert 'data-testid="count-created">3<' in page
+    assert 'data-testid="count-created-total">3<' in page
+    assert 'data-testid="count-created-clients">2<' in page
+    assert 'data-testid="count-created-pets">1<' in page
 
     queued, _ = sync_run_create(clinic=world.a.clinic, body=batch(owner("C-3")), trigger="agent")
     progress = login(world.a.staff).get(
-        queued.get_absolute_url(), headers={"HX-Request": "true", "HX-Target": "run-progress"}
+        queued.get_absolute_url(), headers={"HX-Request": "true", "HX-Target": "run-live"}
     )
     assert 'hx-trigger="every 1s"' in progress.content.decode()
     assert "<h1>" not in progress.content.decode()

@@ -47,7 +47,16 @@ MAX_LENGTHS = {
 MAX_WEIGHT = Decimal("99999.99")
 # Already tidy (no stray white space) and free of NUL characters: most values are, and one
 # match tells it (splitting and re-joining each value is the slow part of a big batch).
-_CLEAN = re.compile(r"(?:[^\s\x00]+(?: [^\s\x00]+)*)?")
+_CLEAN = re.compile(r"(?:[^\s\x00\ud800-\udfff]+(?: [^\s\x00\ud800-\udfff]+)*)?")
+# An unpaired UTF-16 surrogate (a "\ud800" escape in JSON): no database or UTF-8 file holds
+# it. Here rather than imported: the agent's wheel ships this module alone.
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def has_lone_surrogate(text: str) -> bool:
+    return bool(_LONE_SURROGATE.search(text))
+
+
 _WEIGHT_UNITS = {unit.value: unit for unit in WeightUnit}
 # datetime.UTC is Python 3.11+; this module also runs in the agent's wheel on 3.10.
 _UTC = dt.timezone.utc
@@ -116,6 +125,8 @@ def parse_header(payload: object) -> BatchHeader:
         problems.append("batch_id is required and must be a non-empty string.")
     elif len(batch_id) > 100:
         problems.append("batch_id must be at most 100 characters.")
+    elif has_lone_surrogate(batch_id) or "\x00" in batch_id:
+        problems.append("batch_id contains a character that is not text (a lone surrogate or NUL).")
     clients = payload.get("clients")
     if not isinstance(clients, list):
         problems.append("clients must be a list.")
@@ -351,6 +362,8 @@ def _untidy_text(value: object, key: str) -> str:
     value = " ".join(value.split())
     if "\x00" in value:
         raise RecordError(f"{key} contains a NUL character.")
+    if has_lone_surrogate(value):
+        raise RecordError(f"{key} contains an unpaired UTF-16 surrogate (not a character).")
     return value
 
 
@@ -369,10 +382,13 @@ def _weight(value: object) -> Decimal | None:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise RecordError(f"weight must be a number (got {value!r}).")
     try:
-        weight = Decimal(str(value)).quantize(Decimal("0.01"))
+        weight = Decimal(str(value))
+        if not weight.is_finite():
+            raise RecordError(f"weight must be a finite number (got {value!r}).")
+        weight = weight.quantize(Decimal("0.01"))
     except InvalidOperation as exc:
         raise RecordError(f"weight must be a number (got {value!r}).") from exc
-    if not weight.is_finite() or weight < 0:
+    if weight < 0:
         raise RecordError(f"weight cannot be negative (got {value!r}).")
     if weight > MAX_WEIGHT:
         raise RecordError(f"weight is implausibly large (got {value!r}).")

@@ -18,6 +18,7 @@ from django.db import transaction
 from faker import Faker
 
 from clinics.models import Connector
+from clinics.two_factor.services import demo_devices_enrol
 from prescriptions.demo.catalogue import catalogue_seed
 from prescriptions.demo.clinics import (
     CLINICS,
@@ -58,6 +59,12 @@ class Command(BaseCommand):
                 first_pull(clinic, say=say)
             pharmacy_seed(clinic, spec, products, rng=rng, say=say)
 
+        keys = demo_devices_enrol(usernames=[username for username, _ in logins])
         say(self.style.SUCCESS(f"\nDemo logins (password for all: {DEMO_PASSWORD}):"))
         for username, what in logins:
-            say(f"  {username:<22} {what}")
+            key = f"  two-factor key {keys[username]}" if username in keys else ""
+            say(f"  {username:<22} {what}{key}")
+        say(
+            "Two-factor: add a key to an authenticator app, or print the current code with "
+            "`DEBUG=1 .venv/bin/python manage.py two_factor_code <username>`."
+        )

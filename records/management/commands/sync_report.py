@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from typing import Any
 
@@ -10,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from records.models import SyncRun
 from records.reports import REPORT_COLUMNS, report_rows
+from vetsync.lib.csv_safe import formula_safe_writer
 
 
 class Command(BaseCommand):
@@ -24,7 +24,7 @@ class Command(BaseCommand):
         if run is None:
             raise CommandError(f"No sync run {run_id}.")
         if format == "csv":
-            writer = csv.writer(self.stdout, lineterminator="\n")
+            writer = formula_safe_writer(self.stdout, lineterminator="\n")
             writer.writerow(REPORT_COLUMNS)
             for row in report_rows(run, as_lists=True):
                 writer.writerow(row)

@@ -41,6 +41,9 @@ class ConnectionCheck:
     token_ok: bool
     error: str = ""
     scopes: tuple[ScopeCheck, ...] = ()
+    # ezyVet could not be reached (network, 5xx, 429 after every retry): the credentials
+    # were not tried, so nothing is known about them.
+    unreachable: bool = False
 
     @property
     def missing_scopes(self) -> tuple[str, ...]:
@@ -80,8 +83,14 @@ class EzyVetClient(EzyVetTransport):
             self._token = None
             self.access_token()
         except EzyVetError as exc:
-            return ConnectionCheck(ok=False, token_ok=False, error=str(exc))
+            return ConnectionCheck(
+                ok=False,
+                token_ok=False,
+                error=str(exc),
+                unreachable=isinstance(exc, EzyVetUnavailable),
+            )
         checks = []
+        unavailable = 0
         for scope in scopes:
             resource = SCOPE_PROBES.get(scope, scope.split("-", 1)[-1])
             try:
@@ -89,12 +98,19 @@ class EzyVetClient(EzyVetTransport):
             except EzyVetScopeError:
                 checks.append(ScopeCheck(scope, False, "not granted to this integration"))
             except EzyVetError as exc:
+                unavailable += isinstance(exc, EzyVetUnavailable)
                 checks.append(ScopeCheck(scope, False, str(exc)))
             else:
                 checks.append(ScopeCheck(scope, True))
         failed = [c.scope for c in checks if not c.ok]
         error = f"Missing or failing scopes: {', '.join(failed)}." if failed else ""
-        return ConnectionCheck(ok=not failed, token_ok=True, error=error, scopes=tuple(checks))
+        return ConnectionCheck(
+            ok=not failed,
+            token_ok=True,
+            error=error,
+            scopes=tuple(checks),
+            unreachable=bool(failed) and unavailable == len(failed),
+        )
 
     # -- the pull --
 

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+
+from vetsync.lib import json_input
 
 PULL_SCOPES = (
     "read-contact",
@@ -102,9 +103,9 @@ def parse_credentials_file(text: str) -> EzyVetCredentials:
     stripped = text.strip().lstrip("\ufeff")
     if stripped.startswith("{"):
         try:
-            data = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"The credentials file is not valid JSON ({exc.msg}).") from exc
+            data = json_input.loads(stripped)
+        except json_input.JsonInputError as exc:
+            raise ValueError(f"The credentials file is not valid JSON ({exc}).") from exc
         if not isinstance(data, dict):
             raise ValueError("The credentials file must be a JSON object.")
         return credentials_from_mapping(data)

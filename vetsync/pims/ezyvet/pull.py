@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from vetsync.lib.numbers import is_ascii_digits
 from vetsync.pims.ezyvet.transport import PAGE_LIMIT
 from vetsync.pims.ezyvet.wire import _epoch_datetime, _flag, _id_order, _text
 from vetsync.pims.records import (
@@ -335,7 +336,7 @@ def _date(value: object, zone: dt.tzinfo, name: str) -> dt.date | None:
     text = _text(value)
     if not text or text in {"0", "0000-00-00"}:
         return None
-    if text.lstrip("-").isdigit():
+    if is_ascii_digits(text.lstrip("-")) and len(text) < 19:
         try:
             return dt.datetime.fromtimestamp(int(text), zone).date()
         except (OverflowError, OSError, ValueError) as exc:

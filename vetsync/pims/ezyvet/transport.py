@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
 
+from vetsync.lib.numbers import is_ascii_digits
 from vetsync.pims.ezyvet.credentials import EzyVetCredentials
 from vetsync.pims.ezyvet.errors import (
     EzyVetAuthError,
@@ -52,7 +53,7 @@ def _filter(value: object) -> str:
 
 
 def _id_list(ids: Iterable[str]) -> list[int | str]:
-    return [int(i) if i.isdigit() else i for i in ids]
+    return [int(i) if is_ascii_digits(i) else i for i in ids]
 
 
 def _chunks(items: Sequence[str], size: int = ID_BATCH) -> Iterator[list[str]]:

@@ -7,6 +7,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from vetsync.lib.numbers import is_ascii_digits
 from vetsync.pims.ezyvet.errors import EzyVetProtocolError
 
 
@@ -31,7 +32,7 @@ def _flag(value: object, *, default: bool = False) -> bool:
 
 
 def _id_order(value: str) -> tuple[int, str]:
-    return (int(value), "") if value.isdigit() else (1 << 62, value)
+    return (int(value), "") if is_ascii_digits(value) and len(value) < 19 else (1 << 62, value)
 
 
 def _epoch_text(value: object) -> str:

@@ -24,7 +24,7 @@ def release_contact(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("clinics", "0005_agent_contact"),
+        ("clinics", "0006_integration_failing_since"),
     ]
 
     operations = [

@@ -1,0 +1,1 @@
+"""Mail backends of the project's own."""
