@@ -296,6 +296,7 @@ def child(n_clients: int, n_requests: int) -> None:
     from django.test.utils import CaptureQueriesContext
 
     call_command("migrate", verbosity=0)
+    call_command("collectstatic", interactive=False, verbosity=0)  # pages as production serves
     rng = random.Random(11)
     data = load(n_clients, rng)
     with connection.cursor() as cursor:

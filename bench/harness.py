@@ -36,6 +36,8 @@ def run_child(
         "DEBUG": "0",
         "SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
         "VETSYNC_VAR_DIR": str(var_dir / f"var-{backend}"),
+        # DEBUG off serves hashed static files: pages need collectstatic's manifest.
+        "STATIC_ROOT": str(var_dir / f"static-{backend}"),
         **(extra_env or {}),
     }
     env.pop("REDIS_URL", None)
