@@ -42,13 +42,15 @@ class Verdict:
     lost: int
     items: int
     mismatches: int
+    day_mismatches: int  # date_of_lastdispense on another day than the ship date, at the clinic
+    zone: str  # the clinic's time zone
     latencies: list[float]
     throughput: float
     examples: list[str]
 
     @property
     def ok(self) -> bool:
-        return self.lost == 0 and self.duplicates == 0
+        return self.lost == 0 and self.duplicates == 0 and self.day_mismatches == 0
 
 
 def verify(world: Any, site: EzyVetEmulator) -> Verdict:
@@ -134,6 +136,9 @@ def verify(world: Any, site: EzyVetEmulator) -> Verdict:
             note(f"{ref} is in ezyVet {len(found)} times (ids {[r['id'] for r in found]})")
     missing = 0
     n_items = mismatches = 0
+    days = dispense_days(world, rxs, items_of)
+    for day_note in days:
+        note(day_note)
     for rx in rxs:
         if rx.external_reference not in by_ref:
             missing += 1
@@ -166,10 +171,41 @@ def verify(world: Any, site: EzyVetEmulator) -> Verdict:
         lost=lost + missing,
         items=n_items,
         mismatches=mismatches,
+        day_mismatches=len(days),
+        zone=world.clinic.timezone,
         latencies=latencies,
         throughput=throughput,
         examples=examples,
     )
+
+
+def dispense_days(world: Any, rxs: list[Any], items_of: Any) -> list[str]:
+    """Each dispensed item whose ``date_of_lastdispense``, read in the clinic's time zone (as
+    ezyVet shows it), is not the day its last shipment was recorded as shipped there."""
+    import datetime as dt
+
+    from prescriptions.models import Order
+
+    clinic = world.clinic
+    shipped: dict[int, dt.date] = {}
+    for item_id, day in Order.objects.filter(
+        clinic=clinic, status=Order.Status.SHIPPED, lines__prescription_item__isnull=False
+    ).values_list("lines__prescription_item", "shipped_on"):
+        shipped[item_id] = max(day, shipped.get(item_id, day))
+    wrong = []
+    for rx in rxs:
+        theirs = items_of(rx)
+        for item in rx.items.all():
+            got = theirs.get(item.product.sku)
+            if item.pk not in shipped or not got or not got["date_of_lastdispense"]:
+                continue
+            day = dt.datetime.fromtimestamp(int(got["date_of_lastdispense"]), clinic.zone).date()
+            if day != shipped[item.pk]:
+                wrong.append(
+                    f"{rx.external_reference} {item.product.sku}: shipped {shipped[item.pk]} "
+                    f"({clinic.timezone}), ezyVet shows {day}"
+                )
+    return wrong
 
 
 def print_verdict(v: Verdict, site: EzyVetEmulator) -> None:
@@ -182,6 +218,10 @@ def print_verdict(v: Verdict, site: EzyVetEmulator) -> None:
     print(f"  duplicated references {v.duplicates}; missing from ezyVet {v.missing}")
     print(f"  lost (delivered but ezyVet differs, failed, or missing) {v.lost}")
     print(f"  items compared {v.items}; status/status_date/remaining mismatches {v.mismatches}")
+    print(
+        f"  date_of_lastdispense on another day than shipped, at the clinic ({v.zone}): "
+        f"{v.day_mismatches}"
+    )
     print(
         f"  commit -> delivered: p50 {pct(v.latencies, 0.5):.2f} s, p95 "
         f"{pct(v.latencies, 0.95):.2f} s, max {max(v.latencies, default=0):.2f} s; "

@@ -3,6 +3,7 @@ takes its prescriptions through approve -> ship -> ship -> cancel."""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,15 @@ class Clinic:
     products: list[Any]
 
 
+def soak_zone() -> str:
+    """A zone whose date is not UTC's for the next hour, whatever time the soak runs: a date
+    computed in the server's zone (UTC) instead of the clinic's then lands on another day."""
+    import datetime as dt
+
+    hour = dt.datetime.now(dt.UTC).hour
+    return "Pacific/Pago_Pago" if hour < 10 else "Pacific/Kiritimati"  # UTC-11, UTC+14
+
+
 def make_clinic(site: EzyVetEmulator, slug: str) -> Clinic:
     """A clinic on ezyVet with WriteBack on, as tests/prescriptions/conftest.py sets one up:
     credentials uploaded, the vet's ezyVet user id, pets linked to the emulator's animals."""
@@ -32,7 +42,12 @@ def make_clinic(site: EzyVetEmulator, slug: str) -> Clinic:
     from prescriptions.models import Product, ProductKind
     from records.models import Client, Patient
 
-    clinic = ClinicModel.objects.create(name=f"Soak {slug}", slug=slug, writeback_enabled=True)
+    clinic = ClinicModel.objects.create(
+        name=f"Soak {slug}",
+        slug=slug,
+        writeback_enabled=True,
+        timezone=os.environ.get("SOAK_TIMEZONE") or soak_zone(),
+    )
     integration = Integration.objects.create(
         clinic=clinic, connector=Connector.EZYVET, base_url=site.base_url
     )

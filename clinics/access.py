@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 from django.http import Http404, HttpRequest
+from django.utils import timezone
 
 from clinics.models import Clinic, Membership
 
@@ -60,6 +61,8 @@ def clinic_for_user(request: HttpRequest, clinic_slug: str) -> Clinic:
         raise Http404("No such clinic.")
     request.clinic = membership.clinic  # type: ignore[attr-defined]
     request.membership = membership  # type: ignore[attr-defined]
+    # The clinic's pages show and offer its own times and dates (ended by the middleware).
+    timezone.activate(membership.clinic.zone)
     return membership.clinic
 
 

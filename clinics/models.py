@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zoneinfo
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -82,6 +82,26 @@ class Clinic(models.Model):
     def region(self) -> str:
         """The country its records' phone numbers are read in: its own, or the US if unset."""
         return self.country or "US"
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """The clinic's time zone: its dates (sent to the PIMS, offered, shown) are read in it."""
+        try:
+            return zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            return zoneinfo.ZoneInfo(settings.TIME_ZONE)
+
+    def localtime(self, at: datetime | None = None) -> datetime:
+        return timezone.localtime(at or timezone.now(), self.zone)
+
+    def localdate(self, at: datetime | None = None) -> date:
+        """Today (or ``at``'s date) at the clinic, whatever the server's zone."""
+        return self.localtime(at).date()
+
+    def local_noon(self, day: date) -> datetime:
+        """A date-only value as an instant: noon at the clinic, the same day in any zone
+        within 12 hours of it (ezyVet shows epochs in the site's zone)."""
+        return datetime.combine(day, time(12, 0), tzinfo=self.zone)
 
 
 class Connector(models.TextChoices):

@@ -50,6 +50,9 @@ PATHS: list[dict[str, Any]] = [
                 "key": "agent-installed",
                 "title": "SyncVet agent installed with the technical contact",
                 "actor": "syncvet",
+                "help_text": "SyncVet installs with the technical contact: record the contact "
+                "first.",
+                "requires_technical_contact": True,
             },
         ],
     },

@@ -28,6 +28,7 @@ from prescriptions.models import (
     PrescriptionItem,
     Product,
     RxRequest,
+    ShipmentReturn,
     WritebackAttempt,
     WritebackItem,
     WritebackQuerySet,
@@ -216,6 +217,20 @@ class OrderLineInline(ReadOnly, admin.TabularInline):
     fields = ["product", "prescription_item", "quantity", "price"]
 
 
+class ShipmentReturnInline(ReadOnly, admin.StackedInline):
+    model = ShipmentReturn
+    extra = 0
+    fields = [
+        "reason",
+        "returned_on",
+        "is_full",
+        "ended_as",
+        "note",
+        "recorded_at",
+        "recorded_by_label",
+    ]
+
+
 @admin.register(Order)
 class OrderAdmin(ReadOnly, NumberedAdmin):
     number_from_text = staticmethod(Order.number_from_text)
@@ -236,7 +251,7 @@ class OrderAdmin(ReadOnly, NumberedAdmin):
     search_help_text = "An order number (ORD-000123), an owner's last name or email, a pet's name."
     list_select_related = ["clinic", "client", "patient"]
     date_hierarchy = "placed_at"
-    inlines = [OrderLineInline]
+    inlines = [OrderLineInline, ShipmentReturnInline]
     fields = [
         "number",
         "clinic",

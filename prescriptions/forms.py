@@ -23,6 +23,8 @@ from prescriptions.models import (
     Prescription,
     PrescriptionItem,
     Product,
+    ReturnEnd,
+    ReturnReason,
 )
 from prescriptions.rules import CANCELS, DECLINES
 from prescriptions.services import DEFAULT_VALIDITY, ItemSpec, LineSpec
@@ -62,6 +64,18 @@ class SubmissionForm(Form):
     id, so the service returns what the first one made instead of making it twice."""
 
     submission_id = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4, required=False)
+
+
+def consult_field(consults: list[tuple[str, str]]) -> forms.ChoiceField:
+    """On ezyVet the vet picks one of the patient's consults (the guide: "select a clinical
+    record"); a posted id not on the list is refused."""
+    return forms.ChoiceField(
+        label="Clinical record (consult)",
+        choices=[("", "— no consult —"), *consults],
+        required=False,
+        help_text="Optional: the pet's consult in ezyVet this prescription belongs to.",
+        error_messages={"invalid_choice": "Pick one of this pet's consults in ezyVet (or none)."},
+    )
 
 
 class PrescriptionForm(SubmissionForm):
@@ -105,8 +119,17 @@ class PrescriptionForm(SubmissionForm):
         help_text="Leave unticked to save a draft for a vet to approve.",
     )
 
-    def __init__(self, *args: Any, clinic: Clinic, can_approve: bool, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        clinic: Clinic,
+        can_approve: bool,
+        consults: list[tuple[str, str]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
+        if consults is not None:
+            self.fields["consult_ref"] = consult_field(consults)
         vet_field = self.fields["vet"]
         assert isinstance(vet_field, forms.ModelChoiceField)
         vets = Vet.objects.filter(clinic=clinic, is_active=True).order_by("last_name", "first_name")
@@ -288,11 +311,15 @@ class RxApproveForm(Form):
         help_text="Optional; emailed to the owner with the decision.",
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, consults: list[tuple[str, str]] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         product_field = self.fields["product"]
         assert isinstance(product_field, forms.ModelChoiceField)
         product_field.queryset = Product.objects.active()
+        if consults is not None:
+            self.fields["consult_ref"] = consult_field(consults)
 
 
 class RxDeclineForm(Form):
@@ -448,3 +475,51 @@ class ShipForm(Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["shipped_on"].initial = timezone.localdate()
+
+
+class ReturnForm(Form):
+    """A shipment came back: why, when, how much of each line, and what becomes of the
+    prescriptions it filled. The quantity fields are one per line (``qty-<line id>``)."""
+
+    reason = forms.ChoiceField(
+        label="Why did it come back?",
+        choices=[("", "— choose —"), *ReturnReason.choices],
+        error_messages={"required": "Say why the shipment came back."},
+    )
+    returned_on = forms.DateField(
+        label="Came back on",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={
+            "required": "Give the date it came back.",
+            "invalid": "Enter a valid date.",
+        },
+    )
+    end_as = forms.ChoiceField(
+        label="The prescription",
+        choices=ReturnEnd.choices,
+        required=False,
+        help_text="Stopping it ends its items here and in the PIMS; kept open, the returned "
+        "quantity can be filled again and nothing is sent to ezyVet.",
+    )
+    note = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=1000
+    )
+
+    def __init__(self, *args: Any, lines: list[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lines = lines
+        self.fields["returned_on"].initial = timezone.localdate()
+        for line in lines:
+            self.fields[f"qty-{line.pk}"] = forms.IntegerField(
+                label=f"{line.product} (of {line.quantity})",
+                min_value=0,
+                max_value=line.quantity,
+                initial=line.quantity,
+                widget=forms.NumberInput(attrs={"min": 0, "max": line.quantity}),
+            )
+
+    def quantity_fields(self) -> list[forms.BoundField]:
+        return [self[f"qty-{line.pk}"] for line in self.lines]
+
+    def quantities(self) -> dict[int, int]:
+        return {line.pk: self.cleaned_data[f"qty-{line.pk}"] for line in self.lines}

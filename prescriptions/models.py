@@ -253,7 +253,7 @@ class Prescription(models.Model):
 
     @property
     def is_expired(self) -> bool:
-        return self.expires_on < timezone.localdate()
+        return self.expires_on < self.clinic.localdate()
 
     @property
     def replacement(self) -> Prescription | None:
@@ -411,6 +411,7 @@ class Order(models.Model):
         PLACED = "placed", "Placed"
         ON_HOLD = "on_hold", "On hold"
         SHIPPED = "shipped", "Shipped"
+        RETURNED = "returned", "Returned"
         CANCELLED = "cancelled", "Cancelled"
 
     clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="orders")
@@ -566,6 +567,7 @@ class WritebackItem(models.Model):
         PRESCRIBE = "prescribe", "Prescription sent"
         DISPENSE = "dispense", "Dispense (shipment)"
         STATUS = "status", "Item ended"
+        RETURN = "return", "Shipment returned"
 
     class Target(models.TextChoices):
         EZYVET = "ezyvet", "ezyVet API"
@@ -574,6 +576,7 @@ class WritebackItem(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         SENDING = "sending", "Sending"
+        HELD = "held", "Held: needs the clinic"
         DELIVERED = "delivered", "Delivered"
         FAILED = "failed", "Failed"
         RETRIED = "retried", "Failed, retried"
@@ -682,3 +685,12 @@ class WritebackIncident(models.Model):
 
     def __str__(self) -> str:
         return f"WriteBack incident at {self.clinic} since {self.opened_at:%Y-%m-%d %H:%M}"
+
+
+# Registered with the app's models (a module of its own: see its docstring).
+from prescriptions.returns import (  # noqa: E402, F401
+    ReturnEnd,
+    ReturnReason,
+    ShipmentReturn,
+    ShipmentReturnLine,
+)

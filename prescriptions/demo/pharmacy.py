@@ -103,7 +103,7 @@ def pharmacy_seed(
         dogs=dogs,
         cats=cats,
         products=products,
-        today=timezone.localdate(),
+        today=clinic.localdate(),
         rng=rng,
     )
     _ongoing_treatments(scene)

@@ -33,6 +33,7 @@ from prescriptions.services.represcription import (
     patient_renamed_represcribe,
     patients_deceased_hold,
 )
+from prescriptions.services.returns import order_return
 from prescriptions.services.rx_requests import (
     rx_request_approve,
     rx_request_decline,
@@ -53,6 +54,7 @@ __all__ = [
     "order_hold",
     "order_place",
     "order_release",
+    "order_return",
     "order_ship",
     "patient_renamed_represcribe",
     "patients_deceased_hold",

@@ -152,6 +152,25 @@ def order_place(
     return order
 
 
+def _dispense_time(clinic: Clinic, shipped_on: dt.date) -> dt.datetime:
+    """The dispense time, to the second: the ship date at the clinic, at the time of day it
+    was recorded there (so the PIMS, reading it in the clinic's zone, shows that date)."""
+    now = clinic.localtime()
+    if shipped_on == now.date():
+        return now
+    return dt.datetime.combine(shipped_on, now.time(), tzinfo=clinic.zone)
+
+
+def _check_shipped_after_approval(rx: Prescription, shipped_on: dt.date) -> None:
+    assert rx.approved_at is not None  # only an approved item is on an order
+    approved_on = rx.clinic.localdate(rx.approved_at)
+    if shipped_on < approved_on:
+        raise PrescriptionError(
+            f"{rx.number} was approved on {approved_on:%d %b %Y}: "
+            "it cannot have shipped before that."
+        )
+
+
 def _locked_order(order: Order) -> Order:
     return Order.objects.select_for_update().select_related("clinic", "patient").get(pk=order.pk)
 
@@ -167,11 +186,13 @@ def order_ship(
 ) -> Order:
     """Record the shipment: each prescription line is a dispense (the item becomes Current),
     written back where eligible, in this transaction."""
-    shipped_on = shipped_on or timezone.localdate()
-    if shipped_on > timezone.localdate():
-        raise PrescriptionError("The ship date cannot be in the future.")
     with transaction.atomic():
         order = _locked_order(order)
+        # Dates are the clinic's: 18:26 in Los Angeles is already tomorrow in UTC.
+        today = order.clinic.localdate()
+        shipped_on = shipped_on or today
+        if shipped_on > today:
+            raise PrescriptionError("The ship date cannot be in the future.")
         if order.status == Order.Status.ON_HOLD:
             raise PrescriptionError(f"{order.number} is on hold: {order.hold_reason}")
         if order.status != Order.Status.PLACED:
@@ -187,17 +208,12 @@ def order_ship(
             .select_related("prescription__vet", "product")
             .filter(pk__in=item_ids)
         }
-        now = timezone.now()
-        # The dispense time, to the second: the ship date, at the time it was recorded.
-        dispensed_at = (
-            now
-            if shipped_on == timezone.localdate(now)
-            else dt.datetime.combine(shipped_on, timezone.localtime(now).timetz())
-        )
+        dispensed_at = _dispense_time(order.clinic, shipped_on)
         for line in lines:
             if line.prescription_item_id is None:
                 continue
             item = items[line.prescription_item_id]
+            _check_shipped_after_approval(item.prescription, shipped_on)
             try:
                 check_dispense(item.status)
             except TransitionError as exc:
@@ -290,8 +306,12 @@ def order_cancel(
     with transaction.atomic():
         order = _locked_order(order)
         if not order.is_open:
+            hint = (
+                " If it came back, record a return." if order.status == Order.Status.SHIPPED else ""
+            )
             raise PrescriptionError(
-                f"{order.number} is {order.get_status_display().lower()}; it cannot be cancelled."
+                f"{order.number} is {order.get_status_display().lower()}; it cannot be "
+                f"cancelled.{hint}"
             )
         order.status = Order.Status.CANCELLED
         order.cancelled_at = timezone.now()
@@ -344,7 +364,7 @@ def autoship_create(
             product=item.product,
             quantity=quantity or item.quantity,
             interval_days=interval_days,
-            next_order_on=first_on or timezone.localdate(),
+            next_order_on=first_on or rx.clinic.localdate(),
         )
         audit_log(
             action="autoship.created", actor=actor, request=request, clinic=rx.clinic, obj=autoship
@@ -353,11 +373,13 @@ def autoship_create(
 
 
 def autoships_due(*, today: dt.date | None = None) -> int:
-    """Place the order of every active autoship that is due; one that cannot be placed (the
-    prescription ran out or ended) is put on hold with the reason, for staff."""
-    today = today or timezone.localdate()
+    """Place the order of every active autoship that is due (``today``, or today at each
+    clinic); one that cannot be placed (the prescription ran out or ended) is put on hold with
+    the reason, for staff."""
     placed = 0
-    due = Autoship.objects.filter(status=Autoship.Status.ACTIVE, next_order_on__lte=today)
+    # The latest "today" of any clinic (UTC+14); each clinic's own today is checked below.
+    latest = today or (timezone.now() + dt.timedelta(hours=14)).date()
+    due = Autoship.objects.filter(status=Autoship.Status.ACTIVE, next_order_on__lte=latest)
     for autoship_id, prescription_id in due.values_list("pk", "prescription_item__prescription"):
         with transaction.atomic():
             # Locks in the order ending an item takes them (prescription, then the rest).
@@ -365,11 +387,14 @@ def autoships_due(*, today: dt.date | None = None) -> int:
             autoship = (
                 Autoship.objects.select_for_update(of=("self",))
                 .select_related("clinic", "patient__client", "product", "prescription_item")
-                .filter(pk=autoship_id, status=Autoship.Status.ACTIVE, next_order_on__lte=today)
+                .filter(pk=autoship_id, status=Autoship.Status.ACTIVE, next_order_on__lte=latest)
                 .first()
             )
             if autoship is None:
                 continue
+            day = today or autoship.clinic.localdate()
+            if autoship.next_order_on > day:
+                continue  # not yet due at the clinic
             try:
                 with transaction.atomic():
                     order_place(
@@ -390,7 +415,7 @@ def autoships_due(*, today: dt.date | None = None) -> int:
                 autoship.hold_reason = str(exc)[:300]
                 autoship.save(update_fields=["status", "hold_reason"])
                 continue
-            autoship.next_order_on = today + dt.timedelta(days=autoship.interval_days)
+            autoship.next_order_on = day + dt.timedelta(days=autoship.interval_days)
             autoship.save(update_fields=["next_order_on"])
             placed += 1
     return placed

@@ -120,7 +120,7 @@ def prescription_create(
         made = Prescription.objects.filter(clinic=clinic, submission_id=submission_id).first()
         if made is not None:
             return made
-    today = timezone.localdate()
+    today = clinic.localdate()
     expires_on = expires_on or today + DEFAULT_VALIDITY
     if expires_on <= today:
         raise PrescriptionError("The expiry date must be in the future.")

@@ -7,8 +7,6 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from django.utils import timezone
-
 from clinics.audit import audit_log
 from clinics.models import Vet
 from prescriptions.models import (
@@ -122,7 +120,7 @@ def _represcribe(patient: Patient, old_name: str, actor: Any, reason: str) -> No
             actor=actor,
             channel=old.channel,
             consult_ref=old.consult_ref,
-            expires_on=max(old.expires_on, timezone.localdate() + dt.timedelta(days=1)),
+            expires_on=max(old.expires_on, old.clinic.localdate() + dt.timedelta(days=1)),
             notes=f"Re-prescribed after the rename from {old_name}: {reason}",
             source=Prescription.Source.RENAME,
             replaces=old,

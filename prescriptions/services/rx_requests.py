@@ -98,10 +98,11 @@ def rx_request_approve(
     refills: int = 0,
     instructions: str = "",
     owner_message: str = "",
+    consult_ref: str = "",
     request: HttpRequest | None = None,
 ) -> Prescription:
     """A vet approves a request, as asked or with changes: it becomes an approved
-    prescription, sent to the PIMS once the owner has paid."""
+    prescription (attached to ``consult_ref``, if any), sent to the PIMS once paid."""
     with transaction.atomic():
         rx_request = _pending_request(rx_request)
         vet = _approving_vet(rx_request.clinic, actor)
@@ -123,6 +124,7 @@ def rx_request_approve(
             ],
             actor=actor,
             channel=rx_request.channel,
+            consult_ref=consult_ref,
             source=Prescription.Source.REQUEST,
             approve=True,
             request=request,

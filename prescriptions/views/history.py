@@ -22,6 +22,7 @@ ACTION_LABELS = {
     "order.held": "Put on hold",
     "order.released": "Released from hold",
     "order.cancelled": "Cancelled",
+    "order.returned": "Returned",
     "rx_request.submitted": "Requested by the owner",
     "rx_request.approved": "Approved",
     "rx_request.declined": "Declined",

@@ -14,8 +14,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from clinics.access import clinic_for_user, get_for_clinic
 from clinics.models import Clinic
-from prescriptions.forms import LineFormSet, OrderForm, ReasonForm, ShipForm, open_items_for
-from prescriptions.models import Order, OrderLine
+from prescriptions.forms import (
+    LineFormSet,
+    OrderForm,
+    ReasonForm,
+    ReturnForm,
+    ShipForm,
+    open_items_for,
+)
+from prescriptions.models import Order, OrderLine, ShipmentReturn
 from prescriptions.rules import writeback_eligibility
 from prescriptions.services import (
     PrescriptionError,
@@ -23,6 +30,7 @@ from prescriptions.services import (
     order_hold,
     order_place,
     order_release,
+    order_return,
     order_ship,
 )
 from prescriptions.views.history import audit_history
@@ -33,8 +41,10 @@ from prescriptions.views.prescriptions import (
     pet_pick_page,
     record_filter,
 )
-from records.models import Patient
+from records.models import ManualUpdate, Patient
 from vetsync.lib.numbers import id_from
+
+SHIPPING_KINDS = (ManualUpdate.Kind.CLIENT_NAME, ManualUpdate.Kind.CLIENT_ADDRESS)
 
 ORDER_FILTERS = [(OPEN, "Open (placed or on hold)"), *Order.Status.choices]
 
@@ -142,7 +152,21 @@ def order_new(request: HttpRequest, clinic_slug: str) -> HttpResponse:
     return TemplateResponse(
         request,
         "prescriptions/order_new.html",
-        {"clinic": clinic, "pet": pet, "form": form, "lines": lines, "open_items": items},
+        {
+            "clinic": clinic,
+            "pet": pet,
+            "form": form,
+            "lines": lines,
+            "open_items": items,
+            # Staff confirm the shipping name and address before an order (the seeds): a
+            # change the PIMS sent is shown here, to accept or keep, not only on the client.
+            "shipping_updates": list(
+                ManualUpdate.objects.pending()
+                .filter(client=pet.client, kind__in=SHIPPING_KINDS)
+                .order_by("created_at")
+            ),
+            "here": request.get_full_path(),
+        },
     )
 
 
@@ -186,7 +210,20 @@ def order_detail(request: HttpRequest, clinic_slug: str, order_id: int) -> HttpR
             "history": audit_history(order),
             "ship_form": ShipForm(),
             "reason_form": ReasonForm(),
+            "shipment_return": _return_of(order),
+            "return_form": ReturnForm(lines=lines)
+            if order.status == Order.Status.SHIPPED
+            else None,
         },
+    )
+
+
+def _return_of(order: Order) -> ShipmentReturn | None:
+    return (
+        ShipmentReturn.objects.filter(order=order)
+        .select_related("recorded_by")
+        .prefetch_related("lines__order_line__product")
+        .first()
     )
 
 
@@ -230,7 +267,28 @@ def _order_do(request: HttpRequest, order: Order, action: str) -> str:
             return f"{order.number} is on hold. Release it when it can ship."
         order_cancel(order=order, actor=request.user, reason=reason, request=request)
         return f"{order.number} is cancelled."
+    if action == "return":
+        return _order_return(request, order)
     if action == "release":
         order_release(order=order, actor=request.user, request=request)
         return f"{order.number} is released and can ship."
     raise PrescriptionError("Choose an action.")
+
+
+def _order_return(request: HttpRequest, order: Order) -> str:
+    form = ReturnForm(request.POST, lines=list(order.lines.select_related("product")))
+    if not form.is_valid():
+        raise PrescriptionError(form_error(form))
+    record = order_return(
+        order=order,
+        actor=request.user,
+        reason=form.cleaned_data["reason"],
+        returned_on=form.cleaned_data["returned_on"],
+        quantities=form.quantities(),
+        end_as=form.cleaned_data["end_as"] or "",
+        note=form.cleaned_data["note"],
+        request=request,
+    )
+    what = "The whole shipment" if record.is_full else "Part of the shipment"
+    stopped = " The prescription is stopped." if record.ended_as else ""
+    return f"{what} of {order.number} is recorded as returned.{stopped}"

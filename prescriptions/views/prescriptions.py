@@ -16,7 +16,8 @@ from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from clinics.access import clinic_for_user, get_for_clinic
-from clinics.models import Clinic
+from clinics.models import Clinic, Integration
+from clinics.prescribers import PimsListError, ezyvet_consults, ezyvet_vets, is_ezyvet
 from prescriptions.forms import (
     AutoshipForm,
     EndItemsForm,
@@ -25,7 +26,14 @@ from prescriptions.forms import (
     ReasonForm,
     end_choices,
 )
-from prescriptions.models import Autoship, Order, Prescription, PrescriptionItem, RxRequest
+from prescriptions.models import (
+    Autoship,
+    Order,
+    Prescription,
+    PrescriptionItem,
+    RxRequest,
+    ShipmentReturn,
+)
 from prescriptions.rules import writeback_eligibility
 from prescriptions.services import (
     PrescriptionError,
@@ -134,7 +142,7 @@ def prescription_list(request: HttpRequest, clinic_slug: str) -> HttpResponse:
         rxs = rxs.filter(patient__client=client)
     rxs = (
         rxs.search(query)
-        .select_related("patient__client", "vet", "replaced_by")
+        .select_related("patient__client", "vet", "replaced_by", "clinic")
         .prefetch_related(
             Prefetch("items", queryset=PrescriptionItem.objects.select_related("product"))
         )
@@ -178,10 +186,12 @@ def prescription_new(request: HttpRequest, clinic_slug: str) -> HttpResponse:
     pet = get_for_clinic(Patient.objects.select_related("client"), clinic, pk=patient_id)
     own_vet = vet_for_user(clinic=clinic, user=request.user)
     data = request.POST if request.method == "POST" else None
+    consults, consults_error = consult_choices(clinic, pet)
     form = PrescriptionForm(
         data,
         clinic=clinic,
         can_approve=own_vet is not None,
+        consults=consults,
         initial={"vet": own_vet} if own_vet else None,
     )
     items = ItemFormSet(data, prefix="items")
@@ -218,6 +228,7 @@ def prescription_new(request: HttpRequest, clinic_slug: str) -> HttpResponse:
             "form": form,
             "items": items,
             "can_approve": own_vet is not None,
+            "consults_error": consults_error,
             "open_rx": list(
                 Prescription.objects.for_clinic(clinic)
                 .filter(patient=pet)
@@ -226,6 +237,32 @@ def prescription_new(request: HttpRequest, clinic_slug: str) -> HttpResponse:
             ),
         },
     )
+
+
+def consult_choices(clinic: Clinic, pet: Patient) -> tuple[list[tuple[str, str]] | None, str]:
+    """On ezyVet, the pet's consults to pick from (date at the clinic, reason, vet), and why
+    they are missing if ezyVet could not be read; ``None`` off ezyVet (a free-text box)."""
+    integration = Integration.objects.filter(clinic=clinic).first()
+    if not is_ezyvet(integration):
+        return None, ""
+    assert integration is not None
+    if not pet.pims_id:
+        return [], f"{pet.name} is not linked to ezyVet yet, so it has no consults to pick."
+    try:
+        consults = ezyvet_consults(integration=integration, animal_id=pet.pims_id)
+    except PimsListError as exc:
+        return [], f"The consults could not be read from ezyVet: {exc}"
+    try:
+        known = ezyvet_vets(integration=integration)
+        vets = {v.user_id: " ".join(filter(None, (v.title, v.last_name))) for v in known}
+    except PimsListError:
+        vets = {}
+    choices = []
+    for consult in consults:
+        day = clinic.localdate(consult.date).strftime("%d %b %Y") if consult.date else "undated"
+        parts = [day, consult.reason or "(no reason given)", vets.get(consult.vet_user_id, "")]
+        choices.append((consult.consult_id, " · ".join(p for p in parts if p)))
+    return choices, "" if choices else f"ezyVet has no consults for {pet.name}."
 
 
 def _written_message(prescription: Prescription, pet: Patient, clinic: Clinic) -> str:
@@ -288,6 +325,11 @@ def prescription_detail(
             "writebacks": list(prescription.writebacks.order_by("sequence", "pk")),
             "writeback_reasons": _not_written_back(prescription, items),
             "orders": orders,
+            "returns": list(
+                ShipmentReturn.objects.filter(order__in=orders)
+                .select_related("order", "recorded_by")
+                .prefetch_related("lines__order_line__product")
+            ),
             "autoships": list(
                 Autoship.objects.filter(prescription_item__prescription=prescription)
                 .select_related("product")

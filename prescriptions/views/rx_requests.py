@@ -25,7 +25,7 @@ from prescriptions.services import (
     vet_for_user,
 )
 from prescriptions.views.history import audit_history
-from prescriptions.views.prescriptions import PAGE_SIZE
+from prescriptions.views.prescriptions import PAGE_SIZE, consult_choices
 
 
 @login_required
@@ -100,11 +100,17 @@ def rx_request_detail(request: HttpRequest, clinic_slug: str, request_id: int) -
         pk=request_id,
     )
     can_decide = vet_for_user(clinic=clinic, user=request.user) is not None
+    consults, consults_error = (
+        consult_choices(clinic, rx_request.patient)
+        if can_decide and rx_request.status == RxRequest.Status.PENDING
+        else (None, "")
+    )
     forms: dict[str, Form] = {
         "note_form": RxNoteForm(),
-        "asked_form": RxApproveForm(auto_id="asked-%s"),
+        "asked_form": RxApproveForm(auto_id="asked-%s", consults=consults),
         "changes_form": RxApproveForm(
             auto_id="changes-%s",
+            consults=consults,
             initial={"product": rx_request.product_id, "quantity": rx_request.quantity},
         ),
         "decline_form": RxDeclineForm(auto_id="decline-%s"),
@@ -112,7 +118,7 @@ def rx_request_detail(request: HttpRequest, clinic_slug: str, request_id: int) -
     if request.method == "POST":
         action = request.POST.get("action", "")
         try:
-            done, bound = _rx_request_do(request, rx_request, action)
+            done, bound = _rx_request_do(request, rx_request, action, consults)
         except PrescriptionError as exc:
             messages.error(request, str(exc))
             return redirect("prescriptions:rx-request-detail", clinic.slug, rx_request.pk)
@@ -132,6 +138,7 @@ def rx_request_detail(request: HttpRequest, clinic_slug: str, request_id: int) -
             "owner": rx_request.patient.client,
             "notes": list(rx_request.notes.select_related("author").order_by("created_at", "pk")),
             "can_decide": can_decide,
+            "consults_error": consults_error,
             "is_open": is_pending and rx_request.expires_at > now,
             "days_left": (timezone.localdate(rx_request.expires_at) - timezone.localdate()).days,
             "history": audit_history(rx_request),
@@ -141,7 +148,10 @@ def rx_request_detail(request: HttpRequest, clinic_slug: str, request_id: int) -
 
 
 def _rx_request_do(
-    request: HttpRequest, rx_request: RxRequest, action: str
+    request: HttpRequest,
+    rx_request: RxRequest,
+    action: str,
+    consults: list[tuple[str, str]] | None = None,
 ) -> tuple[str, dict[str, Form]]:
     """Run one action: (message, {}) when done, ("", {name: bound form}) on a form error;
     the service's refusal (not a vet, already decided, expired) is a ``PrescriptionError``."""
@@ -158,7 +168,7 @@ def _rx_request_do(
         return "Note added (for the clinic only).", {}
     if action == "approve":
         variant = "changes" if request.POST.get("variant") == "changes" else "asked"
-        approve_form = RxApproveForm(request.POST, auto_id=f"{variant}-%s")
+        approve_form = RxApproveForm(request.POST, auto_id=f"{variant}-%s", consults=consults)
         if not approve_form.is_valid():
             return "", {f"{variant}_form": approve_form}
         data = approve_form.cleaned_data
@@ -170,6 +180,7 @@ def _rx_request_do(
             refills=data["refills"],
             instructions=data["instructions"],
             owner_message=data["owner_message"],
+            consult_ref=data.get("consult_ref") or "",
             request=request,
         )
         told = _owner_told(rx_request)

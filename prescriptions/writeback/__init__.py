@@ -27,6 +27,7 @@ from prescriptions.writeback.outbox import (
     writeback_dispense_enqueue,
     writeback_end_enqueue,
     writeback_prescribe_enqueue,
+    writeback_return_enqueue,
     writeback_target,
 )
 
@@ -53,6 +54,7 @@ __all__ = [
     "writeback_incident_alert",
     "writeback_prescribe_enqueue",
     "writeback_retry",
+    "writeback_return_enqueue",
     "writeback_stats_by_clinic",
     "writeback_target",
 ]

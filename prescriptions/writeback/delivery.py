@@ -22,6 +22,7 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from clinics.models import Clinic
+from clinics.prescribers import PimsListError, prescriber_hold_reason
 from clinics.services import CredentialsError, ezyvet_client
 from prescriptions.models import Prescription, WritebackAttempt, WritebackItem
 from prescriptions.writeback.incidents import _incident_close, _incident_open
@@ -34,7 +35,9 @@ log = logging.getLogger(__name__)
 # How long a new row is left to the message its commit sent before the sweep sends another.
 SWEEP_GRACE = dt.timedelta(seconds=60)
 # Rows that hold back later rows of the same prescription (a failed one until it is retried).
-BLOCKING = (Status.PENDING, Status.SENDING, Status.FAILED)
+BLOCKING = (Status.PENDING, Status.SENDING, Status.HELD, Status.FAILED)
+# How often a held row (a prescriber ezyVet does not know) is looked at again; not an attempt.
+HOLD_RECHECK = dt.timedelta(minutes=5)
 
 
 def _blocked() -> Exists:
@@ -90,7 +93,7 @@ def _claim(item_id: int, now: dt.datetime) -> tuple[WritebackItem, WritebackAtte
     """Take the row for this worker: only one worker sends it, and a crashed worker's lease
     runs out so the sweep can hand it to another. The task's time limit is shorter than the
     lease, so a slow worker is stopped before another may take its row."""
-    due = Q(status=Status.PENDING, next_attempt_at__lte=now) | Q(
+    due = Q(status__in=(Status.PENDING, Status.HELD), next_attempt_at__lte=now) | Q(
         status=Status.SENDING, claimed_until__lt=now
     )
     claimed = (
@@ -130,8 +133,6 @@ def _missing_identity(item: WritebackItem) -> str:
         missing.append(f"the pet {item.prescription.patient.name} has no PIMS id")
     if not payload.get("contact_id"):
         missing.append("its owner has no PIMS id")
-    if not payload.get("prescribing_vet_user_id"):
-        missing.append(f"{item.prescription.vet} has no ezyVet user id")
     if not missing:
         return ""
     return (
@@ -139,6 +140,38 @@ def _missing_identity(item: WritebackItem) -> str:
         + "; ".join(missing)
         + ". Link the records (the next sync, or the vet's PIMS user id), then retry."
     )
+
+
+def _prescriber_hold(item: WritebackItem, client: ezyvet.EzyVetClient) -> str:
+    """A prescription goes to ezyVet only with a prescriber ezyVet knows: the vet's current
+    ezyVet user (refreshed into the payload: the mapping may have been fixed since), checked
+    against the site's vet users. Otherwise the reason it is held."""
+    if item.kind != Kind.PRESCRIBE:
+        return ""
+    vet = item.prescription.vet
+    reason = prescriber_hold_reason(vet=vet, integration=item.clinic.integration, client=client)
+    if not reason and item.payload.get("prescribing_vet_user_id") != vet.pims_user_id:
+        item.payload["prescribing_vet_user_id"] = vet.pims_user_id
+        WritebackItem.objects.filter(pk=item.pk).update(payload=item.payload)
+    return reason
+
+
+def _held(item: WritebackItem, attempt: WritebackAttempt, reason: str) -> Delivery:
+    """Park the row with its reason for the clinic; it is looked at again, uncounted, until
+    the prescriber is known (then it is sent), and holds back the prescription's later rows."""
+    now = timezone.now()
+    with transaction.atomic():
+        if not _still_ours(item).update(
+            status=Status.HELD,
+            attempts=F("attempts") - 1,
+            next_attempt_at=now + HOLD_RECHECK,
+            claimed_until=None,
+            last_error=reason[:2000],
+        ):
+            return Delivery(item.pk, "superseded", reason)
+        WritebackAttempt.objects.filter(pk=attempt.pk).delete()
+    log.info("writeback %s held: %s", item.pk, reason)
+    return Delivery(item.pk, "held", reason)
 
 
 def _send(
@@ -217,6 +250,9 @@ def writeback_deliver(
         if missing:
             raise ezyvet.EzyVetRequestError(missing)
         client = client_factory(item.clinic)
+        held = _prescriber_hold(item, client)
+        if held:
+            return _held(item, attempt, held)
         outcome, record = _send(item, attempt, client)
     except ezyvet.EzyVetRateLimited as exc:
         if not ezyvet.write_may_have_landed(exc):
@@ -233,7 +269,8 @@ def writeback_deliver(
     except ezyvet.EzyVetRequestError as exc:
         return _failed(item, attempt, exc, retry_in=0, permanent=True)
     except Exception as exc:
-        if not isinstance(exc, ezyvet.EzyVetError | CredentialsError | requests.RequestException):
+        known = ezyvet.EzyVetError | CredentialsError | PimsListError | requests.RequestException
+        if not isinstance(exc, known):
             log.exception("writeback %s failed unexpectedly", item.pk)
         return _failed(item, attempt, exc, retry_in=_backoff(item.attempts, rng), permanent=False)
     return _delivered(item, attempt, outcome, record)
@@ -311,7 +348,7 @@ def writeback_due(*, now: dt.datetime | None = None, limit: int = 500) -> list[i
     now = now or timezone.now()
     rows = (
         WritebackItem.objects.filter(
-            Q(status=Status.PENDING, next_attempt_at__lte=now)
+            Q(status__in=(Status.PENDING, Status.HELD), next_attempt_at__lte=now)
             | Q(status=Status.SENDING, claimed_until__lt=now),
             target=Target.EZYVET,
         )

@@ -173,7 +173,7 @@ def writeback_dismiss(
 def writeback_stats_by_clinic() -> dict[int, dict[str, Any]]:
     """Per clinic id: failed, pending (or sending) and delivered counts, the oldest pending
     row's time and the last delivery, for the onboarding team's lists across clinics."""
-    waiting = Q(status__in=(Status.PENDING, Status.SENDING))
+    waiting = Q(status__in=(Status.PENDING, Status.SENDING, Status.HELD))
     return {
         row["clinic"]: dict(row)
         for row in WritebackItem.objects.values("clinic")

@@ -53,9 +53,11 @@ def eligible_items(prescription: Prescription) -> list[PrescriptionItem]:
     ]
 
 
-def _epoch(value: dt.datetime | dt.date) -> int:
+def _epoch(value: dt.datetime | dt.date, clinic: Clinic) -> int:
+    """ezyVet's epoch seconds, which it shows in the site's (the clinic's) zone: an instant
+    as is, a date-only value as noon at the clinic (noon UTC is already tomorrow in NZ)."""
     if not isinstance(value, dt.datetime):
-        value = dt.datetime.combine(value, dt.time(12, 0), tzinfo=dt.UTC)
+        value = clinic.local_noon(value)
     return int(value.timestamp())
 
 
@@ -93,7 +95,7 @@ def _prescribe_payload(prescription: Prescription, items: Sequence[PrescriptionI
     ]
     return {
         **_identity(prescription),
-        "date_of_prescription": _epoch(prescription.approved_at),
+        "date_of_prescription": _epoch(prescription.approved_at, prescription.clinic),
         "external_reference": prescription.external_reference,
         "total_price": str(sum(item.product.price * item.quantity for item in items)),
         "external_prescription_item_list": lines,
@@ -225,7 +227,7 @@ def writeback_dispense_enqueue(
     target = writeback_target(order.clinic)
     if target is None:
         return []
-    shipped_at = _epoch(dispensed_at)
+    shipped_at = _epoch(dispensed_at, order.clinic)
     by_rx: dict[int, list[OrderLine]] = {}
     for line in lines:
         item = line.prescription_item
@@ -309,7 +311,7 @@ def writeback_end_enqueue(
                 {
                     "external_product_reference": item.product.sku,
                     "status": _end_as_seen(item, dispensed),
-                    "status_date": _epoch(item.status_date),
+                    "status_date": _epoch(item.status_date, prescription.clinic),
                 }
                 for item in ended
             ]
@@ -332,7 +334,7 @@ def writeback_end_enqueue(
             **_agent_line(prescription, item, kind="status"),
             "qty": item.dispensed_quantity,
             "status": item.status,
-            "status_date": item.status_date.isoformat(),
+            "status_date": prescription.clinic.localtime(item.status_date).isoformat(),
         }
         row = _add(
             prescription=prescription,
@@ -377,3 +379,50 @@ def _end_as_seen(item: PrescriptionItem, dispensed: set[str]) -> str:
     if item.product.sku in dispensed:
         return item.status
     return _AS_DECLINE.get(ItemStatus(item.status), item.status)
+
+
+def writeback_return_enqueue(
+    *,
+    order: Order,
+    returned: Sequence[tuple[OrderLine, int]],
+    returned_at: dt.datetime,
+    reason: str,
+) -> list[WritebackItem]:
+    """A shipment came back: a ``return`` line on the agent feed for each returned line whose
+    dispense went there. ezyVet has no "returned" status: nothing is sent to it (a return that
+    stops the prescription ends its items, which goes as a status PATCH)."""
+    target = writeback_target(order.clinic)
+    if target != Target.AGENT:
+        return []
+    rows = []
+    for line, quantity in returned:
+        item = line.prescription_item
+        if item is None:
+            continue
+        told = WritebackItem.objects.filter(
+            order=order,
+            kind=Kind.DISPENSE,
+            target=target,
+            payload__product_reference=line.product.sku,
+        ).exclude(status__in=(Status.RETRIED, Status.DISMISSED))
+        if not told.exists():
+            continue  # the PIMS never heard of this dispense: nothing to take back
+        rx = item.prescription
+        payload = {
+            **_agent_line(rx, item, kind="return", order=order),
+            "qty": quantity,
+            "remaining": item.remaining,
+            "returned_at": returned_at.isoformat(),
+            "reason": reason,
+        }
+        row = _add(
+            prescription=rx,
+            kind=Kind.RETURN,
+            target=target,
+            key=f"rx:{rx.pk}:order:{order.pk}:line:{line.pk}:return",
+            payload=payload,
+            order=order,
+        )
+        if row is not None:
+            rows.append(row)
+    return rows

@@ -13,6 +13,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from clinics.access import is_pet_owner_care
@@ -67,6 +68,8 @@ def care_client(request: HttpRequest, client_id: int) -> HttpResponse:
     """One client as Pet Owner Care sees it; opening it is audit-logged."""
     client = get_object_or_404(Client.objects.select_related("clinic", "merged_into"), pk=client_id)
     care.care_client_opened(client=client, request=request)
+    # Times as the owner's clinic lives them (the page names the zone; the middleware ends it).
+    timezone.activate(client.clinic.zone)
     events = record_events(client)
     outcomes = record_outcomes(client)
     return TemplateResponse(

@@ -283,6 +283,29 @@ def test_syncvet_technical_contact_step_needs_a_contact(world: World) -> None:
     assert AuditEvent.objects.filter(action="onboarding.step_updated", actor=world.onboarding)
 
 
+def test_syncvet_agent_installed_cannot_be_ticked_without_a_technical_contact(
+    world: World,
+) -> None:
+    checklist = integration_for(Connector.SYNCVET).checklist
+    i = step_index(checklist, "agent-installed")
+
+    refused = submit_checklist(world.onboarding, checklist, **{f"steps-{i}-done": "on"})
+
+    assert "Record the technical contact" in refused.content.decode()
+    assert step(checklist, "agent-installed").done_at is None
+
+    submit_checklist(
+        world.onboarding,
+        checklist,
+        **{
+            f"steps-{i}-done": "on",
+            "technical_contact_name": "Sam Rivera",
+            "technical_contact_email": "sam@birch.example",
+        },
+    )
+    assert step(checklist, "agent-installed").done_at is not None
+
+
 def test_the_service_refuses_the_step_without_a_contact_too(world: World) -> None:
     from django.core.exceptions import ValidationError
 
@@ -414,6 +437,9 @@ def test_the_first_successful_sync_sends_the_final_confirmation_once(
     ]
     assert mail.outbox[0].to == ["primary@birch.example"]
     assert "VetData agent" in mail.outbox[0].body
+    # Sent once the first sync has copied the data: the list is there now, not in a week.
+    assert "week" not in mail.outbox[0].body
+    assert "can see it in VetSync now" in mail.outbox[0].body
     final = step(integration.checklist, "final-confirmation")
     assert final.done_at is not None
     assert final.email_sent_at is not None

@@ -9,8 +9,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.test import override_settings
 
+from clinics import prescribers
 from clinics.models import Connector, Integration
 from clinics.services import integration_connect_ezyvet, integration_issue_agent_token
 from prescriptions.models import Channel, Product, ProductKind
@@ -69,6 +71,8 @@ def site() -> Iterator[EzyVetEmulator]:
 def _fresh_connectors() -> Iterator[None]:
     # Each test has its own emulator: never reuse a worker's cached connector across tests.
     delivery._clients.clear()
+    cache.clear()  # ezyVet's cached user and consult lists belong to the test's own emulator
+    prescribers._list_clients.clear()
     with override_settings(WRITEBACK_BACKOFF_BASE=0.01, WRITEBACK_BACKOFF_MAX=0.05):
         yield
     delivery._clients.clear()

@@ -3,6 +3,7 @@ the clinic's bearer token: what it lists, how it pages, how acks land, and who i
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -74,7 +75,10 @@ def test_a_shipment_is_a_dispense_line_in_the_feed_format(
     assert line["prescriber"] == str(world.b.vet)
     # When it shipped, to the second (the date the staff recorded, at the time they did).
     item = prescription.items.get()
-    assert line["shipped_at"] == item.last_dispensed_at.isoformat()
+    # In the clinic's zone, with its offset: the agent's PIMS files it on the clinic's date.
+    shipped_at = dt.datetime.fromisoformat(line["shipped_at"])
+    assert shipped_at == item.last_dispensed_at
+    assert shipped_at.utcoffset() == world.b.clinic.localtime(shipped_at).utcoffset()
     assert line["shipped_at"].startswith(order.shipped_on.isoformat())
     assert line["order_ref"] == order.number
     assert line["link"].endswith(prescription.get_absolute_url())
@@ -95,7 +99,8 @@ def test_a_dispensed_item_that_ends_is_a_status_line(
     (line,) = feed(token, after=dispense["id"])["items"]
     assert line["kind"] == "status"
     assert (line["status"], line["product_reference"]) == ("CANCELLED_DR", "CARP-75")
-    assert line["status_date"].startswith(prescription.items.get().status_date.date().isoformat())
+    ended = world.b.clinic.localdate(prescription.items.get().status_date)
+    assert line["status_date"].startswith(ended.isoformat())
     assert (line["client_pims_id"], line["patient_pims_id"]) == ("C-2001", "P-3001")
     assert "shipped_at" not in line
 

@@ -444,7 +444,7 @@ def test_autoship_goes_on_hold_when_the_prescription_ran_out(world: World, biscu
 
 
 def test_autoship_goes_on_hold_when_the_prescription_expired(world: World, biscuit, catalogue):
-    today = timezone.localdate()
+    today = world.a.clinic.localdate()
     prescription = rx(
         world.a, biscuit, catalogue.carprofen, expires_on=today + dt.timedelta(days=20)
     )

@@ -27,6 +27,7 @@ from records.models import Patient
 from tests.conftest import World, login
 from tests.factories import ClientFactory, PatientFactory
 from tests.prescriptions.conftest import Catalogue, rx
+from tests.prescriptions.writeback import clock_at
 
 
 def text(response: Any) -> str:
@@ -336,7 +337,7 @@ def test_ending_items_offers_only_the_ends_the_rules_allow(
     staff = login(world.a.staff)
     staff.post(
         reverse("prescriptions:order-action", args=["alder", order.pk]),
-        {"action": "ship", "shipped_on": timezone.localdate().isoformat()},
+        {"action": "ship", "shipped_on": world.a.clinic.localdate().isoformat()},
     )
     html = staff.get(rx_url(prescription)).content.decode()
     current = re.search(rf'name="end-{carprofen.pk}">(.*?)</select>', html, re.S)
@@ -458,7 +459,7 @@ def test_the_prescription_page_shows_its_writeback_rows(
     staff = login(world.b.staff)
     staff.post(
         reverse("prescriptions:order-action", args=["birch", order.pk]),
-        {"action": "ship", "shipped_on": timezone.localdate().isoformat()},
+        {"action": "ship", "shipped_on": world.b.clinic.localdate().isoformat()},
     )
     row = prescription.writebacks.get()
     html = staff.get(rx_url(prescription)).content.decode()
@@ -547,7 +548,10 @@ def test_the_request_queue_puts_waiting_first_soonest_to_expire_on_top(
     response = staff.get(url("rx-request-list", world.a))
     rows = re.findall(r'data-testid="request-row">(.*?)</tr>', response.content.decode(), re.S)
     assert len(rows) == 3
-    assert "Carprofen" in rows[0] and "in 5 days" in rows[0] and "reminder sent" in rows[0]
+    # Days are counted at the clinic: how many of its calendar days until the request expires.
+    left = (world.a.clinic.localdate(timezone.now() + dt.timedelta(days=5, hours=1))
+            - world.a.clinic.localdate()).days  # fmt: skip
+    assert "Carprofen" in rows[0] and f"in {left} days" in rows[0] and "reminder sent" in rows[0]
     assert "Apoquel" in rows[1] and "in 45 days" in rows[1] and "reminder sent" not in rows[1]
     assert "Renal" in rows[2] and "Declined" in rows[2]
     assert "2 waiting for a vet." in text(response)
@@ -747,7 +751,8 @@ def test_the_order_page_says_which_lines_are_written_back(
 def test_shipping_an_order_marks_it_shipped_with_the_date(
     world: World, pet: Patient, catalogue: Catalogue
 ) -> None:
-    prescription = rx(world.a, pet, catalogue.carprofen)
+    with clock_at(timezone.now() - dt.timedelta(days=3)):  # approved before it shipped
+        prescription = rx(world.a, pet, catalogue.carprofen)
     item = prescription.items.get()
     order = order_place(
         clinic=world.a.clinic,
@@ -757,10 +762,11 @@ def test_shipping_an_order_marks_it_shipped_with_the_date(
     )
     staff = login(world.a.staff)
     page = text(staff.get(order.get_absolute_url()))
-    assert timezone.localdate().isoformat() in staff.get(order.get_absolute_url()).content.decode()
+    today = world.a.clinic.localdate()  # the clinic's today, not the server's
+    assert today.isoformat() in staff.get(order.get_absolute_url()).content.decode()
     assert "Mark shipped" in page
 
-    tomorrow = timezone.localdate() + dt.timedelta(days=1)
+    tomorrow = today + dt.timedelta(days=1)
     response = staff.post(
         reverse("prescriptions:order-action", args=["alder", order.pk]),
         {"action": "ship", "shipped_on": tomorrow.isoformat()},
@@ -768,7 +774,7 @@ def test_shipping_an_order_marks_it_shipped_with_the_date(
     )
     assert "The ship date cannot be in the future." in " ".join(messages_of(response))
 
-    shipped_on = timezone.localdate() - dt.timedelta(days=1)
+    shipped_on = today - dt.timedelta(days=1)
     response = staff.post(
         reverse("prescriptions:order-action", args=["alder", order.pk]),
         {

@@ -29,6 +29,17 @@ RESOURCES = (
     "consult",
 )
 
+CONSULT_REASONS = (
+    "Annual wellness exam",
+    "Lameness, left hind leg",
+    "Itchy skin and ear infection",
+    "Vomiting for two days",
+    "Dental check",
+    "Weight loss, increased thirst",
+    "Post-operative recheck",
+    "Vaccination",
+)
+
 CONTACT_DETAIL_TYPES = ("Phone", "Mobile", "Email", "Fax", "Website", "After Hours")
 
 SPECIES_BREEDS: dict[str, tuple[str, ...]] = {
@@ -416,7 +427,7 @@ class DataGenerator:
         for animal in list(self.data.tables["animal"].values()):
             for _ in range(per_animal()):
                 when = now - dt.timedelta(days=self.rng.randint(1, 700))
-                self.data.add(
+                record = self.data.add(
                     "consult",
                     {
                         **self.stamp(when),
@@ -425,3 +436,7 @@ class DataGenerator:
                         "date": epoch(when),
                     },
                 )
+                # What the visit was for [inferred: the consult's ``description``]; from the
+                # id rather than the generator, so the rest of the site stays as it was.
+                reason = CONSULT_REASONS[int(str(record["id"])) % len(CONSULT_REASONS)]
+                record["description"] = reason

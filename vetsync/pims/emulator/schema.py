@@ -62,7 +62,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "breed": ("name", "species_id"),
     "sex": ("name",),
     "user": ("title", "first_name", "last_name", "email", "contact_id"),
-    "consult": ("animal_id", "vet_id", "date"),
+    "consult": ("animal_id", "vet_id", "date", "description"),  # description: [inferred]
     "externalprescription": (
         "partner_id",
         "animal_id",

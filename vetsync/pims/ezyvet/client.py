@@ -69,6 +69,7 @@ class EzyVetConsult:
     animal_id: str
     vet_user_id: str
     date: dt.datetime | None
+    reason: str = ""  # the consult's description [inferred field name]
 
 
 class EzyVetClient(EzyVetTransport):
@@ -155,6 +156,7 @@ class EzyVetClient(EzyVetTransport):
                 animal_id=_text(c.get("animal_id")),
                 vet_user_id=_text(c.get("vet_id")),
                 date=_epoch_datetime(c.get("date")),
+                reason=_text(c.get("description")),
             )
             for c in self.iter_records("consult", {"animal_id": str(animal_id), "active": "1"})
         ]

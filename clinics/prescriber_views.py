@@ -1,0 +1,92 @@
+"""Who each vet is in the PIMS: the clinic admin's Prescribers page (and the same form in the
+admin for the onboarding team). On ezyVet the PIMS user is picked from the site's vet users."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.views.decorators.http import require_http_methods
+
+from clinics.access import clinic_for_user
+from clinics.models import Clinic, Integration, Vet
+from clinics.prescribers import (
+    PimsListError,
+    ezyvet_vets,
+    is_ezyvet,
+    may_map_prescribers,
+    vet_label,
+    vet_pims_user_set,
+)
+
+
+@dataclass
+class PrescriberRow:
+    vet: Vet
+    current: str  # how the current mapping reads ("" when none)
+    known: bool  # ezyVet knows the vet's user (always True off ezyVet: nothing to check)
+
+
+def prescribers_context(clinic: Clinic) -> dict[str, Any]:
+    """The clinic's vets with their PIMS users, and ezyVet's vet users to pick from."""
+    integration = Integration.objects.filter(clinic=clinic).first()
+    on_ezyvet = is_ezyvet(integration)
+    choices: list[tuple[str, str]] = []
+    error = ""
+    if on_ezyvet:
+        assert integration is not None
+        try:
+            choices = [(v.user_id, vet_label(v)) for v in ezyvet_vets(integration=integration)]
+        except PimsListError as exc:
+            error = str(exc)
+    labels = dict(choices)
+    rows = [
+        PrescriberRow(
+            vet=vet,
+            current=labels.get(vet.pims_user_id, vet.pims_user_id),
+            known=not on_ezyvet or error != "" or vet.pims_user_id in labels,
+        )
+        for vet in Vet.objects.filter(clinic=clinic, is_active=True)
+    ]
+    return {
+        "clinic": clinic,
+        "on_ezyvet": on_ezyvet,
+        "pims_users": choices,
+        "list_error": error,
+        "rows": rows,
+    }
+
+
+def prescribers_post(request: HttpRequest, clinic: Clinic) -> None:
+    """Change one vet's PIMS user from the posted form; the outcome is a message."""
+    vet_id = request.POST.get("vet", "")
+    vet = get_object_or_404(Vet, clinic=clinic, pk=vet_id if vet_id.isdigit() else 0)
+    value = request.POST.get("pims_user_id", "")[:50]
+    try:
+        vet_pims_user_set(vet=vet, pims_user_id=value, actor=request.user, request=request)
+    except PimsListError as exc:
+        messages.error(request, f"{vet}: {exc}")
+    else:
+        what = f"PIMS user {value}" if value.strip() else "no PIMS user"
+        messages.success(request, f"{vet} is now {what}.")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def prescribers(request: HttpRequest, clinic_slug: str) -> HttpResponse:
+    """The clinic's vets and who each is in the PIMS; a clinic admin changes it."""
+    clinic = clinic_for_user(request, clinic_slug)
+    can_change = may_map_prescribers(request.user, clinic.pk)
+    if request.method == "POST":
+        if not can_change:
+            raise PermissionDenied("Only a clinic admin or the onboarding team maps prescribers.")
+        prescribers_post(request, clinic)
+        return redirect("clinics:prescribers", clinic_slug=clinic.slug)
+    context = prescribers_context(clinic) | {"can_change": can_change}
+    return TemplateResponse(request, "clinics/prescribers.html", context)
