@@ -124,7 +124,11 @@ def vetsync(env: dict[str, str], port: int, logs: Path) -> Iterator[None]:
             stderr=subprocess.STDOUT,
         ),
         subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "vetsync", "worker", "-c", "1", "-l", "warning"],
+            # One worker on every queue, as `make run` starts it (applies go to the sync queue).
+            [
+                *(sys.executable, "-m", "celery", "-A", "vetsync", "worker", "-c", "1"),
+                *("-l", "warning", "-Q", "sync,pull,writeback,default"),
+            ],
             env=env,
             cwd=ROOT,
             stdout=worker_log,
