@@ -49,6 +49,7 @@ def shared_limiter(
         priority=priority,
         rate=settings.EZYVET_RATE_PER_MINUTE,
         endpoint_rate=settings.EZYVET_ENDPOINT_RATE_PER_MINUTE,
+        window=settings.EZYVET_RATE_WINDOW_SECONDS,
         margin=settings.EZYVET_LIMITER_MARGIN_SECONDS,
         reserve=settings.EZYVET_WRITEBACK_RESERVE,
     )

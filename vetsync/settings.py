@@ -409,10 +409,13 @@ CREDENTIALS_KEYS = env_list("CREDENTIALS_KEYS")
 # window) when EZYVET_LIMITER_URL or REDIS_URL is set, else a file-locked window in the var
 # directory. A margin of seconds over ezyVet's 60 s window covers a call's way there; pulls
 # leave EZYVET_WRITEBACK_RESERVE of the site's calls a minute to waiting writebacks.
+# EZYVET_RATE_WINDOW_SECONDS is ezyVet's (60); only a benchmark on a compressed clock shortens
+# it, together with the emulator's window (bench/bench_fleet.py).
 EZYVET_LIMITER_URL = os.environ.get("EZYVET_LIMITER_URL", REDIS_URL)
 EZYVET_LIMITER_DIR = VAR_DIR / "ratelimits"
 EZYVET_RATE_PER_MINUTE = env_int("EZYVET_RATE_PER_MINUTE", 180)
 EZYVET_ENDPOINT_RATE_PER_MINUTE = env_int("EZYVET_ENDPOINT_RATE_PER_MINUTE", 60)
+EZYVET_RATE_WINDOW_SECONDS = float(os.environ.get("EZYVET_RATE_WINDOW_SECONDS", "60"))
 EZYVET_LIMITER_MARGIN_SECONDS = float(os.environ.get("EZYVET_LIMITER_MARGIN_SECONDS", "2"))
 EZYVET_WRITEBACK_RESERVE = env_int("EZYVET_WRITEBACK_RESERVE", 18)
 

@@ -1,0 +1,225 @@
+"""The fleet bench's figures, printed from what the run kept (bench/fleet_run.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+from fleet_measure import pct
+
+VETSYNC = (
+    "web",
+    "worker-sync",
+    "worker-pull",
+    "worker-writeback",
+    "worker-default",
+    "beat",
+    "postgres",
+    "redis",
+)
+
+
+def when(mark: float) -> dt.datetime:
+    """A monotonic mark as the database's time."""
+    return dt.datetime.now(dt.UTC) - dt.timedelta(seconds=time.monotonic() - mark)
+
+
+def cpu_between(fleet: Any, first: str, last: str) -> dict[str, float]:
+    if first not in fleet.marks.cpu or last not in fleet.marks.cpu:
+        raise RuntimeError(f"the run did not reach {last if first in fleet.marks.cpu else first}")
+    a, b = fleet.marks.cpu.get(first, {}), fleet.marks.cpu.get(last, {})
+    return {name: b.get(name, 0.0) - a.get(name, 0.0) for name in b}
+
+
+def report(fleet: Any) -> None:
+    print("== results", flush=True)
+    for part in (cycle, ages, writebacks, answers, cpu, first_copies, database, memory, errors):
+        try:
+            part(fleet)
+        except Exception as exc:
+            print(f"  {part.__name__}: not measured ({exc!r})")
+
+
+def cycle(fleet: Any) -> None:
+    m, a = fleet.marks, fleet.args
+    if not m.herd_start:
+        print("  hourly cycle of deltas: not reached")
+        return
+    seconds = m.herd_end - m.herd_start
+    line = (
+        f"  hourly cycle of deltas (every healthy site due at once, agents posting): "
+        f"{m.herd_done}/{m.herd_of} sites in {seconds:.0f} s wall"
+    )
+    if m.herd_done >= m.herd_of and m.herd_of:
+        scaled = seconds * 1000 / m.herd_of
+        line += (
+            f"; at 1,000 sites (linear): {seconds:.0f} s x 1000/{m.herd_of} = {scaled / 60:.1f} min "
+            f"(target <= 10 min: {'met' if scaled <= 600 else 'MISSED'})"
+        )
+    print(line)
+    runs = delta_runs(fleet, m.all_live, m.steady_end)
+    waits = [(r.started_at - r.created_at).total_seconds() for r in runs if r.started_at]
+    spans = [(r.finished_at - r.created_at).total_seconds() for r in runs if r.finished_at]
+    hours = (m.steady_end - m.all_live) * a.compression / 3600
+    print(
+        f"  steady state ({hours:.2f} sim h): {len(runs)} ezyVet deltas "
+        f"({len(runs) / max(hours, 1e-9) / len(fleet.ezy):.2f} a site an hour), pull start -> applied "
+        f"p50 {pct(spans, 0.5):.1f} s, p95 {pct(spans, 0.95):.1f} s wall; waited for a worker "
+        f"p95 {pct(waits, 0.95):.1f} s"
+    )
+
+
+def delta_runs(fleet: Any, since: float, until: float) -> list[Any]:
+    from records.models import SyncRun
+
+    return list(
+        SyncRun.objects.filter(
+            source="ezyvet", full=False, created_at__gte=when(since), created_at__lt=when(until)
+        ).exclude(clinic_id__in=[c.clinic_id for c in fleet.failing])
+    )
+
+
+def ages(fleet: Any) -> None:
+    m, a = fleet.marks, fleet.args
+    to_min = a.compression / 60
+    healthy, agents, failing = fleet.ages.oldest(m.all_live, m.steady_end)
+    print(
+        f"  oldest live clinic's data (steady state, sim minutes): ezyVet {healthy * to_min:.0f} "
+        f"(target <= {a.interval * 1.25:.0f}: {'met' if healthy * to_min <= a.interval * 1.25 else 'MISSED'}), "
+        f"agents {agents * to_min:.0f}; the failing sites {failing * to_min:.0f} (down "
+        f"{a.fault_minutes:g} min)"
+    )
+    whole = fleet.ages.oldest(m.start, m.herd_end or m.steady_end)
+    print(
+        f"  oldest over the whole run, onboarding included: ezyVet {whole[0] * to_min:.0f}, "
+        f"agents {whole[1] * to_min:.0f} sim min"
+    )
+
+
+def writebacks(fleet: Any) -> None:
+    from prescriptions.models import WritebackItem
+
+    failing = [c.clinic_id for c in fleet.failing]
+    rows = list(
+        WritebackItem.objects.filter(created_at__gte=when(fleet.marks.start)).exclude(
+            clinic_id__in=failing
+        )
+    )
+    delivered = [r for r in rows if r.status == WritebackItem.Status.DELIVERED and r.delivered_at]
+    latencies = [(r.delivered_at - r.created_at).total_seconds() for r in delivered]
+    p95 = pct(latencies, 0.95)
+    _, _, prescribing = fleet.loads
+    print(
+        f"  writeback commit -> delivered: {len(rows)} rows ({prescribing.made} prescriptions, "
+        f"{len(prescribing.errors)} refused), undelivered {len(rows) - len(delivered)}; "
+        f"p50 {pct(latencies, 0.5):.2f} s, p95 {p95:.2f} s, max {max(latencies, default=0):.2f} s "
+        f"(target p95 <= 2 s: {'met' if p95 <= 2 and len(rows) == len(delivered) else 'MISSED'})"
+    )
+
+
+def answers(fleet: Any) -> None:
+    import requests
+
+    mutator, agents, _ = fleet.loads
+    summary = requests.get(f"{fleet.sites_url}/_emulator/summary", timeout=30).json()
+    statuses = summary["status_counts"]
+    agent_429 = agents.statuses.get(429, 0)
+    total = int(statuses.get("429", 0)) + agent_429
+    print(
+        f"  429 answers: {total} (ezyVet {statuses.get('429', 0)}, agent API {agent_429}; target 0); "
+        f"ezyVet calls by status {dict(sorted(statuses.items()))} (the failing sites' 503s and drops "
+        f"included); {mutator.changed:,} site records changed"
+    )
+    lat = agents.latencies
+    print(
+        f"  agent posts: {sum(agents.statuses.values()):,} by status {dict(agents.statuses)}, "
+        f"answered p50 {pct(lat, 0.5):.2f} s, p95 {pct(lat, 0.95):.2f} s; {len(agents.errors)} errors"
+    )
+
+
+def cpu(fleet: Any) -> None:
+    m, a = fleet.marks, fleet.args
+    spent = cpu_between(fleet, "all_live", "steady_end")
+    wall = m.steady_end - m.all_live
+    hours = wall * a.compression / 3600
+    clinics = len(fleet.ezy) + len(fleet.agents)
+    ours = sum(spent.get(name, 0.0) for name in VETSYNC)
+    print(
+        f"  CPU, steady state: {ours:.0f} CPU-s over {wall:.0f} s wall ({ours / wall:.2f} cores) = "
+        f"{ours / clinics / hours:.2f} CPU-s per clinic per sim hour ({clinics} clinics, {hours:.2f} h)"
+    )
+    print(
+        "    by process (CPU-s per sim hour): "
+        + ", ".join(
+            f"{name} {spent.get(name, 0.0) / hours:.0f}" for name in (*VETSYNC, "emulator", "bench")
+        )
+    )
+    ezy = sum(spent.get(n, 0.0) for n in ("worker-pull", "worker-sync", "worker-writeback"))
+    print(
+        f"    ezyVet side (pull + sync + writeback workers): {ezy / len(fleet.ezy) / hours:.2f} CPU-s a site an "
+        f"hour; agents (web): {spent.get('web', 0.0) / max(len(fleet.agents), 1) / hours:.2f} a clinic an hour; "
+        f"PostgreSQL {spent.get('postgres', 0.0) / clinics / hours:.2f} a clinic an hour"
+    )
+
+
+def first_copies(fleet: Any) -> None:
+    m = fleet.marks
+    onboarding = cpu_between(fleet, "start", "all_live")
+    steady = cpu_between(fleet, "all_live", "steady_end")
+    names = [n for n in VETSYNC if n != "web"]
+    spent = sum(onboarding.get(n, 0.0) for n in names)
+    rate = sum(steady.get(n, 0.0) for n in names) / max(m.steady_end - m.all_live, 1e-9)
+    wall = m.all_live - m.start
+    copies = spent - rate * wall
+    clients = sum(fleet.ezy_counts)
+    print(
+        f"  first copies: {clients:,} clients in {wall:.0f} s wall; workers + PostgreSQL + Redis "
+        f"{spent:.0f} CPU-s, less the steady rate ({rate:.2f} cores x {wall:.0f} s) = {copies:.0f} CPU-s, "
+        f"{copies / clients * 1000:.1f} CPU-s per 1,000 clients"
+    )
+
+
+def database(fleet: Any) -> None:
+    from django.db import connection
+
+    sizes = fleet.marks.db_bytes
+    grown = sizes["end"] - sizes["empty"]
+    clinics = len(fleet.ezy) + len(fleet.agents)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, pg_total_relation_size(c.oid) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 2 DESC LIMIT 6"
+        )
+        tables = cursor.fetchall()
+        cursor.execute("SELECT count(*) FROM records_client")
+        (clients,) = cursor.fetchone()
+    print(
+        f"  database: {grown / 2**20:.0f} MiB for {clinics} clinics and {clients:,} clients = "
+        f"{grown / clinics * 1000 / 2**30:.2f} GiB per 1,000 clinics of this mix, "
+        f"{grown / max(clients, 1) * 1e6 / 2**30:.2f} GiB per million clients; largest: "
+        + ", ".join(f"{name} {size / 2**20:.0f} MiB" for name, size in tables)
+    )
+
+
+def memory(fleet: Any) -> None:
+    rows = fleet.sampler.memory_by_name()
+    print(
+        "  peak RSS (MiB; main process / largest child x children): "
+        + "; ".join(
+            f"{name} {main:.0f}" + (f" / {child:.0f} x {count}" if count else "")
+            for name, (main, child, count) in sorted(rows.items())
+        )
+    )
+
+
+def errors(fleet: Any) -> None:
+    _, agents, prescribing = fleet.loads
+    for label, found in (
+        ("loop errors", fleet.loop_errors),
+        ("agent post errors", agents.errors[:5]),
+        ("prescribing errors", prescribing.errors[:5]),
+    ):
+        if found:
+            print(f"  {label}: {found}")

@@ -1,0 +1,354 @@
+"""The fleet bench's run: its processes, its phases, and what it keeps for the report
+(bench/bench_fleet.py says what it is; bench/fleet_report.py prints it)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+from fleet_load import AgentFleet, Clock, Mutator, Prescribing, site_faults
+from fleet_measure import AgeWatch, Every, ProcessSampler
+from fleet_world import (
+    EzyVetClinic,
+    agent_clinics_create,
+    client_counts,
+    ezyvet_clinics_create,
+    ezyvet_onboard,
+    prescriber_ready,
+)
+from redis_server import RedisServer, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Marks:
+    """Monotonic times of the run's phases, and what was true at each."""
+
+    start: float = 0.0
+    all_live: float = 0.0
+    steady_end: float = 0.0
+    fault_start: float = 0.0
+    fault_end: float = 0.0
+    herd_start: float = 0.0
+    herd_end: float = 0.0
+    herd_done: int = 0
+    herd_of: int = 0
+    cpu: dict[str, dict[str, float]] = field(default_factory=dict)  # mark -> name -> CPU s
+    db_bytes: dict[str, int] = field(default_factory=dict)
+
+
+class Fleet:
+    def __init__(self, args: argparse.Namespace, tmp: Path, redis: RedisServer) -> None:
+        self.args = args
+        self.tmp = tmp
+        self.redis = redis
+        self.marks = Marks()
+        self.interval = dt.timedelta(minutes=args.interval / args.compression)
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.ready: list[EzyVetClinic] = []
+        self.ready_lock = threading.Lock()
+        self.failing: list[EzyVetClinic] = []
+
+    # -- processes -----------------------------------------------------------------------
+
+    def start_sites(self, counts: list[int]) -> str:
+        spec = self.tmp / "sites.json"
+        spec.write_text(
+            json.dumps([{"clients": n, "seed": 1000 + i} for i, n in enumerate(counts)])
+        )
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "bench" / "fleet_sites.py"),
+                "--spec",
+                str(spec),
+                "--window-seconds",
+                str(60 / self.args.compression),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=(self.tmp / "sites.log").open("wb"),
+            start_new_session=True,
+        )
+        self.processes.append(proc)
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode()
+        if not line.startswith("listening on "):
+            raise RuntimeError(f"The sites did not start: {line!r}; see {self.tmp / 'sites.log'}")
+        self.sites_pid = proc.pid
+        self.sites_url = line.removeprefix("listening on ").strip()
+        return self.sites_url
+
+    def start_serve(self) -> tuple[str, dict[int, str]]:
+        """`make serve` (scripts/serve.py) on a free port; its processes by session id."""
+        port = free_port()
+        env = {
+            **os.environ,
+            "BIND": f"127.0.0.1:{port}",
+            "WEB_CONCURRENCY": os.environ.get("WEB_CONCURRENCY", "2"),
+        }
+        log = self.tmp / "serve.log"
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "scripts" / "serve.py")],
+            env=env,
+            cwd=ROOT,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes.append(proc)
+        self.serve = proc
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if requests.get(f"{url}/healthz", timeout=5).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"make serve did not become healthy; see {log}:\n{log.read_text()[-3000:]}"
+                )
+            time.sleep(1)
+        sessions = {}
+        for line in log.read_text().splitlines():
+            if "| started " in line:
+                name, pid = line.split("| started ", 1)[1].rsplit(" (pid ", 1)
+                sessions[int(pid.rstrip(")"))] = name
+        return url, sessions
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.processes):
+            if proc.poll() is None:
+                proc.terminate()  # serve.py stops its processes in order
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+    def loose_pids(self) -> dict[int, str]:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+            pids = {int(pid): "postgres" for (pid,) in cursor.fetchall()}
+        assert self.redis.proc is not None
+        return {
+            **pids,
+            self.redis.proc.pid: "redis",
+            self.sites_pid: "emulator",
+            os.getpid(): "bench",
+        }
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        self.marks.db_bytes["empty"] = db_bytes()
+        args = self.args
+        self.ezy_counts = client_counts(args.sites, seed=args.seed, scale=args.client_scale)
+        self.agent_counts = client_counts(args.agents, seed=args.seed + 1, scale=args.client_scale)
+        sites_url = self.start_sites(self.ezy_counts)
+        self.ezy = ezyvet_clinics_create(
+            self.ezy_counts, sites_url=sites_url, interval=self.interval, waves=args.waves
+        )
+        self.agents = agent_clinics_create(self.agent_counts)
+        rng = random.Random(args.seed)
+        self.failing = rng.sample(self.ezy, max(1, round(args.failing * len(self.ezy))))
+        web_url, sessions = self.start_serve()
+        self.sampler = ProcessSampler(sessions=sessions, loose=self.loose_pids)
+        self.ages = AgeWatch(failing={c.clinic_id for c in self.failing})
+        self.clock = Clock(args.compression, time.monotonic())
+        self.marks.start = self.clock.started
+        self.say_setup()
+        self.load(sites_url, web_url)
+
+    def say_setup(self) -> None:
+        a = self.args
+        print(
+            f"  clock: compression {a.compression:g} (a simulated hour is {60 / a.compression:.1f} wall "
+            f"minutes); pull interval {a.interval:g} sim min ({self.interval.total_seconds():.0f} s wall); "
+            f"ezyVet's rate window {60 / a.compression:.1f} s (180 calls a site, 60 an endpoint)",
+            flush=True,
+        )
+        print(
+            f"  ezyVet sites: {len(self.ezy)}, {sum(self.ezy_counts):,} clients (median "
+            f"{sorted(self.ezy_counts)[len(self.ezy_counts) // 2]:,}, max {max(self.ezy_counts):,}) in "
+            f"{a.waves} waves {a.wave_gap:g} sim min apart; agent clinics: {len(self.agents)} "
+            f"({sum(self.agent_counts):,} clients) posting every {a.agent_every:g} sim min; "
+            f"{a.change_per_hour:.0%} of clients change an hour; failing sites: "
+            f"{', '.join(str(c.index) for c in self.failing)} ({a.fault_minutes:g} sim min)",
+            flush=True,
+        )
+
+    def load(self, sites_url: str, web_url: str) -> None:
+        a = self.args
+        mutator = Mutator(sites_url, self.ezy, a.change_per_hour, self.clock)
+        agents = AgentFleet(web_url, self.agents, a.agent_every, a.change_per_hour, self.clock)
+        rate = a.writebacks_per_1000 * len(self.ezy) / 1000 * a.compression
+        prescribing = Prescribing(rate, self.prescribable)
+        loops = [
+            Every("sampler", 2.0, self.sampler.sample),
+            Every("ages", 3.0, self.ages.look),
+            Every("mutator", self.clock.wall(5.0), mutator.step),
+        ]
+        threads = [threading.Thread(target=t.run, daemon=True) for t in (agents, prescribing)]
+        self.sampler.sample()
+        self.marks.cpu["start"] = self.sampler.cpu_by_name()
+        for thread in [*loops, *threads]:
+            thread.start()
+        self.loads = (mutator, agents, prescribing)
+        try:
+            self.onboard(sites_url)
+            self.steady(sites_url)
+            self.herd()
+        finally:
+            agents.halt.set()
+            prescribing.halt.set()
+            for thread in threads:
+                thread.join(timeout=120)
+            self.settle()
+            for loop in loops:
+                loop.stop()
+            self.sampler.sample()
+            self.marks.cpu["end"] = self.sampler.cpu_by_name()
+            self.marks.db_bytes["end"] = db_bytes()
+            self.loop_errors = [f"{loop.name}: {loop.error!r}" for loop in loops if loop.error]
+            from fleet_report import report
+
+            report(self)
+            self.stop_all()
+
+    def onboard(self, sites_url: str) -> None:
+        """Waves of sites go live; wait until every site's first copy is in."""
+        from records.models import SyncRun
+
+        a = self.args
+        waiting = list(self.ezy)
+        limit = time.monotonic() + a.onboarding_limit * 60
+        while True:
+            now = self.clock.sim_minutes()
+            for clinic in [c for c in waiting if c.live_at is None and c.wave * a.wave_gap <= now]:
+                ezyvet_onboard(clinic)
+                clinic.live_at = time.monotonic()
+            copied = set(
+                SyncRun.objects.filter(
+                    full=True, status=SyncRun.Status.SUCCEEDED, source="ezyvet"
+                ).values_list("clinic_id", flat=True)
+            )
+            for clinic in [c for c in waiting if c.clinic_id in copied]:
+                waiting.remove(clinic)
+                if prescriber_ready(clinic):
+                    with self.ready_lock:
+                        self.ready.append(clinic)
+            if not waiting:
+                break
+            if time.monotonic() > limit:
+                raise RuntimeError(
+                    f"{len(waiting)} first copies not in after {a.onboarding_limit:g} wall minutes"
+                )
+            time.sleep(2)
+        self.marks.all_live = time.monotonic()
+        self.sampler.sample()
+        self.marks.cpu["all_live"] = self.sampler.cpu_by_name()
+        print(
+            f"  onboarding: every first copy in after {self.clock.sim_minutes():.0f} sim min",
+            flush=True,
+        )
+
+    def prescribable(self) -> list[EzyVetClinic]:
+        with self.ready_lock:
+            return [c for c in self.ready if c not in self.failing]
+
+    def steady(self, sites_url: str) -> None:
+        a = self.args
+        begin = self.clock.sim_minutes()
+        fault_at, end = begin + 15, begin + a.hours * 60
+        self.wait_until(fault_at)
+        for n, clinic in enumerate(self.failing):
+            site_faults(sites_url, clinic.index, "server_error" if n % 2 == 0 else "drop")
+        self.marks.fault_start = time.monotonic()
+        self.wait_until(fault_at + a.fault_minutes)
+        for clinic in self.failing:
+            site_faults(sites_url, clinic.index, None)
+        self.marks.fault_end = time.monotonic()
+        self.wait_until(end)
+        self.marks.steady_end = time.monotonic()
+        self.sampler.sample()
+        self.marks.cpu["steady_end"] = self.sampler.cpu_by_name()
+        self.marks.db_bytes["steady_end"] = db_bytes()
+
+    def wait_until(self, sim_minutes: float) -> None:
+        while self.clock.sim_minutes() < sim_minutes:
+            if self.serve.poll() is not None:
+                raise RuntimeError("make serve stopped; see serve.log")
+            time.sleep(1)
+
+    def herd(self) -> None:
+        """Every live site due at once: how long the fleet's hourly cycle of deltas takes."""
+        from django.utils import timezone
+
+        from clinics.models import Connector, Integration
+        from records.models import SyncRun
+
+        healthy = [c.clinic_id for c in self.ezy if c not in self.failing]
+        self.marks.herd_of = len(healthy)
+        self.marks.herd_start = time.monotonic()
+        started = timezone.now()
+        Integration.objects.filter(connector=Connector.EZYVET, clinic_id__in=healthy).update(
+            last_pull_at=started - self.interval - dt.timedelta(minutes=1)
+        )
+        limit = time.monotonic() + 30 * 60
+        while time.monotonic() < limit:
+            done = (
+                SyncRun.objects.filter(
+                    clinic_id__in=healthy, status=SyncRun.Status.SUCCEEDED, created_at__gte=started
+                )
+                .values("clinic_id")
+                .distinct()
+                .count()
+            )
+            self.marks.herd_done = done
+            if done >= len(healthy):
+                break
+            time.sleep(1)
+        self.marks.herd_end = time.monotonic()
+
+    def settle(self) -> None:
+        """Give the writebacks committed last a minute to be delivered."""
+        from prescriptions.models import WritebackItem
+
+        deadline = time.monotonic() + 60
+        pending = WritebackItem.objects.exclude(status=WritebackItem.Status.DELIVERED).exclude(
+            clinic_id__in=[c.clinic_id for c in self.failing]
+        )
+        while pending.exists() and time.monotonic() < deadline:
+            time.sleep(1)
+
+
+def db_bytes() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_database_size(current_database())")
+        (size,) = cursor.fetchone()
+    return int(size)
