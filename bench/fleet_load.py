@@ -40,41 +40,6 @@ class Clock:
         return self.started + self.wall(sim_minutes)
 
 
-class Mutator:
-    """Each live site changes ``per_hour`` of its clients' records an hour (simulated), in
-    small steps; fractions carry over, so a small site changes a record every few steps."""
-
-    def __init__(
-        self, sites_url: str, clinics: Sequence[EzyVetClinic], per_hour: float, clock: Clock
-    ) -> None:
-        self.url = sites_url
-        self.clinics = clinics
-        self.per_hour = per_hour
-        self.clock = clock
-        self.owed: Counter[int] = Counter()
-        self.last = clock.sim_minutes()
-        self.changed = 0
-        self.session = requests.Session()
-
-    def step(self) -> None:
-        now = self.clock.sim_minutes()
-        hours, self.last = (now - self.last) / 60, now
-        for clinic in self.clinics:
-            if clinic.live_at is None:
-                continue
-            self.owed[clinic.index] += clinic.clients * self.per_hour * hours
-            count = int(self.owed[clinic.index])
-            if count:
-                self.owed[clinic.index] -= count
-                answer = self.session.post(
-                    f"{self.url}/site/{clinic.index}/_emulator/mutate",
-                    json={"count": count},
-                    timeout=30,
-                )
-                answer.raise_for_status()
-                self.changed += count
-
-
 def agent_batch(
     clinic: AgentClinic, rng: random.Random, count: int, sequence: int
 ) -> dict[str, object]:
@@ -215,17 +180,15 @@ class Prescribing:
             self.halt.wait(max(0.0, started + (self.made + 1) / self.rate - time.monotonic()))
 
 
-def site_faults(sites_url: str, index: int, kind: str | None) -> None:
-    """Site ``index`` answers every data call with 503 (``server_error``) or drops the
-    connection (``drop``) until told otherwise (``kind`` None clears it)."""
-    faults = []
+def site_faults(sites_url: str, site: int, kind: str, seconds: float) -> None:
+    """Site ``site`` answers every data call with 503 (``server_error``) or drops the
+    connection (``drop``) for ``seconds`` (the emulator ends the fault itself)."""
+    fault: dict[str, object] = {"kind": kind, "for_seconds": seconds}
     if kind == "server_error":
-        faults = [{"kind": "server_error", "status": 503, "count": 10**9}]
-    elif kind == "drop":
-        faults = [{"kind": "drop", "count": 10**9}]
+        fault["status"] = 503
     answer = requests.post(
-        f"{sites_url}/site/{index}/_emulator/faults",
-        json={"clear": True, "faults": faults},
+        f"{sites_url}/_emulator/faults",
+        json={"site": site, "clear": True, "faults": [fault]},
         timeout=30,
     )
     answer.raise_for_status()

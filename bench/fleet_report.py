@@ -54,7 +54,8 @@ def cycle(fleet: Any) -> None:
     if m.herd_done >= m.herd_of and m.herd_of:
         scaled = seconds * 1000 / m.herd_of
         line += (
-            f"; at 1,000 sites (linear): {seconds:.0f} s x 1000/{m.herd_of} = {scaled / 60:.1f} min "
+            f"; at 1,000 sites (linear): {seconds:.0f} s x 1000/{m.herd_of} = "
+            f"{scaled / 60:.1f} min "
             f"(target <= 10 min: {'met' if scaled <= 600 else 'MISSED'})"
         )
     print(line)
@@ -64,7 +65,8 @@ def cycle(fleet: Any) -> None:
     hours = (m.steady_end - m.all_live) * a.compression / 3600
     print(
         f"  steady state ({hours:.2f} sim h): {len(runs)} ezyVet deltas "
-        f"({len(runs) / max(hours, 1e-9) / len(fleet.ezy):.2f} a site an hour), pull start -> applied "
+        f"({len(runs) / max(hours, 1e-9) / len(fleet.ezy):.2f} a site an hour), "
+        f"pull start -> applied "
         f"p50 {pct(spans, 0.5):.1f} s, p95 {pct(spans, 0.95):.1f} s wall; waited for a worker "
         f"p95 {pct(waits, 0.95):.1f} s"
     )
@@ -84,9 +86,10 @@ def ages(fleet: Any) -> None:
     m, a = fleet.marks, fleet.args
     to_min = a.compression / 60
     healthy, agents, failing = fleet.ages.oldest(m.all_live, m.steady_end)
+    target = a.interval * 1.25
     print(
         f"  oldest live clinic's data (steady state, sim minutes): ezyVet {healthy * to_min:.0f} "
-        f"(target <= {a.interval * 1.25:.0f}: {'met' if healthy * to_min <= a.interval * 1.25 else 'MISSED'}), "
+        f"(target <= {target:.0f}: {'met' if healthy * to_min <= target else 'MISSED'}), "
         f"agents {agents * to_min:.0f}; the failing sites {failing * to_min:.0f} (down "
         f"{a.fault_minutes:g} min)"
     )
@@ -109,7 +112,7 @@ def writebacks(fleet: Any) -> None:
     delivered = [r for r in rows if r.status == WritebackItem.Status.DELIVERED and r.delivered_at]
     latencies = [(r.delivered_at - r.created_at).total_seconds() for r in delivered]
     p95 = pct(latencies, 0.95)
-    _, _, prescribing = fleet.loads
+    _, prescribing = fleet.loads
     print(
         f"  writeback commit -> delivered: {len(rows)} rows ({prescribing.made} prescriptions, "
         f"{len(prescribing.errors)} refused), undelivered {len(rows) - len(delivered)}; "
@@ -121,20 +124,21 @@ def writebacks(fleet: Any) -> None:
 def answers(fleet: Any) -> None:
     import requests
 
-    mutator, agents, _ = fleet.loads
-    summary = requests.get(f"{fleet.sites_url}/_emulator/summary", timeout=30).json()
+    agents, _ = fleet.loads
+    summary = requests.get(f"{fleet.sites_url}/_emulator/state", timeout=30).json()
     statuses = summary["status_counts"]
     agent_429 = agents.statuses.get(429, 0)
     total = int(statuses.get("429", 0)) + agent_429
     print(
-        f"  429 answers: {total} (ezyVet {statuses.get('429', 0)}, agent API {agent_429}; target 0); "
-        f"ezyVet calls by status {dict(sorted(statuses.items()))} (the failing sites' 503s and drops "
-        f"included); {mutator.changed:,} site records changed"
+        f"  429 answers: {total} (ezyVet {statuses.get('429', 0)}, agent API {agent_429}; "
+        f"target 0); ezyVet calls by status {dict(sorted(statuses.items()))} (the failing "
+        f"sites' 503s and drops included)"
     )
     lat = agents.latencies
     print(
         f"  agent posts: {sum(agents.statuses.values()):,} by status {dict(agents.statuses)}, "
-        f"answered p50 {pct(lat, 0.5):.2f} s, p95 {pct(lat, 0.95):.2f} s; {len(agents.errors)} errors"
+        f"answered p50 {pct(lat, 0.5):.2f} s, p95 {pct(lat, 0.95):.2f} s; "
+        f"{len(agents.errors)} errors"
     )
 
 
@@ -146,8 +150,9 @@ def cpu(fleet: Any) -> None:
     clinics = len(fleet.ezy) + len(fleet.agents)
     ours = sum(spent.get(name, 0.0) for name in VETSYNC)
     print(
-        f"  CPU, steady state: {ours:.0f} CPU-s over {wall:.0f} s wall ({ours / wall:.2f} cores) = "
-        f"{ours / clinics / hours:.2f} CPU-s per clinic per sim hour ({clinics} clinics, {hours:.2f} h)"
+        f"  CPU, steady state: {ours:.0f} CPU-s over {wall:.0f} s wall ({ours / wall:.2f} "
+        f"cores) = {ours / clinics / hours:.2f} CPU-s per clinic per sim hour ({clinics} "
+        f"clinics, {hours:.2f} h)"
     )
     print(
         "    by process (CPU-s per sim hour): "
@@ -157,8 +162,9 @@ def cpu(fleet: Any) -> None:
     )
     ezy = sum(spent.get(n, 0.0) for n in ("worker-pull", "worker-sync", "worker-writeback"))
     print(
-        f"    ezyVet side (pull + sync + writeback workers): {ezy / len(fleet.ezy) / hours:.2f} CPU-s a site an "
-        f"hour; agents (web): {spent.get('web', 0.0) / max(len(fleet.agents), 1) / hours:.2f} a clinic an hour; "
+        f"    ezyVet side (pull + sync + writeback workers): "
+        f"{ezy / len(fleet.ezy) / hours:.2f} CPU-s a site an hour; agents (web): "
+        f"{spent.get('web', 0.0) / max(len(fleet.agents), 1) / hours:.2f} a clinic an hour; "
         f"PostgreSQL {spent.get('postgres', 0.0) / clinics / hours:.2f} a clinic an hour"
     )
 
@@ -175,7 +181,8 @@ def first_copies(fleet: Any) -> None:
     clients = sum(fleet.ezy_counts)
     print(
         f"  first copies: {clients:,} clients in {wall:.0f} s wall; workers + PostgreSQL + Redis "
-        f"{spent:.0f} CPU-s, less the steady rate ({rate:.2f} cores x {wall:.0f} s) = {copies:.0f} CPU-s, "
+        f"{spent:.0f} CPU-s, less the steady rate ({rate:.2f} cores x {wall:.0f} s) = "
+        f"{copies:.0f} CPU-s, "
         f"{copies / clients * 1000:.1f} CPU-s per 1,000 clients"
     )
 
@@ -215,7 +222,7 @@ def memory(fleet: Any) -> None:
 
 
 def errors(fleet: Any) -> None:
-    _, agents, prescribing = fleet.loads
+    agents, prescribing = fleet.loads
     for label, found in (
         ("loop errors", fleet.loop_errors),
         ("agent post errors", agents.errors[:5]),

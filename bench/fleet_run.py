@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
-from fleet_load import AgentFleet, Clock, Mutator, Prescribing, site_faults
+from fleet_load import AgentFleet, Clock, Prescribing, site_faults
 from fleet_measure import AgeWatch, Every, ProcessSampler
 from fleet_world import (
     EzyVetClinic,
@@ -63,19 +63,22 @@ class Fleet:
     # -- processes -----------------------------------------------------------------------
 
     def start_sites(self, counts: list[int]) -> str:
-        spec = self.tmp / "sites.json"
-        spec.write_text(
-            json.dumps([{"clients": n, "seed": 1000 + i} for i, n in enumerate(counts)])
-        )
+        """The emulator's fleet (``--sites``): site n under /site/<n>, its own credentials,
+        data, limits and clock of changes, all on the compressed clock."""
+        counts_file = self.tmp / "site-clients.json"
+        counts_file.write_text(json.dumps(counts))
+        a = self.args
+        port = free_port()
         proc = subprocess.Popen(
             [
-                sys.executable,
-                str(ROOT / "bench" / "fleet_sites.py"),
-                "--spec",
-                str(spec),
-                "--window-seconds",
-                str(60 / self.args.compression),
+                *(sys.executable, "-m", "vetsync.pims.emulator", "--port", str(port)),
+                *("--sites", str(len(counts)), "--seed", str(a.seed)),
+                *("--site-clients-file", str(counts_file)),
+                *("--window-seconds", str(60 / a.compression)),
+                *("--change-rate", str(a.change_per_hour)),
+                *("--change-period", str(3600 / a.compression)),
             ],
+            cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=(self.tmp / "sites.log").open("wb"),
             start_new_session=True,
@@ -83,10 +86,10 @@ class Fleet:
         self.processes.append(proc)
         assert proc.stdout is not None
         line = proc.stdout.readline().decode()
-        if not line.startswith("listening on "):
+        if "listening on " not in line:
             raise RuntimeError(f"The sites did not start: {line!r}; see {self.tmp / 'sites.log'}")
         self.sites_pid = proc.pid
-        self.sites_url = line.removeprefix("listening on ").strip()
+        self.sites_url = f"http://127.0.0.1:{port}"
         return self.sites_url
 
     def start_serve(self) -> tuple[str, dict[int, str]]:
@@ -185,38 +188,38 @@ class Fleet:
     def say_setup(self) -> None:
         a = self.args
         print(
-            f"  clock: compression {a.compression:g} (a simulated hour is {60 / a.compression:.1f} wall "
-            f"minutes); pull interval {a.interval:g} sim min ({self.interval.total_seconds():.0f} s wall); "
+            f"  clock: compression {a.compression:g} (a simulated hour is "
+            f"{60 / a.compression:.1f} wall minutes); pull interval {a.interval:g} sim min "
+            f"({self.interval.total_seconds():.0f} s wall); "
             f"ezyVet's rate window {60 / a.compression:.1f} s (180 calls a site, 60 an endpoint)",
             flush=True,
         )
         print(
             f"  ezyVet sites: {len(self.ezy)}, {sum(self.ezy_counts):,} clients (median "
-            f"{sorted(self.ezy_counts)[len(self.ezy_counts) // 2]:,}, max {max(self.ezy_counts):,}) in "
+            f"{sorted(self.ezy_counts)[len(self.ezy_counts) // 2]:,}, "
+            f"max {max(self.ezy_counts):,}) in "
             f"{a.waves} waves {a.wave_gap:g} sim min apart; agent clinics: {len(self.agents)} "
             f"({sum(self.agent_counts):,} clients) posting every {a.agent_every:g} sim min; "
             f"{a.change_per_hour:.0%} of clients change an hour; failing sites: "
-            f"{', '.join(str(c.index) for c in self.failing)} ({a.fault_minutes:g} sim min)",
+            f"{', '.join(str(c.site) for c in self.failing)} ({a.fault_minutes:g} sim min)",
             flush=True,
         )
 
     def load(self, sites_url: str, web_url: str) -> None:
         a = self.args
-        mutator = Mutator(sites_url, self.ezy, a.change_per_hour, self.clock)
         agents = AgentFleet(web_url, self.agents, a.agent_every, a.change_per_hour, self.clock)
         rate = a.writebacks_per_1000 * len(self.ezy) / 1000 * a.compression
         prescribing = Prescribing(rate, self.prescribable)
         loops = [
             Every("sampler", 2.0, self.sampler.sample),
             Every("ages", 3.0, self.ages.look),
-            Every("mutator", self.clock.wall(5.0), mutator.step),
         ]
         threads = [threading.Thread(target=t.run, daemon=True) for t in (agents, prescribing)]
         self.sampler.sample()
         self.marks.cpu["start"] = self.sampler.cpu_by_name()
         for thread in [*loops, *threads]:
             thread.start()
-        self.loads = (mutator, agents, prescribing)
+        self.loads = (agents, prescribing)
         try:
             self.onboard(sites_url)
             self.steady(sites_url)
@@ -248,7 +251,7 @@ class Fleet:
         while True:
             now = self.clock.sim_minutes()
             for clinic in [c for c in waiting if c.live_at is None and c.wave * a.wave_gap <= now]:
-                ezyvet_onboard(clinic)
+                ezyvet_onboard(clinic, seed=a.seed)
                 clinic.live_at = time.monotonic()
             copied = set(
                 SyncRun.objects.filter(
@@ -284,12 +287,11 @@ class Fleet:
         begin = self.clock.sim_minutes()
         fault_at, end = begin + 15, begin + a.hours * 60
         self.wait_until(fault_at)
+        down = self.clock.wall(a.fault_minutes)
         for n, clinic in enumerate(self.failing):
-            site_faults(sites_url, clinic.index, "server_error" if n % 2 == 0 else "drop")
+            site_faults(sites_url, clinic.site, "server_error" if n % 2 == 0 else "drop", down)
         self.marks.fault_start = time.monotonic()
         self.wait_until(fault_at + a.fault_minutes)
-        for clinic in self.failing:
-            site_faults(sites_url, clinic.index, None)
         self.marks.fault_end = time.monotonic()
         self.wait_until(end)
         self.marks.steady_end = time.monotonic()

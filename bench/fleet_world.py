@@ -37,6 +37,7 @@ class EzyVetClinic:
     clinic_id: int
     integration_id: int
     wave: int
+    site: int  # the emulator's site number (1-based)
     live_at: float | None = None  # monotonic time its integration went live
     vet: Any = None  # the VetSync Vet mapped to the site's vet user (for writebacks)
     vet_user: Any = None
@@ -65,29 +66,26 @@ def ezyvet_clinics_create(
         integration = Integration.objects.create(
             clinic=clinic,
             connector=Connector.EZYVET,
-            base_url=f"{sites_url}/site/{index}",
+            base_url=f"{sites_url}/site/{index + 1}",
             sync_interval=interval,
             expected_interval=3 * interval,
         )
-        made.append(EzyVetClinic(index, clients, clinic.pk, integration.pk, index % waves))
+        made.append(
+            EzyVetClinic(index, clients, clinic.pk, integration.pk, index % waves, index + 1)
+        )
     return made
 
 
-def ezyvet_onboard(clinic: EzyVetClinic) -> None:
+def ezyvet_onboard(clinic: EzyVetClinic, *, seed: int) -> None:
     """What the onboarding team does: upload the site's credentials file, mark it live (the
     first copy is then due at the next dispatch)."""
-    import sys
-    from pathlib import Path
-
     from clinics.models import Integration
     from clinics.services import integration_connect_ezyvet, integration_set_status
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from fleet_sites import site_credentials
+    from vetsync.pims.emulator.fleet import site_credentials
 
     integration = Integration.objects.select_related("clinic").get(pk=clinic.integration_id)
     trial = integration_connect_ezyvet(
-        integration=integration, text=site_credentials(clinic.index).as_text()
+        integration=integration, text=site_credentials(clinic.site, seed=seed).as_text()
     )
     if not trial.ok:
         raise RuntimeError(f"Site {clinic.index} refused its credentials: {trial.error}")
