@@ -40,14 +40,15 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_writeback_soak import throwaway_database  # noqa: E402  (bench/ is on the path above)
-from fleet_run import Fleet  # noqa: E402
+from fleet_run import Fleet  # noqa: E402  (bench/ is on the path above)
 from redis_server import RedisServer  # noqa: E402
 
 PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -84,6 +85,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "the pull interval on the wall clock must be at least 5 minutes (the model's floor)"
         )
     return args
+
+
+@contextmanager
+def throwaway_database() -> Iterator[str]:
+    """A database of its own on BENCH_POSTGRES_URL's server, dropped afterwards."""
+    import psycopg
+
+    name = f"vetsync_bench_fleet_{os.getpid()}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def write_settings(tmp: Path, compression: float) -> None:
@@ -125,9 +141,8 @@ def main() -> int:
         tmp = Path(tmp_name)
         redis = RedisServer(tmp / "redis")
         redis.start()
-        os.environ["DATABASE_URL"] = PG_ADMIN
         try:
-            with throwaway_database(tmp) as database_url:
+            with throwaway_database() as database_url:
                 setup_env(tmp, database_url, redis.url, args.compression)
                 print(
                     f"Fleet: {args.sites} ezyVet sites + {args.agents} agent clinics on "
