@@ -68,7 +68,12 @@ def own_sync_queue() -> Iterator[str]:
     """The sync route, renamed for this test run (parallel runs may share one Redis)."""
     queue = f"sync-test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
     routes = celery_app.conf.task_routes
-    celery_app.conf.task_routes = {**routes, "records.tasks.sync_run_apply": {"queue": queue}}
+    # A first copy's apply goes to the bulk queue: here both applies share the test's queue.
+    celery_app.conf.task_routes = {
+        **routes,
+        "records.tasks.sync_run_apply": {"queue": queue},
+        "records.tasks.sync_run_apply_bulk": {"queue": queue},
+    }
     reroute()
     celery_app.conf.task_always_eager = False
     try:

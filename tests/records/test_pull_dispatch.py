@@ -16,13 +16,12 @@ from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from clinics import credentials
-from clinics.models import Clinic, Connector, Integration
+from clinics.models import Clinic, Integration
 from clinics.sync_health import pull_backoff, pull_slot_next, pull_slot_offset
 from records.models import Client, SyncRun
 from records.pulls import ezyvet_pull_run, ezyvet_pull_start, ezyvet_pulls_dispatch
 from records.tasks import ezyvet_pulls_due_task
-from tests.factories import ClinicFactory, IntegrationFactory
+from tests.records.fleet import ezyvet_clinic, on_site
 from vetsync.pims.emulator import FleetEmulator
 
 
@@ -34,40 +33,6 @@ def fleet() -> Iterator[FleetEmulator]:
     emulator.start()
     yield emulator
     emulator.stop()
-
-
-def ezyvet_clinic(n: int, *, base_url: str = "http://127.0.0.1:9/site/1", creds_site: int = 0):
-    """A live ezyVet clinic whose integration stores site ``creds_site``'s credentials."""
-    clinic = ClinicFactory(slug=f"fleet-{n}", name=f"Fleet clinic {n}")
-    site = creds_site or n
-    values = {
-        "partner_id": "vetsync-partner",
-        "client_id": f"client-{site:04d}",
-        "client_secret": "unused",
-        "site_uid": f"site-{site:04d}",
-    }
-    return IntegrationFactory(
-        clinic=clinic,
-        connector=Connector.EZYVET,
-        status=Integration.Status.LIVE,
-        base_url=base_url,
-        credentials_ciphertext=credentials.seal(values),
-    )
-
-
-def on_site(integration: Integration, fleet: FleetEmulator, n: int) -> Integration:
-    creds = fleet.site(n).credentials
-    values = {
-        "partner_id": creds.partner_id,
-        "client_id": creds.client_id,
-        "client_secret": creds.client_secret,
-        "site_uid": creds.site_uid,
-    }
-    Integration.objects.filter(pk=integration.pk).update(
-        base_url=fleet.site_url(n), credentials_ciphertext=credentials.seal(values)
-    )
-    integration.refresh_from_db()
-    return integration
 
 
 def test_due_pulls_are_taken_in_bounded_batches(db: None) -> None:
