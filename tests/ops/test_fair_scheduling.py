@@ -14,11 +14,15 @@ from celery.contrib.testing.worker import start_worker
 from django.utils import timezone
 
 from clinics.models import Integration
+from clinics.services import integration_issue_agent_token
 from records.models import Client, SyncRun
 from records.pulls import ezyvet_pull_run, ezyvet_pull_start
 from records.tasks import ezyvet_pulls_due_task, run_is_bulk
+from tests.conftest import World
 from tests.ops.test_queues import reroute, waiting
+from tests.records.batches import batch, owner
 from tests.records.fleet import ezyvet_clinic, on_site
+from tests.records.test_agent_api import post
 from vetsync.celery import app as celery_app
 from vetsync.pims.emulator import FleetEmulator
 
@@ -124,9 +128,18 @@ def test_a_queued_first_copy_does_not_block_a_due_delta(
     assert Client.objects.filter(clinic_id=onboarding.clinic_id).count() >= 10
 
 
-def test_a_large_agent_batch_is_bulk_work_and_a_small_one_is_not(settings) -> None:
-    settings.SYNC_BULK_MIN_CLIENTS = 500
+@pytest.mark.django_db(transaction=True)
+def test_a_large_agent_batch_goes_to_the_bulk_queue_and_a_small_one_to_sync(
+    world: World, own_queues: dict[str, str], settings
+) -> None:
+    settings.AGENT_BATCH_INLINE_MAX_CLIENTS = 1  # both go to the workers
+    settings.SYNC_BULK_MIN_CLIENTS = 2
+    token = integration_issue_agent_token(integration=world.a.clinic.integration)
+    large = batch(owner("C-1"), owner("C-2"), owner("C-3"))
+    small = batch(owner("C-4"), owner("C-5"))
 
-    assert run_is_bulk(SyncRun(full=False, total=501))
-    assert run_is_bulk(SyncRun(full=True, total=3))
-    assert not run_is_bulk(SyncRun(full=False, total=500))
+    answers = [post(token, large).status_code, post(token, small).status_code]
+
+    assert answers == [202, 202]
+    assert waiting(own_queues["bulk"]) == 1
+    assert waiting(own_queues["sync"]) == 1
