@@ -75,7 +75,7 @@ def sync_runs_sweep_task() -> None:
     The run row, not the Celery message, is the source of truth: a message lost between
     commit and publish only delays the run until this sweep.
     """
-    runs = SyncRun.objects.only("pk", "full", "total")
+    runs = SyncRun.objects.only("pk", "full", "total").order_by("pk")
     for run in runs.filter(pk__in=sync_runs_due()):
         sync_run_apply_enqueue(run)
     for run in runs.filter(pk__in=sync_fetches_abandoned()):
