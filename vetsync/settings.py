@@ -284,7 +284,8 @@ AUTH_PASSWORD_VALIDATORS = [
 AUTHENTICATION_BACKENDS = [
     # django-axes first: it refuses a locked-out username and address before any password check.
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's model backend; its get_user loads the two-factor flags with the user.
+    "clinics.two_factor.backend.UserWithTwoFactorBackend",
 ]
 # Login throttling (django-axes): the username and the address are locked together, so nobody
 # can lock a vet out from elsewhere; the lock lifts after the cool-off, or when the onboarding

@@ -14,7 +14,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_POST
 
-from clinics.access import clinic_for_user, get_for_clinic
+from clinics.access import clinic_for_user, get_for_clinic, member_object_or_404
 from records.history import (
     TIMELINE_LIMIT,
     UNMERGE_ACTION,
@@ -137,8 +137,10 @@ def client_list(request: HttpRequest, clinic_slug: str) -> HttpResponse:
 def client_detail(request: HttpRequest, clinic_slug: str, client_id: int) -> HttpResponse:
     """One client: values and where each came from, what waits for staff, pets, merges,
     history."""
-    clinic = clinic_for_user(request, clinic_slug)
-    client = get_for_clinic(Client.objects.select_related("merged_into"), clinic, pk=client_id)
+    client = member_object_or_404(
+        request, clinic_slug, Client.objects.select_related("merged_into"), pk=client_id
+    )
+    clinic = client.clinic
     pets = list(client.patients.order_by("-is_active", "is_deceased", "name", "id"))
     pending = list(
         ManualUpdate.objects.pending()
