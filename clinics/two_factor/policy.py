@@ -43,12 +43,12 @@ def two_factor_state(user: Any) -> TwoFactorState:
     """
     if not getattr(user, "is_authenticated", False):
         return TwoFactorState(enrolled=False, required=False)
-    flags = {name: getattr(user, name, None) for name in two_factor_flags()}
+    flags: dict[str, Any] = {name: getattr(user, name, None) for name in two_factor_flags()}
     if None in flags.values():
         row = get_user_model().objects.filter(pk=user.pk).values(**two_factor_flags()).first()
         if row is None:
             return TwoFactorState(enrolled=False, required=False)
-        flags = row
+        flags = dict(row)
     required = bool(
         user.is_superuser
         or user.is_staff

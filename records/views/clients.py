@@ -12,6 +12,7 @@ from django.db.models import Prefetch, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from clinics.access import clinic_for_user, get_for_clinic, member_object_or_404
@@ -128,6 +129,10 @@ def client_list(request: HttpRequest, clinic_slug: str) -> HttpResponse:
             "descending": descending,
             "sort_value": f"-{sort}" if descending else sort,
             "sort_links": sort_links,
+            # Fifty rows link to their client: the URL is reversed once, not per row.
+            "client_url_prefix": reverse(
+                "records:client-detail", args=[clinic.slug, 0]
+            ).removesuffix("0/"),
         },
     )
 
