@@ -451,6 +451,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # django-axes announces itself at every start (each manage.py command, each worker)
+        # and repeats each login at INFO; lockouts are WARNING. Logins stay in its access log
+        # (admin), failures and lockouts in the audit log.
+        "axes": {"level": "WARNING"},
         # gunicorn's own loggers through the same handler and format.
         "gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
         "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": True},
