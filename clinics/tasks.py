@@ -7,7 +7,7 @@ from celery.signals import worker_ready
 from django.core.cache import cache
 from django.utils import timezone
 
-from clinics import services
+from clinics import services, sync_health
 
 WORKER_HEARTBEAT_KEY = "vetsync:worker-heartbeat"
 
@@ -36,3 +36,9 @@ def onboarding_final_confirmation_task(checklist_id: int) -> bool:
 def onboarding_overdue_summary_task() -> int:
     """Beat sends this daily: the onboarding team's list of overdue steps (once per day)."""
     return services.onboarding_overdue_summary_send(day=timezone.localdate())
+
+
+@shared_task(name="clinics.tasks.integration_failing_alert")
+def integration_failing_alert_task(integration_id: int) -> bool:
+    """Syncs keep failing: tell the clinic and the onboarding team, once per failing spell."""
+    return sync_health.integration_failing_alert(integration_id=integration_id)

@@ -45,9 +45,7 @@ def _client(fleet: FleetEmulator, url_site: int, creds_site: int) -> EzyVetClien
 def _pulled_names(client: EzyVetClient) -> set[tuple[str, str, str]]:
     with client:
         return {
-            (c.pims_id, c.first_name, c.last_name)
-            for batch in client.pull()
-            for c in batch.clients
+            (c.pims_id, c.first_name, c.last_name) for batch in client.pull() for c in batch.clients
         }
 
 

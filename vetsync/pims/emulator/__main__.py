@@ -57,7 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     fleet.add_argument(
         "--resident-clients",
         type=int,
-        default=150_000,
+        default=100_000,
         help="clients' worth of sites kept live; the others are kept compressed",
     )
     fleet.add_argument(

@@ -187,7 +187,7 @@ class EzyVetFleet:
         site_clients: Mapping[int, int] | None = None,
         clients_sigma: float | None = None,
         max_clients: int = 10_000,
-        resident_clients: int = 150_000,
+        resident_clients: int = 100_000,
         change_rate: float = 0.0,
         change_period: float = 3600.0,
         partner_id: str = "vetsync-partner",
