@@ -17,7 +17,8 @@ one emulator process. The fleet (sizes pinned by seed, bench/fleet_world.py):
 
 The clock is compressed (``--compression`` 10: an hour in six minutes): the integrations' pull
 interval, ezyVet's rate window (VetSync's limiter and the emulator's), the pull dispatcher's and
-the run sweep's beat ticks and the agents' and changes' rhythm are all divided by it, so each
+the run sweep's beat ticks, a failing site's back-off and the agents' and changes' rhythm are
+all divided by it, so each
 simulated hour holds an hour's work; latencies (writeback) are wall-clock. Phases: onboarding
 until every site's first copy is in; ``--hours`` simulated hours of steady state (the fault
 window inside it); then every site made due at once, timed until each has a new delta (the
@@ -109,6 +110,9 @@ def write_settings(tmp: Path, compression: float) -> None:
         f"for _entry in CELERY_BEAT_SCHEDULE.values():  # noqa: F405\n"
         f"    if _entry['task'] in {SCALED_TASKS!r} and isinstance(_entry['schedule'], float):\n"
         f"        _entry['schedule'] = max(1.0, _entry['schedule'] / {compression})\n"
+        # A failing site's back-off (5, 10, 20 … minutes) is on the simulated clock too.
+        f"EZYVET_BACKOFF_FIRST = EZYVET_BACKOFF_FIRST / {compression}  # noqa: F405\n"
+        f"EZYVET_BACKOFF_MAX = EZYVET_BACKOFF_MAX / {compression}  # noqa: F405\n"
     )
 
 

@@ -42,6 +42,7 @@ class Marks:
     fault_end: float = 0.0
     herd_start: float = 0.0
     herd_end: float = 0.0
+    herd_first: float = 0.0  # the first site's new delta applied
     herd_done: int = 0
     herd_of: int = 0
     cpu: dict[str, dict[str, float]] = field(default_factory=dict)  # mark -> name -> CPU s
@@ -317,7 +318,7 @@ class Fleet:
         self.marks.herd_start = time.monotonic()
         started = timezone.now()
         Integration.objects.filter(connector=Connector.EZYVET, clinic_id__in=healthy).update(
-            last_pull_at=started - self.interval - dt.timedelta(minutes=1)
+            next_pull_at=started
         )
         limit = time.monotonic() + 30 * 60
         while time.monotonic() < limit:
@@ -330,6 +331,8 @@ class Fleet:
                 .count()
             )
             self.marks.herd_done = done
+            if done and not self.marks.herd_first:
+                self.marks.herd_first = time.monotonic()
             if done >= len(healthy):
                 break
             time.sleep(1)
