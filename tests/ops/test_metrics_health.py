@@ -150,3 +150,41 @@ def test_healthz_reports_database_broker_beat_and_each_queue(db, settings) -> No
     assert stale.status_code == 503
     assert stale.json()["queues"]["writeback"].startswith("stale")
     assert stale.json()["database"] == "ok" and stale.json()["beat"] == "ok"
+
+
+def test_the_stalest_live_clinic_and_the_failing_count_are_in_the_metrics(db, metrics_on) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from clinics.models import Connector, Integration
+    from tests.factories import IntegrationFactory
+
+    now = timezone.now()
+    live = Integration.Status.LIVE
+    for minutes in (10, 70):  # two live ezyVet clinics: the stalest last synced 70 min ago
+        IntegrationFactory(
+            connector=Connector.EZYVET,
+            status=live,
+            last_successful_sync_at=now - timedelta(minutes=minutes),
+        )
+    IntegrationFactory(  # failing for two hours: counted as failing, not as stale
+        connector=Connector.EZYVET,
+        status=live,
+        last_successful_sync_at=now - timedelta(hours=3),
+        failing_since=now - timedelta(hours=2),
+    )
+    IntegrationFactory(  # paused: not expected to be fresh
+        connector=Connector.EZYVET,
+        status=Integration.Status.PAUSED,
+        last_successful_sync_at=now - timedelta(days=2),
+    )
+    IntegrationFactory(
+        connector=Connector.SYNCVET, status=live, last_successful_sync_at=now - timedelta(minutes=4)
+    )
+    samples = scrape()
+    ezyvet = samples[("vetsync_sync_oldest_data_age_seconds", (("connector", "ezyvet"),))]
+    agent = samples[("vetsync_sync_oldest_data_age_seconds", (("connector", "syncvet"),))]
+    assert 70 * 60 <= ezyvet < 71 * 60
+    assert 4 * 60 <= agent < 5 * 60
+    assert samples[("vetsync_integrations_failing", ())] == 1

@@ -2,7 +2,8 @@
 workers); with ``PROMETHEUS_MULTIPROC_DIR`` set (``make serve`` sets it for every process)
 each process writes them to a shared directory and ``/metrics`` adds them up, so what the
 Celery workers did shows too. Gauges that describe the present (writeback rows by status,
-queue depths, heartbeat ages) are read when ``/metrics`` is scraped."""
+queue depths, heartbeat ages, the stalest live clinic's data) are read when ``/metrics`` is
+scraped."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import os
 from collections.abc import Iterator
 
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import Count, Min
+from django.utils import timezone
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -86,6 +88,35 @@ class PresentState(Collector):
             "Seconds since beat's youngest heartbeat was taken by a worker (-1: never).",
             value=-1 if beat is None else beat,
         )
+        yield from data_freshness()
+
+
+def data_freshness() -> Iterator[Metric]:
+    """How stale the stalest live clinic is, per connector, and how many integrations fail:
+    the sign that pulls and applies fall behind (the capacity model in the README)."""
+    from clinics.models import Integration
+
+    live = Integration.objects.filter(status=Integration.Status.LIVE)
+    oldest = dict(
+        live.filter(failing_since__isnull=True, last_successful_sync_at__isnull=False)
+        .values_list("connector")
+        .annotate(at=Min("last_successful_sync_at"))
+        .order_by()
+    )
+    age = GaugeMetricFamily(
+        "vetsync_sync_oldest_data_age_seconds",
+        "Seconds since the live, healthy clinic synced longest ago last succeeded, by connector.",
+        labels=["connector"],
+    )
+    now = timezone.now()
+    for connector, at in sorted(oldest.items()):
+        age.add_metric([connector], (now - at).total_seconds())
+    yield age
+    yield GaugeMetricFamily(
+        "vetsync_integrations_failing",
+        "Live integrations whose syncs fail (each backs off alone; not a capacity sign).",
+        value=live.filter(failing_since__isnull=False).count(),
+    )
 
 
 def queue_depths() -> dict[str, int]:
