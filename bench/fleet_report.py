@@ -64,15 +64,19 @@ def cycle(fleet: Any) -> None:
         )
     print(line)
     runs = delta_runs(fleet, m.all_live, m.steady_end)
-    waits = [(r.started_at - r.created_at).total_seconds() for r in runs if r.started_at]
-    spans = [(r.finished_at - r.created_at).total_seconds() for r in runs if r.finished_at]
+    fetched = [(r.started_at - r.created_at).total_seconds() for r in runs if r.started_at]
+    applied = [
+        (r.finished_at - r.started_at).total_seconds()
+        for r in runs
+        if r.finished_at and r.started_at
+    ]
     hours = (m.steady_end - m.all_live) * a.compression / 3600
     print(
         f"  steady state ({hours:.2f} sim h): {len(runs)} ezyVet deltas "
-        f"({len(runs) / max(hours, 1e-9) / len(fleet.ezy):.2f} a site an hour), "
-        f"pull start -> applied "
-        f"p50 {pct(spans, 0.5):.1f} s, p95 {pct(spans, 0.95):.1f} s wall; waited for a worker "
-        f"p95 {pct(waits, 0.95):.1f} s"
+        f"({len(runs) / max(hours, 1e-9) / len(fleet.ezy):.2f} a site an hour); wall s from "
+        f"the pull's start to its apply's (fetch + queue) p50 {pct(fetched, 0.5):.1f}, p95 "
+        f"{pct(fetched, 0.95):.1f}; the apply p50 {pct(applied, 0.5):.1f}, p95 "
+        f"{pct(applied, 0.95):.1f}; {sum(r.total for r in runs):,} client entries"
     )
 
 
@@ -194,23 +198,28 @@ def first_copies(fleet: Any) -> None:
 def database(fleet: Any) -> None:
     from django.db import connection
 
-    sizes = fleet.marks.db_bytes
+    m, a = fleet.marks, fleet.args
+    sizes = m.db_bytes
     grown = sizes["end"] - sizes["empty"]
     clinics = len(fleet.ezy) + len(fleet.agents)
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT relname, pg_total_relation_size(c.oid) FROM pg_class c "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 2 DESC LIMIT 6"
-        )
-        tables = cursor.fetchall()
         cursor.execute("SELECT count(*) FROM records_client")
         (clients,) = cursor.fetchone()
+    largest = sorted(m.tables["steady_end"].items(), key=lambda t: -t[1])[:6]
     print(
         f"  database: {grown / 2**20:.0f} MiB for {clinics} clinics and {clients:,} clients = "
         f"{grown / clinics * 1000 / 2**30:.2f} GiB per 1,000 clinics of this mix, "
         f"{grown / max(clients, 1) * 1e6 / 2**30:.2f} GiB per million clients; largest: "
-        + ", ".join(f"{name} {size / 2**20:.0f} MiB" for name, size in tables)
+        + ", ".join(f"{name} {size / 2**20:.0f} MiB" for name, size in largest)
+    )
+    hours = (m.steady_end - m.all_live) * a.compression / 3600
+    before, after = m.tables["all_live"], m.tables["steady_end"]
+    growth = sorted(((after[t] - before.get(t, 0), t) for t in after), reverse=True)[:6]
+    total = sizes["steady_end"] - sizes["all_live"]
+    print(
+        f"  steady-state growth: {total / 2**20:.1f} MiB in {hours:.2f} sim h = "
+        f"{total / clinics / hours / 1024:.1f} KiB per clinic per hour; by table: "
+        + ", ".join(f"{t} {b / 2**20:.1f} MiB" for b, t in growth)
     )
 
 

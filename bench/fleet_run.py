@@ -47,6 +47,7 @@ class Marks:
     herd_of: int = 0
     cpu: dict[str, dict[str, float]] = field(default_factory=dict)  # mark -> name -> CPU s
     db_bytes: dict[str, int] = field(default_factory=dict)
+    tables: dict[str, dict[str, int]] = field(default_factory=dict)  # mark -> table -> bytes
 
 
 class Fleet:
@@ -274,6 +275,8 @@ class Fleet:
         self.marks.all_live = time.monotonic()
         self.sampler.sample()
         self.marks.cpu["all_live"] = self.sampler.cpu_by_name()
+        self.marks.db_bytes["all_live"] = db_bytes()
+        self.marks.tables["all_live"] = table_bytes()
         print(
             f"  onboarding: every first copy in after {self.clock.sim_minutes():.0f} sim min",
             flush=True,
@@ -299,6 +302,7 @@ class Fleet:
         self.sampler.sample()
         self.marks.cpu["steady_end"] = self.sampler.cpu_by_name()
         self.marks.db_bytes["steady_end"] = db_bytes()
+        self.marks.tables["steady_end"] = table_bytes()
 
     def wait_until(self, sim_minutes: float) -> None:
         while self.clock.sim_minutes() < sim_minutes:
@@ -357,3 +361,16 @@ def db_bytes() -> int:
         cursor.execute("SELECT pg_database_size(current_database())")
         (size,) = cursor.fetchone()
     return int(size)
+
+
+def table_bytes() -> dict[str, int]:
+    """Every table's size with its indexes and TOAST."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, pg_total_relation_size(c.oid) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relkind = 'r'"
+        )
+        return {name: int(size) for name, size in cursor.fetchall()}
