@@ -93,10 +93,14 @@ def delta_runs(fleet: Any, since: float, until: float) -> list[Any]:
 def ages(fleet: Any) -> None:
     m, a = fleet.marks, fleet.args
     to_min = a.compression / 60
-    healthy, agents, failing = fleet.ages.oldest(m.all_live, m.steady_end)
+    # From one interval after the last first copy: by then every clinic has had a delta (a
+    # first copy's data date from its dispatch, which waited behind the onboarding wave).
+    settled = m.all_live + a.interval * 60 / a.compression
+    healthy, agents, failing = fleet.ages.oldest(settled, m.steady_end)
     target = a.interval * 1.25
     print(
-        f"  oldest live clinic's data (steady state, sim minutes): ezyVet {healthy * to_min:.0f} "
+        f"  oldest live clinic's data (steady state from an interval after the last first copy, "
+        f"sim minutes): ezyVet {healthy * to_min:.0f} "
         f"(target <= {target:.0f}: {'met' if healthy * to_min <= target else 'MISSED'}), "
         f"agents {agents * to_min:.0f}; the failing sites {failing * to_min:.0f} (down "
         f"{a.fault_minutes:g} min)"

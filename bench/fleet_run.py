@@ -29,6 +29,8 @@ from fleet_world import (
 from redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+# The bench's own database connections (libpq's application name): not VetSync's CPU.
+BENCH_APP = "vetsync-fleet-bench"
 
 
 @dataclass
@@ -98,7 +100,7 @@ class Fleet:
         """`make serve` (scripts/serve.py) on a free port; its processes by session id."""
         port = free_port()
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k != "PGAPPNAME"},
             "BIND": f"127.0.0.1:{port}",
             "WEB_CONCURRENCY": os.environ.get("WEB_CONCURRENCY", "2"),
         }
@@ -148,7 +150,8 @@ class Fleet:
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid()"
+                "AND application_name <> %s",
+                [BENCH_APP],
             )
             pids = {int(pid): "postgres" for (pid,) in cursor.fetchall()}
         assert self.redis.proc is not None
@@ -163,6 +166,8 @@ class Fleet:
 
     def run(self) -> None:
         import django
+
+        os.environ["PGAPPNAME"] = BENCH_APP
 
         django.setup()
         from django.core.management import call_command
