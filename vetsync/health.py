@@ -1,22 +1,51 @@
 """The onboarding team's integration health across every clinic: one row per integration
 with the figures of every layer (sync runs from records, writebacks from prescriptions), which
-is why it lives in the wiring layer and not in clinics."""
+is why it lives in the wiring layer and not in clinics.
+
+At fleet size (thousands of clinics, years of runs and writebacks kept) nothing here reads a
+whole table: each figure is a correlated subquery on an index of the clinic's own rows, the
+ordering ("needs attention" first) and the filters run in the database, and only one page of
+integrations is turned into rows.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from django.db.models import Count, Max, Q
+from django.core.paginator import Page, Paginator
+from django.db.models import (
+    BooleanField,
+    Count,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from clinics.models import Integration
-from prescriptions.models import WritebackIncident
-from prescriptions.writeback import open_incidents_by_clinic, writeback_stats_by_clinic
+from clinics.models import Connector, Integration
+from prescriptions.models import WritebackIncident, WritebackItem
 from records.models import FullExtract, SyncRun
 
 RECENT = dt.timedelta(days=7)
+PAGE_SIZE = 100
+ATTENTION = "attention"
+# The states staff filter by: the integration's health (a failing one is "failing" whatever
+# its status) and "needs attention".
+STATES = [
+    (ATTENTION, "Needs attention"),
+    (Integration.Status.FAILING.value, "Failing"),
+    (Integration.Status.LIVE.value, "Live"),
+    (Integration.Status.ONBOARDING.value, "Onboarding"),
+    (Integration.Status.PAUSED.value, "Paused"),
+]
 
 
 @dataclass
@@ -30,53 +59,132 @@ class IntegrationHealth:
     writebacks_waiting: int
     incident: WritebackIncident | None
     extract: FullExtract | None = None  # an agent's latest multi-part first copy
-
-    @property
-    def needs_attention(self) -> bool:
-        return bool(
-            self.no_data or self.last_run_failed or self.runs_failed or self.writebacks_failed
-        )
+    needs_attention: bool = False
 
 
-def integration_health(*, now: dt.datetime | None = None) -> list[IntegrationHealth]:
-    """Every integration, the ones needing attention first (then by clinic name)."""
+@dataclass
+class HealthPage:
+    page: Page
+    rows: list[IntegrationHealth]
+    attention: int  # across every integration, not only the filtered ones
+    connector: str
+    state: str
+    query: str
+
+
+def _count(rows: QuerySet) -> Coalesce:
+    """The number of ``rows`` (correlated on the clinic), 0 when there are none."""
+    counted = rows.order_by().values("clinic").annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
+
+
+def integrations_with_health(*, now: dt.datetime | None = None) -> QuerySet[Integration]:
+    """Every integration with its health figures and ``attention`` (overdue, failing, a
+    failed run in the last week or the latest, a failed writeback), those first."""
     now = now or timezone.now()
-    integrations = list(Integration.objects.select_related("clinic").order_by("clinic__name"))
-    clinic_ids = [i.clinic_id for i in integrations]
-    runs: dict[int, Any] = {
-        row["clinic_id"]: row
-        for row in SyncRun.objects.filter(clinic_id__in=clinic_ids)
-        .values("clinic_id")
-        .annotate(
-            failed=Count(
-                "pk", filter=Q(status=SyncRun.Status.FAILED, created_at__gte=now - RECENT)
-            ),
-            last=Max("pk"),
-        )
-    }
-    last_failed = set(
-        SyncRun.objects.filter(
-            pk__in=[row["last"] for row in runs.values()], status=SyncRun.Status.FAILED
-        ).values_list("clinic_id", flat=True)
+    runs = SyncRun.objects.filter(clinic=OuterRef("clinic_id"))
+    writebacks = WritebackItem.objects.filter(clinic=OuterRef("clinic_id"))
+    waiting = [
+        WritebackItem.Status.PENDING,
+        WritebackItem.Status.SENDING,
+        WritebackItem.Status.HELD,
+    ]
+    overdue = Q(status=Integration.Status.LIVE) & (
+        Q(last_successful_sync_at__isnull=True)
+        | Q(last_successful_sync_at__lt=Value(now) - F("expected_interval"))
     )
+    failing = Q(failing_since__isnull=False) & ~Q(status=Integration.Status.PAUSED)
+    return (
+        Integration.objects.select_related("clinic")
+        .annotate(
+            runs_failed=_count(
+                runs.filter(status=SyncRun.Status.FAILED, created_at__gte=now - RECENT)
+            ),
+            last_run_status=Subquery(runs.order_by("-created_at", "-pk").values("status")[:1]),
+            writebacks_failed=_count(writebacks.filter(status=WritebackItem.Status.FAILED)),
+            writebacks_waiting=_count(writebacks.filter(status__in=waiting)),
+            overdue=ExpressionWrapper(overdue, output_field=BooleanField()),
+        )
+        .annotate(
+            attention=ExpressionWrapper(
+                Q(overdue=True)
+                | failing
+                | Q(last_run_status=SyncRun.Status.FAILED)
+                | Q(runs_failed__gt=0)
+                | Q(writebacks_failed__gt=0),
+                output_field=BooleanField(),
+            )
+        )
+        .order_by("-attention", "clinic__name", "pk")
+    )
+
+
+def _filtered(
+    rows: QuerySet[Integration], *, connector: str, state: str, query: str
+) -> QuerySet[Integration]:
+    if connector in Connector.values:
+        rows = rows.filter(connector=connector)
+    failing = Q(failing_since__isnull=False) & ~Q(status=Integration.Status.PAUSED)
+    if state == ATTENTION:
+        rows = rows.filter(attention=True)
+    elif state == Integration.Status.FAILING:
+        rows = rows.filter(failing)
+    elif state in Integration.Status.values:
+        rows = rows.filter(status=state).exclude(failing)
+    if query:
+        rows = rows.filter(Q(clinic__name__icontains=query) | Q(clinic__slug__icontains=query))
+    return rows
+
+
+def integration_health(
+    *, params: Mapping[str, str] | None = None, now: dt.datetime | None = None
+) -> HealthPage:
+    """One page of integrations (filtered by connector, state, clinic name), the ones needing
+    attention first, then by clinic name."""
+    params = params or {}
+    connector = params.get("connector", "")
+    state = params.get("state", "")
+    query = params.get("q", "").strip()[:100]
+    every = integrations_with_health(now=now)
+    shown = _filtered(every, connector=connector, state=state, query=query)
+    page = Paginator(shown, PAGE_SIZE).get_page(params.get("page"))
+    integrations = list(page.object_list)
+    clinic_ids = [i.clinic_id for i in integrations]
     extracts: dict[int, FullExtract] = {}
     for extract in FullExtract.objects.filter(clinic_id__in=clinic_ids).order_by("-pk"):
         extracts.setdefault(extract.clinic_id, extract)
-    writebacks = writeback_stats_by_clinic()
-    incidents = open_incidents_by_clinic()
-    rows = [
-        IntegrationHealth(
-            integration=integration,
-            last_data=integration.last_successful_sync_at,
-            no_data=integration.is_overdue(now),
-            runs_failed=runs.get(integration.clinic_id, {}).get("failed", 0),
-            last_run_failed=integration.clinic_id in last_failed,
-            writebacks_failed=writebacks.get(integration.clinic_id, {}).get("failed", 0),
-            writebacks_waiting=writebacks.get(integration.clinic_id, {}).get("pending", 0),
-            incident=incidents.get(integration.clinic_id),
-            extract=extracts.get(integration.clinic_id),
+    incidents = {
+        incident.clinic_id: incident
+        for incident in WritebackIncident.objects.filter(
+            clinic_id__in=clinic_ids, closed_at__isnull=True
         )
-        for integration in integrations
-    ]
-    rows.sort(key=lambda row: not row.needs_attention)  # stable: clinic name within each
-    return rows
+    }
+    rows = [_row(i, incidents, extracts) for i in integrations]
+    return HealthPage(
+        page=page,
+        rows=rows,
+        attention=every.filter(attention=True).count(),
+        connector=connector,
+        state=state,
+        query=query,
+    )
+
+
+def _row(
+    integration: Integration,
+    incidents: dict[int, WritebackIncident],
+    extracts: dict[int, FullExtract],
+) -> IntegrationHealth:
+    annotated = integration.__dict__  # the figures integrations_with_health annotated
+    return IntegrationHealth(
+        integration=integration,
+        last_data=integration.last_successful_sync_at,
+        no_data=bool(annotated["overdue"]),
+        runs_failed=annotated["runs_failed"],
+        last_run_failed=annotated["last_run_status"] == SyncRun.Status.FAILED,
+        writebacks_failed=annotated["writebacks_failed"],
+        writebacks_waiting=annotated["writebacks_waiting"],
+        incident=incidents.get(integration.clinic_id),
+        extract=extracts.get(integration.clinic_id),
+        needs_attention=bool(annotated["attention"]),
+    )

@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -14,6 +15,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from clinics.admin.attention import AttentionFilter, attention_first, with_attention
 from clinics.admin.audit import AuditedAdmin, ClinicUserChoices
 from clinics.audit import audit_log
 from clinics.display import when
@@ -110,6 +112,7 @@ class ClinicAdmin(AuditedAdmin):
         "last_sync",
     ]
     list_filter = [
+        AttentionFilter,
         "is_active",
         "home_delivery_enabled",
         "writeback_enabled",
@@ -190,12 +193,19 @@ class ClinicAdmin(AuditedAdmin):
         }
         return TemplateResponse(request, "admin/clinics/prescribers.html", context)
 
-    @admin.display(description="integration")
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Clinic]:
+        return with_attention(super().get_queryset(request), via="integration__")
+
+    def get_ordering(self, request: HttpRequest) -> list[Any]:
+        return [attention_first("integration__"), "name", "pk"]
+
+    @admin.display(description="integration", ordering="integration__status")
     def integration_status(self, obj: Clinic) -> str:
         integration = getattr(obj, "integration", None)
         if integration is None:
             return "—"
-        return f"{integration.get_connector_display()}: {integration.get_status_display()}"
+        attention = " · needs attention" if getattr(obj, "needs_attention", False) else ""
+        return f"{integration.get_connector_display()}: {integration.health_display}{attention}"
 
     @admin.display(description="last sync")
     def last_sync(self, obj: Clinic) -> str:

@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from clinics import services
+from clinics.admin.attention import AttentionFilter, attention_first, with_attention
 from clinics.admin.audit import AuditedAdmin
 from clinics.admin.onboarding_progress import (
     onboarding_progress_link,
@@ -94,14 +95,14 @@ class IntegrationAdmin(AuditedAdmin):
     list_display = [
         "clinic",
         "connector",
-        "status",
+        "health",
         "onboarding",
         "credentials_stored",
         "agent_token",
         "last_successful_sync_at",
         "no_data",
     ]
-    list_filter = ["connector", "status"]
+    list_filter = [AttentionFilter, "connector", "status"]
     search_fields = ["clinic__name", "clinic__slug"]
     list_select_related = ["clinic", "checklist"]
     readonly_fields = [
@@ -122,7 +123,16 @@ class IntegrationAdmin(AuditedAdmin):
         return [*self.list_filter, onboarding_state_filter("checklist__integration")]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Integration]:
-        return with_onboarding_progress(super().get_queryset(request), "checklist__steps")
+        rows = with_onboarding_progress(super().get_queryset(request), "checklist__steps")
+        return with_attention(rows)
+
+    def get_ordering(self, request: HttpRequest) -> list[Any]:
+        return [attention_first(), "clinic__name", "pk"]
+
+    @admin.display(description="state", ordering="status")
+    def health(self, obj: Integration) -> str:
+        attention = getattr(obj, "needs_attention", False)
+        return obj.health_display + (" · needs attention" if attention else "")
 
     @admin.display(description="onboarding")
     def onboarding(self, obj: Integration) -> str:
