@@ -19,6 +19,7 @@ from django.utils.safestring import SafeString
 
 from clinics.access import is_onboarding
 from clinics.admin import AuditedAdmin
+from clinics.admin.filters import ClinicFilter
 from clinics.models import Clinic
 from prescriptions import writeback
 from prescriptions.models import (
@@ -143,7 +144,7 @@ class PrescriptionAdmin(ReadOnly, NumberedAdmin):
         "created_at",
         "approved_at",
     ]
-    list_filter = ["state", "source", "channel", "clinic"]
+    list_filter = ["state", "source", "channel", ClinicFilter]
     search_fields = ["patient__name", "patient__client__last_name", "patient__client__email"]
     search_help_text = "A prescription number (RX-000123), a pet's name, or an owner's last name."
     list_select_related = ["clinic", "patient__client", "vet"]
@@ -189,7 +190,7 @@ class RxRequestAdmin(ReadOnly, admin.ModelAdmin):
         "expires_at",
         "reminder_sent_at",
     ]
-    list_filter = ["status", "channel", "clinic"]
+    list_filter = ["status", "channel", ClinicFilter]
     search_fields = ["patient__name", "patient__client__last_name", "product__name"]
     list_select_related = ["clinic", "patient", "product"]
     fields = [
@@ -246,7 +247,7 @@ class OrderAdmin(ReadOnly, NumberedAdmin):
         "carrier",
         "tracking_number",
     ]
-    list_filter = ["status", "channel", "clinic"]
+    list_filter = ["status", "channel", ClinicFilter]
     search_fields = ["client__last_name", "client__email", "patient__name", "tracking_number"]
     search_help_text = "An order number (ORD-000123), an owner's last name or email, a pet's name."
     list_select_related = ["clinic", "client", "patient"]
@@ -296,7 +297,7 @@ class WritebackItemAdmin(ReadOnly, admin.ModelAdmin):
         "error",
     ]
     list_display_links = ["pk"]
-    list_filter = ["status", "target", "kind", "clinic"]
+    list_filter = ["status", "target", "kind", ClinicFilter]
     search_fields = ["key"]  # the real search is WritebackItem.objects.search, below
     search_help_text = "A client or pet name, an owner's email, ORD-000123 or RX-000123."
     list_select_related = ["clinic", "prescription", "order"]

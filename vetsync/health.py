@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from django.core.paginator import Page, Paginator
 from django.db.models import (
     BooleanField,
+    Case,
     Count,
-    ExpressionWrapper,
+    Exists,
     F,
     IntegerField,
     OuterRef,
@@ -26,6 +27,7 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Value,
+    When,
 )
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -35,7 +37,7 @@ from prescriptions.models import WritebackIncident, WritebackItem
 from records.models import FullExtract, SyncRun
 
 RECENT = dt.timedelta(days=7)
-PAGE_SIZE = 100
+PAGE_SIZE = 50
 ATTENTION = "attention"
 # The states staff filter by: the integration's health (a failing one is "failing" whatever
 # its status) and "needs attention".
@@ -94,24 +96,31 @@ def integrations_with_health(*, now: dt.datetime | None = None) -> QuerySet[Inte
         | Q(last_successful_sync_at__lt=Value(now) - F("expected_interval"))
     )
     failing = Q(failing_since__isnull=False) & ~Q(status=Integration.Status.PAUSED)
+    failed_runs = runs.filter(status=SyncRun.Status.FAILED, created_at__gte=now - RECENT)
+    failed_writebacks = writebacks.filter(status=WritebackItem.Status.FAILED)
+    last_run_status = Subquery(runs.order_by("-created_at").values("status")[:1])
     return (
         Integration.objects.select_related("clinic")
         .annotate(
-            runs_failed=_count(
-                runs.filter(status=SyncRun.Status.FAILED, created_at__gte=now - RECENT)
-            ),
-            last_run_status=Subquery(runs.order_by("-created_at", "-pk").values("status")[:1]),
-            writebacks_failed=_count(writebacks.filter(status=WritebackItem.Status.FAILED)),
+            # Counted only for the rows shown; ``attention`` (computed for every row, to sort)
+            # only asks whether there is one.
+            runs_failed=_count(failed_runs),
+            last_run_status=last_run_status,
+            writebacks_failed=_count(failed_writebacks),
             writebacks_waiting=_count(writebacks.filter(status__in=waiting)),
-            overdue=ExpressionWrapper(overdue, output_field=BooleanField()),
+            overdue=Case(When(overdue, then=Value(True)), default=Value(False)),
         )
         .annotate(
-            attention=ExpressionWrapper(
-                Q(overdue=True)
-                | failing
-                | Q(last_run_status=SyncRun.Status.FAILED)
-                | Q(runs_failed__gt=0)
-                | Q(writebacks_failed__gt=0),
+            attention=Case(
+                When(
+                    Q(overdue=True)
+                    | failing
+                    | Q(last_run_status=SyncRun.Status.FAILED)
+                    | Exists(failed_runs)
+                    | Exists(failed_writebacks),
+                    then=Value(True),
+                ),
+                default=Value(False),
                 output_field=BooleanField(),
             )
         )

@@ -15,8 +15,8 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from clinics.admin.attention import AttentionFilter, attention_first, with_attention
 from clinics.admin.audit import AuditedAdmin, ClinicUserChoices
+from clinics.admin.filters import AttentionFilter, ClinicFilter, attention_first, with_attention
 from clinics.audit import audit_log
 from clinics.display import when
 from clinics.models import Clinic, Connector, Integration, Membership, Vet
@@ -123,6 +123,7 @@ class ClinicAdmin(AuditedAdmin):
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline, VetInline]
     list_select_related = ["integration"]
+    list_per_page = 50
     fieldsets = [
         (None, {"fields": ["name", "slug", "timezone", "is_active"]}),
         (
@@ -219,8 +220,9 @@ class ClinicAdmin(AuditedAdmin):
 @admin.register(Membership)
 class MembershipAdmin(ClinicUserChoices, AuditedAdmin):
     list_display = ["user", "clinic", "role", "created_at"]
-    list_filter = ["role", "clinic"]
+    list_filter = ["role", ClinicFilter]
     search_fields = ["user__username", "user__email", "clinic__name"]
+    list_per_page = 50
     autocomplete_fields = ["user", "clinic"]
 
 
@@ -228,8 +230,10 @@ class MembershipAdmin(ClinicUserChoices, AuditedAdmin):
 class VetAdmin(ClinicUserChoices, AuditedAdmin):
     form = VetForm
     list_display = ["__str__", "clinic", "licence_number", "pims_user_id", "user", "is_active"]
-    list_filter = ["is_active", "clinic"]
-    search_fields = ["first_name", "last_name", "licence_number", "pims_user_id"]
+    list_filter = ["is_active", ClinicFilter]
+    search_fields = ["first_name", "last_name", "licence_number", "pims_user_id", "clinic__name"]
+    list_select_related = ["clinic", "user"]
+    list_per_page = 50
     autocomplete_fields = ["clinic", "user"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:

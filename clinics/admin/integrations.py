@@ -12,8 +12,8 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from clinics import services
-from clinics.admin.attention import AttentionFilter, attention_first, with_attention
 from clinics.admin.audit import AuditedAdmin
+from clinics.admin.filters import AttentionFilter, attention_first, with_attention
 from clinics.admin.onboarding_progress import (
     onboarding_progress_link,
     onboarding_state_filter,
@@ -105,6 +105,7 @@ class IntegrationAdmin(AuditedAdmin):
     list_filter = [AttentionFilter, "connector", "status"]
     search_fields = ["clinic__name", "clinic__slug"]
     list_select_related = ["clinic", "checklist"]
+    list_per_page = 50
     readonly_fields = [
         "onboarding_checklist",
         "credentials_stored",

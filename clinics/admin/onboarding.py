@@ -160,6 +160,7 @@ class OnboardingChecklistAdmin(AuditedAdmin):
     list_filter = ["path"]
     search_fields = ["integration__clinic__name", "integration__clinic__slug"]
     list_select_related = ["integration__clinic", "path"]
+    list_per_page = 50
     inlines = [OnboardingStepInline, OnboardingEmailInline]
     fieldsets = [
         (None, {"fields": ["integration_link", "path", "receiving_data_since"]}),

@@ -111,6 +111,13 @@ class SyncRun(models.Model):
                 condition=models.Q(pruned_at__isnull=True),
                 name="sync_run_unpruned",
             ),
+            # The onboarding team's health page: each clinic's failed runs of the last week,
+            # without reading its hundreds of succeeded ones.
+            models.Index(
+                fields=["clinic", "created_at"],
+                condition=models.Q(status="failed"),
+                name="sync_run_failed",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -10,7 +10,7 @@ from django.db.models import OrderBy, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from clinics.models import integration_attention
+from clinics.models import Clinic, integration_attention
 
 
 def with_attention(queryset: QuerySet[Any], via: str = "") -> QuerySet[Any]:
@@ -34,4 +34,23 @@ class AttentionFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if self.value() in ("yes", "no"):
             return queryset.filter(needs_attention=self.value() == "yes")
+        return queryset
+
+
+class ClinicFilter(admin.SimpleListFilter):
+    """Rows of one clinic (``?clinic__id__exact=<id>``, the address Django's own filter uses)."""
+
+    title = "clinic"
+    parameter_name = "clinic__id__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        chosen = self.value()
+        if not chosen or not chosen.isdigit():
+            return []
+        return [(str(c.pk), c.name) for c in Clinic.objects.filter(pk=int(chosen))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        chosen = self.value()
+        if chosen and chosen.isdigit():
+            return queryset.filter(clinic_id=int(chosen))
         return queryset
