@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.paginator import Page, Paginator
 from django.db.models import (
@@ -50,6 +51,10 @@ STATES = [
 ]
 
 
+# What the integration's own row says is wrong: syncs failing (and not paused by staff).
+FAILING = Q(failing_since__isnull=False) & ~Q(status=Integration.Status.PAUSED)
+
+
 @dataclass
 class IntegrationHealth:
     integration: Integration
@@ -80,7 +85,7 @@ def _count(rows: QuerySet) -> Coalesce:
     return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
 
 
-def integrations_with_health(*, now: dt.datetime | None = None) -> QuerySet[Integration]:
+def integrations_with_health(*, now: dt.datetime | None = None) -> QuerySet[Any]:
     """Every integration with its health figures and ``attention`` (overdue, failing, a
     failed run in the last week or the latest, a failed writeback), those first."""
     now = now or timezone.now()
@@ -95,7 +100,6 @@ def integrations_with_health(*, now: dt.datetime | None = None) -> QuerySet[Inte
         Q(last_successful_sync_at__isnull=True)
         | Q(last_successful_sync_at__lt=Value(now) - F("expected_interval"))
     )
-    failing = Q(failing_since__isnull=False) & ~Q(status=Integration.Status.PAUSED)
     failed_runs = runs.filter(status=SyncRun.Status.FAILED, created_at__gte=now - RECENT)
     failed_writebacks = writebacks.filter(status=WritebackItem.Status.FAILED)
     last_run_status = Subquery(runs.order_by("-created_at").values("status")[:1])
@@ -114,7 +118,7 @@ def integrations_with_health(*, now: dt.datetime | None = None) -> QuerySet[Inte
             attention=Case(
                 When(
                     Q(overdue=True)
-                    | failing
+                    | FAILING
                     | Q(last_run_status=SyncRun.Status.FAILED)
                     | Exists(failed_runs)
                     | Exists(failed_writebacks),
@@ -128,18 +132,15 @@ def integrations_with_health(*, now: dt.datetime | None = None) -> QuerySet[Inte
     )
 
 
-def _filtered(
-    rows: QuerySet[Integration], *, connector: str, state: str, query: str
-) -> QuerySet[Integration]:
+def _filtered(rows: QuerySet[Any], *, connector: str, state: str, query: str) -> QuerySet[Any]:
     if connector in Connector.values:
         rows = rows.filter(connector=connector)
-    failing = Q(failing_since__isnull=False) & ~Q(status=Integration.Status.PAUSED)
     if state == ATTENTION:
         rows = rows.filter(attention=True)
     elif state == Integration.Status.FAILING:
-        rows = rows.filter(failing)
+        rows = rows.filter(FAILING)
     elif state in Integration.Status.values:
-        rows = rows.filter(status=state).exclude(failing)
+        rows = rows.filter(status=state).exclude(FAILING)
     if query:
         rows = rows.filter(Q(clinic__name__icontains=query) | Q(clinic__slug__icontains=query))
     return rows
