@@ -19,10 +19,8 @@ from django.core.paginator import Page, Paginator
 from django.db.models import (
     BooleanField,
     Case,
-    Count,
     Exists,
     F,
-    IntegerField,
     OuterRef,
     Q,
     QuerySet,
@@ -30,12 +28,12 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from clinics.models import Connector, Integration
 from prescriptions.models import WritebackIncident, WritebackItem
 from records.models import FullExtract, SyncRun
+from vetsync.lib.subqueries import count_of
 
 RECENT = dt.timedelta(days=7)
 PAGE_SIZE = 50
@@ -79,12 +77,6 @@ class HealthPage:
     query: str
 
 
-def _count(rows: QuerySet) -> Coalesce:
-    """The number of ``rows`` (correlated on the clinic), 0 when there are none."""
-    counted = rows.order_by().values("clinic").annotate(n=Count("pk")).values("n")
-    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
-
-
 def integrations_with_health(*, now: dt.datetime | None = None) -> QuerySet[Any]:
     """Every integration with its health figures and ``attention`` (overdue, failing, a
     failed run in the last week or the latest, a failed writeback), those first."""
@@ -108,10 +100,10 @@ def integrations_with_health(*, now: dt.datetime | None = None) -> QuerySet[Any]
         .annotate(
             # Counted only for the rows shown; ``attention`` (computed for every row, to sort)
             # only asks whether there is one.
-            runs_failed=_count(failed_runs),
+            runs_failed=count_of(failed_runs),
             last_run_status=last_run_status,
-            writebacks_failed=_count(failed_writebacks),
-            writebacks_waiting=_count(writebacks.filter(status__in=waiting)),
+            writebacks_failed=count_of(failed_writebacks),
+            writebacks_waiting=count_of(writebacks.filter(status__in=waiting)),
             overdue=Case(When(overdue, then=Value(True)), default=Value(False)),
         )
         .annotate(
