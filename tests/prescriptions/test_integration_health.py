@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from clinics.models import Connector, Integration
+from clinics.models import Clinic, Connector, Integration
 from prescriptions import writeback
 from records.models import SyncRun
 from tests.conftest import World, login
@@ -160,3 +160,22 @@ def test_the_health_page_asks_the_database_as_often_for_5_clinics_as_for_50(
     _fleet(45, well=False, start=3)
     many = _queries(onboarding, url)
     assert few == many
+
+
+def test_writeback_health_pages_on_and_asks_as_often_for_5_clinics_as_for_50(
+    world: World,
+) -> None:
+    url = reverse("admin:prescriptions_writebackitem_health")
+    onboarding = login(world.onboarding)
+    onboarding.get(url)  # the session's first page also records the visit
+    for integration in _fleet(3):
+        Clinic.objects.filter(pk=integration.clinic_id).update(writeback_enabled=True)
+    few = _queries(onboarding, url)
+    for integration in _fleet(52, start=3):
+        Clinic.objects.filter(pk=integration.clinic_id).update(writeback_enabled=True)
+    many = _queries(onboarding, url)
+
+    html = onboarding.get(url).content.decode()
+    assert few == many
+    assert len(_rows(html)) == 50 and "Page 1 of 2 (55 clinics)" in html
+    assert "Fleet 054" in onboarding.get(url, {"page": 2}).content.decode()
