@@ -142,7 +142,9 @@ def report(rows, run, copy_seconds: float, approved: int) -> bool:  # type: igno
     if not during:
         # A copy shorter than a writeback's tick measures nothing: say so, and fail, so that a
         # quick run that has rotted into measuring nothing is noticed.
-        print("  NOTHING MEASURED: no writeback was committed while the copy ran (use more clients)")
+        print(
+            "  NOTHING MEASURED: no writeback was committed while the copy ran (use more clients)"
+        )
     return bool(during)
 
 

@@ -267,6 +267,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "records.tasks.ezyvet_pulls_due",
         "schedule": 60.0,
     },
+    # A "we are receiving your data" email whose task was lost or whose send failed.
+    "clinics-onboarding-final-confirmations": {
+        "task": "clinics.tasks.onboarding_final_confirmations_sweep",
+        "schedule": 300.0,
+    },
     # The onboarding team's daily list of overdue checklist steps (once per day; a rerun
     # the same day sends nothing).
     "clinics-onboarding-overdue-summary": {
