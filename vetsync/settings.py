@@ -128,6 +128,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         ),
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+elif PG_RANDOM_PAGE_COST := os.environ.get("PG_RANDOM_PAGE_COST", "1.1"):
+    # PostgreSQL's default random_page_cost (4) prices an index read as on a spinning disk;
+    # on SSDs (any managed PostgreSQL) 1.1 is the usual figure. With 4, a search matching a
+    # tenth of a large clinic's pets sorts its owners after a scan of every client row (twice
+    # the time of reading the names' covering index). Set PG_RANDOM_PAGE_COST="" to keep the
+    # server's own value (e.g. behind a pooler that refuses startup options).
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+        f"-c random_page_cost={float(PG_RANDOM_PAGE_COST)}"
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis switches the broker, the result backend and the cache together.
@@ -265,6 +274,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 900.0,
         "options": {"expires": 600},
     },
+    # A "we are receiving your data" email whose task was lost or whose send failed.
+    "clinics-onboarding-final-confirmations": {
+        "task": "clinics.tasks.onboarding_final_confirmations_sweep",
+        "schedule": 300.0,
+    },
     # The onboarding team's daily list of overdue checklist steps (once per day; a rerun
     # the same day sends nothing).
     "clinics-onboarding-overdue-summary": {
@@ -299,7 +313,8 @@ AUTH_PASSWORD_VALIDATORS = [
 AUTHENTICATION_BACKENDS = [
     # django-axes first: it refuses a locked-out username and address before any password check.
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's model backend; its get_user loads the two-factor flags with the user.
+    "clinics.two_factor.backend.UserWithTwoFactorBackend",
 ]
 # Login throttling (django-axes): the username and the address are locked together, so nobody
 # can lock a vet out from elsewhere; the lock lifts after the cool-off, or when the onboarding
@@ -456,6 +471,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # django-axes announces itself at every start (each manage.py command, each worker)
+        # and repeats each login at INFO; lockouts are WARNING. Logins stay in its access log
+        # (admin), failures and lockouts in the audit log.
+        "axes": {"level": "WARNING"},
         # gunicorn's own loggers through the same handler and format.
         "gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
         "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": True},
