@@ -142,14 +142,17 @@ def run_rows(n_runs: int) -> None:
 def prune() -> None:
     from django.conf import settings
     from django.db import connection
+    from django.db.models import F
     from django.test.utils import CaptureQueriesContext
-    from django.utils import timezone
 
     from records.models import SyncRecordOutcome, SyncRun
     from records.retention import retention_prune
 
-    old = timezone.now() - dt.timedelta(days=settings.SYNC_HISTORY_RETENTION_DAYS + 1)
-    SyncRun.objects.update(created_at=old)
+    # Every run one retention period and a day older than it is (their order kept).
+    shift = dt.timedelta(days=settings.SYNC_HISTORY_RETENTION_DAYS + 1)
+    SyncRun.objects.update(created_at=F("created_at") - shift)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE" if connection.vendor == "sqlite" else "VACUUM ANALYZE")
     rows = SyncRecordOutcome.objects.count()
     runs = SyncRun.objects.count()
     with CaptureQueriesContext(connection) as captured:

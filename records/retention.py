@@ -72,13 +72,7 @@ def retention_prune(
     batch = batch_rows or settings.RETENTION_BATCH_ROWS
     deadline = time.monotonic() + (seconds or settings.RETENTION_TICK_SECONDS)
     report = RetentionReport(cutoff=retention_cutoff(now))
-    while time.monotonic() < deadline:
-        run_ids = _runs_to_prune(report.cutoff)
-        if not run_ids:
-            break
-        if not _prune_runs(run_ids, report, batch=batch, deadline=deadline, now=now):
-            return _logged(report)
-    else:
+    if not _prune_old_runs(report, batch=batch, deadline=deadline, now=now):
         return _logged(report)
     retried = SyncRecordOutcome.objects.filter(
         outcome=Outcome.QUARANTINED, retried_in__isnull=False, run__pruned_at__isnull=False
@@ -97,18 +91,39 @@ def retention_prune(
     return _logged(report)
 
 
-def _runs_to_prune(cutoff: dt.datetime) -> list[int]:
-    """Finished runs past the age, not pruned yet, with no manual update still pending."""
+def _prune_old_runs(
+    report: RetentionReport, *, batch: int, deadline: float, now: dt.datetime
+) -> bool:
+    """Every run past the age, a pass of ``RUNS_PER_PASS`` at a time; False if out of time."""
+    after: tuple[dt.datetime, int] | None = None
+    while time.monotonic() < deadline:
+        runs = _runs_to_prune(report.cutoff, after)
+        if not runs:
+            return True
+        if not _prune_runs([pk for _, pk in runs], report, batch=batch, deadline=deadline, now=now):
+            return False
+        after = runs[-1]
+    return False
+
+
+def _runs_to_prune(
+    cutoff: dt.datetime, after: tuple[dt.datetime, int] | None
+) -> list[tuple[dt.datetime, int]]:
+    """(created_at, id) of the next finished runs past the age, not pruned yet, with no manual
+    update still pending, oldest first. ``after`` is where the tick's previous pass ended: the
+    runs kept (updates pending) are walked once a tick, not once a pass."""
     pending = ManualUpdate.objects.filter(run=OuterRef("pk"), status=ManualUpdate.Status.PENDING)
+    runs = SyncRun.objects.filter(
+        pruned_at__isnull=True,
+        created_at__lt=cutoff,
+        status__in=[SyncRun.Status.SUCCEEDED, SyncRun.Status.FAILED],
+    )
+    if after is not None:
+        runs = runs.filter(Q(created_at__gt=after[0]) | Q(created_at=after[0], pk__gt=after[1]))
     return list(
-        SyncRun.objects.filter(
-            pruned_at__isnull=True,
-            created_at__lt=cutoff,
-            status__in=[SyncRun.Status.SUCCEEDED, SyncRun.Status.FAILED],
-        )
-        .exclude(Exists(pending))
+        runs.exclude(Exists(pending))
         .order_by("created_at", "pk")
-        .values_list("pk", flat=True)[:RUNS_PER_PASS]
+        .values_list("created_at", "pk")[:RUNS_PER_PASS]
     )
 
 

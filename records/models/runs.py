@@ -104,10 +104,11 @@ class SyncRun(models.Model):
         ]
         indexes = [
             models.Index(fields=["clinic", "created_at"]),
-            # Retention walks the runs it has not pruned yet, oldest first: only those are
-            # in this index, however many runs the years keep.
+            # Retention walks the runs it has not pruned yet, oldest first (id breaks ties, so
+            # a pass reads only the runs it takes): only those are in this index, however
+            # many runs the years keep.
             models.Index(
-                fields=["created_at"],
+                fields=["created_at", "id"],
                 condition=models.Q(pruned_at__isnull=True),
                 name="sync_run_unpruned",
             ),
