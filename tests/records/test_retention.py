@@ -27,6 +27,7 @@ from records.sync import sync_run_create
 from tests.conftest import World, login
 from tests.records.batches import batch, ingest, owner, pet
 from vetsync.ops.sessions import sessions_expired_delete
+from vetsync.ops.tasks import retention_prune_task
 
 LATER = "2026-11-25T09:00:00Z"
 
@@ -201,3 +202,17 @@ def test_expired_sessions_go_live_ones_stay() -> None:
     )
     assert sessions_expired_delete(batch_rows=1) == 1
     assert list(Session.objects.values_list("pk", flat=True)) == [live.session_key]
+
+
+def test_the_beat_task_prunes_the_history_then_expired_sessions(world: World) -> None:
+    run = age(ingest(world.a.clinic, batch(owner())), days=91)
+    expired = SessionStore()
+    expired.create()
+    Session.objects.filter(pk=expired.session_key).update(
+        expire_date=timezone.now() - dt.timedelta(days=1)
+    )
+
+    retention_prune_task()
+
+    assert outcomes_of(run) == []
+    assert not Session.objects.filter(pk=expired.session_key).exists()
