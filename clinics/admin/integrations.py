@@ -124,7 +124,7 @@ class IntegrationAdmin(AuditedAdmin):
         return [*self.list_filter, onboarding_state_filter("checklist__integration")]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Integration]:
-        rows = with_onboarding_progress(super().get_queryset(request), "checklist__steps")
+        rows = with_onboarding_progress(super().get_queryset(request), "checklist__id")
         return with_attention(rows)
 
     def get_ordering(self, request: HttpRequest) -> list[Any]:

@@ -183,7 +183,7 @@ class OnboardingChecklistAdmin(AuditedAdmin):
         return [onboarding_state_filter("checklist"), *self.list_filter]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[OnboardingChecklist]:
-        return with_onboarding_progress(super().get_queryset(request), "steps")
+        return with_onboarding_progress(super().get_queryset(request), "pk")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # each integration gets its checklist when it is created
