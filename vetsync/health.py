@@ -79,7 +79,7 @@ class HealthPage:
 
 def integrations_with_health(*, now: dt.datetime | None = None) -> QuerySet[Any]:
     """Every integration with its health figures and ``attention`` (overdue, failing, a
-    failed run in the last week or the latest, a failed writeback), those first."""
+    failed run in the last week, a failed writeback), those first."""
     now = now or timezone.now()
     runs = SyncRun.objects.filter(clinic=OuterRef("clinic_id"))
     writebacks = WritebackItem.objects.filter(clinic=OuterRef("clinic_id"))
@@ -109,11 +109,10 @@ def integrations_with_health(*, now: dt.datetime | None = None) -> QuerySet[Any]
         .annotate(
             attention=Case(
                 When(
-                    Q(overdue=True)
-                    | FAILING
-                    | Q(last_run_status=SyncRun.Status.FAILED)
-                    | Exists(failed_runs)
-                    | Exists(failed_writebacks),
+                    # A failed latest run is FAILING already: every run failure sets
+                    # ``failing_since`` and every success clears it (its own subquery, one per
+                    # integration, cost the sort more than all the rest).
+                    Q(overdue=True) | FAILING | Exists(failed_runs) | Exists(failed_writebacks),
                     then=Value(True),
                 ),
                 default=Value(False),
