@@ -7,10 +7,13 @@ import logging
 from collections.abc import Callable
 
 from celery import shared_task
+from django.conf import settings
 
+from clinics.sync_health import integrations_failing_unalerted
+from clinics.tasks import integration_failing_alert_task
 from records.care import care_name_tokens_refresh
 from records.models import SyncRun
-from records.pulls import ezyvet_integrations_due, ezyvet_pull_fetch, ezyvet_pull_start
+from records.pulls import ezyvet_pull_fetch, ezyvet_pulls_dispatch
 from records.sync import SyncBusy, sync_fetches_abandoned, sync_run_process, sync_runs_due
 
 logger = logging.getLogger(__name__)
@@ -33,23 +36,52 @@ def _run_unfinished(run_id: int, work: Callable[..., object], what: str) -> None
         logger.exception("%s %s failed.", what, run_id)
 
 
+def run_is_bulk(run: SyncRun) -> bool:
+    """A first copy, or an agent batch larger than SYNC_BULK_MIN_CLIENTS: bulk work."""
+    return run.full or run.total > settings.SYNC_BULK_MIN_CLIENTS
+
+
+def sync_run_apply_enqueue(run: SyncRun) -> None:
+    """Apply ``run`` after the commit: bulk work on the bulk queue, the rest (live clinics'
+    deltas) on the sync queue, so a wave of first copies never sits in front of a delta."""
+    task = sync_run_apply_bulk_task if run_is_bulk(run) else sync_run_apply_task
+    task.delay_on_commit(run.pk)
+
+
+def ezyvet_pull_enqueue(run: SyncRun) -> None:
+    """Fetch ``run`` after the commit: a first copy on the bulk queue, a delta on the pull
+    queue."""
+    task = ezyvet_first_copy_task if run.full else ezyvet_pull_task
+    task.delay_on_commit(run.pk)
+
+
 @shared_task(name="records.tasks.sync_run_apply", ignore_result=True)
 def sync_run_apply_task(run_id: int) -> None:
     """Apply one stored batch. If the clinic is busy, the sweep comes back for it."""
     _run_unfinished(run_id, sync_run_process, "Run")
 
 
+@shared_task(name="records.tasks.sync_run_apply_bulk", ignore_result=True)
+def sync_run_apply_bulk_task(run_id: int) -> None:
+    """Apply a first copy or a large batch, on the bulk queue's own worker."""
+    _run_unfinished(run_id, sync_run_process, "Run")
+
+
 @shared_task(name="records.tasks.sync_runs_sweep", ignore_result=True)
 def sync_runs_sweep_task() -> None:
-    """Start queued runs and resume those a dead worker left (its lock lease ran out).
+    """Start queued runs and resume those a dead worker left (its lock lease ran out); tell
+    clinics of failing spells whose alert did not go out.
 
     The run row, not the Celery message, is the source of truth: a message lost between
     commit and publish only delays the run until this sweep.
     """
-    for run_id in sync_runs_due():
-        sync_run_apply_task.delay(run_id)
-    for run_id in sync_fetches_abandoned():
-        ezyvet_pull_task.delay(run_id)
+    runs = SyncRun.objects.only("pk", "full", "total").order_by("pk")
+    for run in runs.filter(pk__in=sync_runs_due()):
+        sync_run_apply_enqueue(run)
+    for run in runs.filter(pk__in=sync_fetches_abandoned()):
+        ezyvet_pull_enqueue(run)
+    for integration_id in integrations_failing_unalerted():
+        integration_failing_alert_task.delay(integration_id)
 
 
 @shared_task(name="records.tasks.ezyvet_pull", ignore_result=True)
@@ -59,19 +91,23 @@ def ezyvet_pull_task(run_id: int) -> None:
     _run_unfinished(run_id, _pull_fetch_then_apply, "Pull")
 
 
+@shared_task(name="records.tasks.ezyvet_first_copy", ignore_result=True)
+def ezyvet_first_copy_task(run_id: int) -> None:
+    """An ezyVet pull that is a clinic's first copy, on the bulk queue's own worker."""
+    _run_unfinished(run_id, _pull_fetch_then_apply, "First copy")
+
+
 def _pull_fetch_then_apply(*, run_id: int) -> None:
     run = ezyvet_pull_fetch(run_id=run_id)
     if run.status == SyncRun.Status.QUEUED:
-        sync_run_apply_task.delay(run.pk)
+        sync_run_apply_enqueue(run)
 
 
 @shared_task(name="records.tasks.ezyvet_pulls_due", ignore_result=True)
 def ezyvet_pulls_due_task() -> None:
-    """Start a pull for every live ezyVet integration whose interval has passed."""
-    for integration in ezyvet_integrations_due():
-        run, created = ezyvet_pull_start(integration=integration)
-        if created:
-            ezyvet_pull_task.delay_on_commit(run.pk)
+    """Beat's minute: start the pulls whose slot has come (``ezyvet_pulls_dispatch``)."""
+    for run in ezyvet_pulls_dispatch():
+        ezyvet_pull_enqueue(run)
 
 
 @shared_task(ignore_result=True)

@@ -22,6 +22,8 @@ OWN = ("clinics.", "records.", "prescriptions.", "vetsync.")
 EXPECTED = {
     "records.tasks.sync_run_apply": "sync",
     "records.tasks.ezyvet_pull": "pull",
+    "records.tasks.ezyvet_first_copy": "bulk",
+    "records.tasks.sync_run_apply_bulk": "bulk",
     "prescriptions.tasks.writeback_deliver": "writeback",
 }
 
@@ -46,6 +48,7 @@ def test_each_task_is_routed_to_the_queue_of_its_kind_of_work(db: None) -> None:
         "records.tasks.sync_runs_sweep",
         "records.tasks.care_name_tokens_refresh_task",
         "clinics.tasks.onboarding_final_confirmation",
+        "clinics.tasks.integration_failing_alert",
     ):
         assert routed[rest] == celery_app.conf.task_default_queue
 
@@ -57,7 +60,7 @@ def test_beat_sends_a_heartbeat_through_every_queue() -> None:
         if entry["task"] == "vetsync.ops.tasks.queue_heartbeat"
     )
     assert sent_to == sorted(settings.CELERY_QUEUES_ALL)
-    assert {"sync", "pull", "writeback"} <= set(sent_to)
+    assert {"sync", "pull", "writeback", "bulk"} <= set(sent_to)
 
 
 @pytest.fixture
@@ -65,7 +68,12 @@ def own_sync_queue() -> Iterator[str]:
     """The sync route, renamed for this test run (parallel runs may share one Redis)."""
     queue = f"sync-test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
     routes = celery_app.conf.task_routes
-    celery_app.conf.task_routes = {**routes, "records.tasks.sync_run_apply": {"queue": queue}}
+    # A first copy's apply goes to the bulk queue: here both applies share the test's queue.
+    celery_app.conf.task_routes = {
+        **routes,
+        "records.tasks.sync_run_apply": {"queue": queue},
+        "records.tasks.sync_run_apply_bulk": {"queue": queue},
+    }
     reroute()
     celery_app.conf.task_always_eager = False
     try:
