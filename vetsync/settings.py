@@ -298,6 +298,8 @@ AGENT_BATCH_MAX_BYTES = env_int("AGENT_BATCH_MAX_BYTES", 256 * 1024 * 1024)
 # Each agent token: at most this many requests a minute (429 with Retry-After above it).
 AGENT_REQUESTS_PER_MINUTE = env_int("AGENT_REQUESTS_PER_MINUTE", 120)
 AGENT_BATCH_INLINE_MAX_CLIENTS = env_int("AGENT_BATCH_INLINE_MAX_CLIENTS", 200)
+# The sweep re-sends a queued run's message only this long after the last one (records.tasks).
+SYNC_RESEND_AFTER_SECONDS = env_int("SYNC_RESEND_AFTER_SECONDS", 600)
 
 # Auth
 AUTH_PASSWORD_VALIDATORS = [
