@@ -57,7 +57,7 @@ def setup_env(tmp: Path, database_url: str, redis_url: str) -> None:
 def start_workers(workers: Workers, layout: str) -> None:
     workers.env = dict(os.environ)
     if layout == "shared":
-        workers.start("sync,pull,writeback,default", 2)
+        workers.start("sync,pull,writeback,bulk,default", 2)
         return
     workers.start("sync", 1)
     workers.start("writeback", 2)

@@ -23,6 +23,7 @@ from clinics.models import (
 )
 from clinics.onboarding import onboarding_first_data_claim, onboarding_steps_complete
 from clinics.problems import ProblemKind
+from clinics.sync_health import integration_sync_failed, integration_sync_recovered
 from vetsync.pims import ezyvet
 from vetsync.pims.ezyvet.shared_limits import PULL
 
@@ -159,7 +160,8 @@ def integration_record_sync(
 
     A success moves ``last_successful_sync_at`` (and an ezyVet pull's watermark, never
     backwards) forward and clears the error; a failure keeps the last success, says why
-    (``kind``: a ``ProblemKind``) and since when syncs fail.
+    (``kind``: a ``ProblemKind``) and since when syncs fail, and backs the site off
+    (``clinics.sync_health``).
     """
     integrations = Integration.objects.filter(clinic_id=clinic_id)
     now = timezone.now()
@@ -167,6 +169,7 @@ def integration_record_sync(
         integrations.update(
             last_successful_sync_at=now, last_error="", failing_since=None, failure_kind=""
         )
+        integration_sync_recovered(clinic_id=clinic_id)
         if watermark is not None:
             integrations.filter(Q(watermark__isnull=True) | Q(watermark__lt=watermark)).update(
                 watermark=watermark
@@ -178,6 +181,7 @@ def integration_record_sync(
             failure_kind=kind or ProblemKind.OTHER,
             failing_since=Coalesce("failing_since", Value(now)),
         )
+        integration_sync_failed(clinic_id=clinic_id, now=now)
 
 
 # --- ezyVet ----------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from celery.signals import worker_ready
 from django.core.cache import cache
 from django.utils import timezone
 
-from clinics import onboarding
+from clinics import onboarding, sync_health
 
 logger = logging.getLogger(__name__)
 
@@ -56,3 +56,9 @@ def onboarding_final_confirmations_sweep_task() -> int:
 def onboarding_overdue_summary_task() -> int:
     """Beat sends this daily: the onboarding team's list of overdue steps (once per day)."""
     return onboarding.onboarding_overdue_summary_send(day=timezone.localdate())
+
+
+@shared_task(name="clinics.tasks.integration_failing_alert")
+def integration_failing_alert_task(integration_id: int) -> bool:
+    """Syncs keep failing: tell the clinic and the onboarding team, once per failing spell."""
+    return sync_health.integration_failing_alert(integration_id=integration_id)

@@ -213,13 +213,24 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 QUEUE_SYNC = "sync"
 QUEUE_PULL = "pull"
 QUEUE_WRITEBACK = "writeback"
+# First copies of new clinics and large agent batches: their own worker, so an onboarding
+# wave never sits in front of a live clinic's delta (see README, "Queues").
+QUEUE_BULK = "bulk"
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_DEFAULT_QUEUE", "default")
 CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {
     "records.tasks.sync_run_apply": {"queue": QUEUE_SYNC},
     "records.tasks.ezyvet_pull": {"queue": QUEUE_PULL},
+    "records.tasks.ezyvet_first_copy": {"queue": QUEUE_BULK},
+    "records.tasks.sync_run_apply_bulk": {"queue": QUEUE_BULK},
     "prescriptions.tasks.writeback_deliver": {"queue": QUEUE_WRITEBACK},
 }
-CELERY_QUEUES_ALL = [QUEUE_SYNC, QUEUE_PULL, QUEUE_WRITEBACK, CELERY_TASK_DEFAULT_QUEUE]
+CELERY_QUEUES_ALL = [
+    QUEUE_SYNC,
+    QUEUE_PULL,
+    QUEUE_WRITEBACK,
+    QUEUE_BULK,
+    CELERY_TASK_DEFAULT_QUEUE,
+]
 CELERY_TIMEZONE = "UTC"
 ONBOARDING_SUMMARY_HOUR_UTC = env_int("ONBOARDING_SUMMARY_HOUR_UTC", 13)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
@@ -294,6 +305,8 @@ AGENT_BATCH_MAX_BYTES = env_int("AGENT_BATCH_MAX_BYTES", 256 * 1024 * 1024)
 # Each agent token: at most this many requests a minute (429 with Retry-After above it).
 AGENT_REQUESTS_PER_MINUTE = env_int("AGENT_REQUESTS_PER_MINUTE", 120)
 AGENT_BATCH_INLINE_MAX_CLIENTS = env_int("AGENT_BATCH_INLINE_MAX_CLIENTS", 200)
+# The sweep re-sends a queued run's message only this long after the last one (records.tasks).
+SYNC_RESEND_AFTER_SECONDS = env_int("SYNC_RESEND_AFTER_SECONDS", 600)
 
 # Retention: what a sync did to each record (its outcomes), a failed run's stored batch and
 # matcher fits older than this are removed; a run's summary and counts stay for good, and so
@@ -445,6 +458,17 @@ EZYVET_RATE_PER_MINUTE = env_int("EZYVET_RATE_PER_MINUTE", 180)
 EZYVET_ENDPOINT_RATE_PER_MINUTE = env_int("EZYVET_ENDPOINT_RATE_PER_MINUTE", 60)
 EZYVET_LIMITER_MARGIN_SECONDS = float(os.environ.get("EZYVET_LIMITER_MARGIN_SECONDS", "2"))
 EZYVET_WRITEBACK_RESERVE = env_int("EZYVET_WRITEBACK_RESERVE", 18)
+# The pull schedule at fleet scale (records/dispatch.py, clinics/sync_health.py): due pulls are
+# taken in batches of EZYVET_DISPATCH_BATCH, at most EZYVET_DISPATCH_MAX_PER_TICK a minute; a
+# failing site is tried again after 5, 10, 20 … minutes, at most EZYVET_BACKOFF_MAX_MINUTES;
+# the clinic and the onboarding team are told once SYNC_FAILURE_ALERT_AFTER syncs in a row fail.
+EZYVET_DISPATCH_BATCH = env_int("EZYVET_DISPATCH_BATCH", 100)
+EZYVET_DISPATCH_MAX_PER_TICK = env_int("EZYVET_DISPATCH_MAX_PER_TICK", 5000)
+EZYVET_BACKOFF_FIRST = timedelta(minutes=env_int("EZYVET_BACKOFF_FIRST_MINUTES", 5))
+EZYVET_BACKOFF_MAX = timedelta(minutes=env_int("EZYVET_BACKOFF_MAX_MINUTES", 360))
+SYNC_FAILURE_ALERT_AFTER = env_int("SYNC_FAILURE_ALERT_AFTER", 3)
+# An agent batch with more clients than this is applied on the bulk queue, as first copies are.
+SYNC_BULK_MIN_CLIENTS = env_int("SYNC_BULK_MIN_CLIENTS", 2000)
 
 # /metrics (Prometheus): only with this bearer token, or from these addresses (comma-separated
 # IPs or networks); with neither set it answers 404. Processes share metrics through
