@@ -22,6 +22,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from clinics.emails import render_email
 from clinics.models import Connector, Integration
 
 GOLDEN = (math.sqrt(5) - 1) / 2
@@ -80,8 +81,6 @@ def integration_failing_alert(*, integration_id: int) -> bool:
 
     The row is claimed under a lock and marked in the same transaction as the send, so two
     workers never both send, and a failed send leaves it for the next failure's task."""
-    from clinics.services import render_email  # services import this module
-
     with transaction.atomic():
         integration = (
             Integration.objects.select_for_update(skip_locked=True)

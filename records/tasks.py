@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from celery import shared_task
 from django.conf import settings
+from django.core.cache import cache
 
 from clinics.sync_health import integrations_failing_unalerted
 from clinics.tasks import integration_failing_alert_task
@@ -31,6 +32,7 @@ def _run_unfinished(run_id: int, work: Callable[..., object], what: str) -> None
         work(run_id=run_id)
     except SyncBusy:
         logger.info("%s %s waits: another sync of its clinic is running.", what, run_id)
+        message_forget(run_id)  # its message is used up: the next sweep sends another
     except Exception:
         # The run is marked failed with the error for staff; resuming it is their call.
         logger.exception("%s %s failed.", what, run_id)
@@ -46,6 +48,7 @@ def sync_run_apply_enqueue(run: SyncRun) -> None:
     deltas) on the sync queue, so a wave of first copies never sits in front of a delta."""
     task = sync_run_apply_bulk_task if run_is_bulk(run) else sync_run_apply_task
     task.delay_on_commit(run.pk)
+    message_sent(run.pk)
 
 
 def ezyvet_pull_enqueue(run: SyncRun) -> None:
@@ -53,6 +56,31 @@ def ezyvet_pull_enqueue(run: SyncRun) -> None:
     queue."""
     task = ezyvet_first_copy_task if run.full else ezyvet_pull_task
     task.delay_on_commit(run.pk)
+    message_sent(run.pk)
+
+
+# A run's message is remembered (in the shared cache) for SYNC_RESEND_AFTER_SECONDS: the sweep
+# re-sends only a message that may have been lost, not one still waiting its turn in a long
+# queue (an onboarding wave would otherwise gain a duplicate per waiting run every minute). A
+# forgotten entry (cache restart) only means one harmless duplicate.
+
+
+def _message_key(run_id: int) -> str:
+    return f"vetsync:sync-run-message:{run_id}"
+
+
+def message_sent(run_id: int) -> None:
+    cache.set(_message_key(run_id), 1, timeout=settings.SYNC_RESEND_AFTER_SECONDS)
+
+
+def message_forget(run_id: int) -> None:
+    cache.delete(_message_key(run_id))
+
+
+def message_pending(run_ids: list[int]) -> set[int]:
+    """Those of ``run_ids`` whose last message was sent recently (it may still be queued)."""
+    found = cache.get_many([_message_key(pk) for pk in run_ids])
+    return {pk for pk in run_ids if _message_key(pk) in found}
 
 
 @shared_task(name="records.tasks.sync_run_apply", ignore_result=True)
@@ -75,11 +103,17 @@ def sync_runs_sweep_task() -> None:
     The run row, not the Celery message, is the source of truth: a message lost between
     commit and publish only delays the run until this sweep.
     """
-    runs = SyncRun.objects.only("pk", "full", "total").order_by("pk")
-    for run in runs.filter(pk__in=sync_runs_due()):
-        sync_run_apply_enqueue(run)
-    for run in runs.filter(pk__in=sync_fetches_abandoned()):
-        ezyvet_pull_enqueue(run)
+    runs = SyncRun.objects.only("pk", "full", "total", "status").order_by("pk")
+    due = list(runs.filter(pk__in=sync_runs_due()))
+    queued = message_pending([run.pk for run in due if run.status == SyncRun.Status.QUEUED])
+    for run in due:
+        if run.pk not in queued:  # a running run here was left by a dead worker: resume now
+            sync_run_apply_enqueue(run)
+    fetches = list(runs.filter(pk__in=sync_fetches_abandoned()))
+    queued = message_pending([run.pk for run in fetches])
+    for run in fetches:
+        if run.pk not in queued:
+            ezyvet_pull_enqueue(run)
     for integration_id in integrations_failing_unalerted():
         integration_failing_alert_task.delay(integration_id)
 

@@ -278,6 +278,18 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "records.tasks.ezyvet_pulls_due",
         "schedule": 60.0,
     },
+    # Retention: per-record outcomes, stored batches and old matcher fits past their age go
+    # in bounded batches; each tick stops after RETENTION_TICK_SECONDS and the next resumes.
+    "ops-retention": {
+        "task": "vetsync.ops.tasks.retention_prune_task",
+        "schedule": 900.0,
+        "options": {"expires": 600},
+    },
+    # A "we are receiving your data" email whose task was lost or whose send failed.
+    "clinics-onboarding-final-confirmations": {
+        "task": "clinics.tasks.onboarding_final_confirmations_sweep",
+        "schedule": 300.0,
+    },
     # The onboarding team's daily list of overdue checklist steps (once per day; a rerun
     # the same day sends nothing).
     "clinics-onboarding-overdue-summary": {
@@ -293,6 +305,16 @@ AGENT_BATCH_MAX_BYTES = env_int("AGENT_BATCH_MAX_BYTES", 256 * 1024 * 1024)
 # Each agent token: at most this many requests a minute (429 with Retry-After above it).
 AGENT_REQUESTS_PER_MINUTE = env_int("AGENT_REQUESTS_PER_MINUTE", 120)
 AGENT_BATCH_INLINE_MAX_CLIENTS = env_int("AGENT_BATCH_INLINE_MAX_CLIENTS", 200)
+# The sweep re-sends a queued run's message only this long after the last one (records.tasks).
+SYNC_RESEND_AFTER_SECONDS = env_int("SYNC_RESEND_AFTER_SECONDS", 600)
+
+# Retention: what a sync did to each record (its outcomes), a failed run's stored batch and
+# matcher fits older than this are removed; a run's summary and counts stay for good, and so
+# do open quarantined records and the runs of manual updates still pending. Each delete
+# takes at most RETENTION_BATCH_ROWS rows in a transaction of its own.
+SYNC_HISTORY_RETENTION_DAYS = env_int("SYNC_HISTORY_RETENTION_DAYS", 90)
+RETENTION_BATCH_ROWS = env_int("RETENTION_BATCH_ROWS", 5000)
+RETENTION_TICK_SECONDS = env_int("RETENTION_TICK_SECONDS", 240)
 
 # Auth
 AUTH_PASSWORD_VALIDATORS = [

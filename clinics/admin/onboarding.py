@@ -17,7 +17,7 @@ from django.templatetags.static import static
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from clinics import services
+from clinics import onboarding
 from clinics.admin.audit import AuditedAdmin
 from clinics.admin.onboarding_progress import (
     onboarding_progress_link,
@@ -160,6 +160,7 @@ class OnboardingChecklistAdmin(AuditedAdmin):
     list_filter = ["path"]
     search_fields = ["integration__clinic__name", "integration__clinic__slug"]
     list_select_related = ["integration__clinic", "path"]
+    list_per_page = 50
     inlines = [OnboardingStepInline, OnboardingEmailInline]
     fieldsets = [
         (None, {"fields": ["integration_link", "path", "receiving_data_since"]}),
@@ -182,7 +183,7 @@ class OnboardingChecklistAdmin(AuditedAdmin):
         return [onboarding_state_filter("checklist"), *self.list_filter]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[OnboardingChecklist]:
-        return with_onboarding_progress(super().get_queryset(request), "steps")
+        return with_onboarding_progress(super().get_queryset(request), "pk")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # each integration gets its checklist when it is created
@@ -220,7 +221,7 @@ class OnboardingChecklistAdmin(AuditedAdmin):
         for step_form in formset.forms:
             if not step_form.has_changed():
                 continue
-            services.onboarding_step_update(
+            onboarding.onboarding_step_update(
                 step=step_form.instance,
                 done=step_form.cleaned_data["done"],
                 notes=step_form.cleaned_data["notes"],
@@ -256,12 +257,12 @@ class OnboardingChecklistAdmin(AuditedAdmin):
         )
         back = reverse("admin:clinics_onboardingchecklist_change", args=[checklist.pk])
         try:
-            email = services.onboarding_email_render(step=step)
-        except services.OnboardingEmailError as exc:
+            email = onboarding.onboarding_email_render(step=step)
+        except onboarding.OnboardingEmailError as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return HttpResponseRedirect(back)
         if request.method == "POST":
-            sent = services.onboarding_step_send_email(step=step, request=request)
+            sent = onboarding.onboarding_step_send_email(step=step, request=request)
             self.message_user(request, f"Sent “{sent.subject}” to {sent.to}.")
             return HttpResponseRedirect(back)
         return TemplateResponse(

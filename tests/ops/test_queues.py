@@ -130,3 +130,37 @@ def test_a_pull_stores_its_batch_and_leaves_the_apply_to_a_sync_worker(
             run.refresh_from_db()
     assert run.status == SyncRun.Status.SUCCEEDED
     assert Client.objects.filter(clinic=world.a.clinic, pims_id__gt="").count() == run.total
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sweep_resends_a_queued_run_only_once_its_message_may_be_lost(
+    world: World, own_sync_queue: str, settings
+) -> None:
+    from records.sync import SyncBusy, sync_run_create
+    from records.tasks import sync_run_apply_enqueue, sync_run_apply_task, sync_runs_sweep_task
+    from tests.records.batches import batch, owner
+
+    settings.SYNC_RESEND_AFTER_SECONDS = 2
+    run, _ = sync_run_create(clinic=world.a.clinic, body=batch(owner("C-1")), trigger="agent")
+    sync_run_apply_enqueue(run)
+    assert waiting(own_sync_queue) == 1
+
+    # A backlog: the run waits its turn; every sweep meanwhile adds nothing.
+    sync_runs_sweep_task()
+    sync_runs_sweep_task()
+    assert waiting(own_sync_queue) == 1
+    # Long enough without a start, the message may have been lost: one more, then quiet again.
+    time.sleep(2.2)
+    sync_runs_sweep_task()
+    sync_runs_sweep_task()
+    assert waiting(own_sync_queue) == 2
+
+    # A worker that finds the clinic busy has used its message: the next sweep sends one.
+    with celery_app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(own_sync_queue)
+    from unittest import mock
+
+    with mock.patch("records.tasks.sync_run_process", side_effect=SyncBusy("busy")):
+        sync_run_apply_task.apply(args=(run.pk,))
+    sync_runs_sweep_task()
+    assert waiting(own_sync_queue) == 1

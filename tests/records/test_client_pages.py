@@ -833,3 +833,19 @@ def test_dashboard_counts_link_to_the_filtered_lists(world: World) -> None:
     html = login(world.a.staff).get(reverse("clinic-dashboard", args=["alder"])).content.decode()
     for flt in ("customer", "deceased", "pending"):
         assert f"/c/alder/clients/?filter={flt}" in html
+
+
+def test_search_warns_of_a_database_whose_collation_is_not_byte_order(db: None) -> None:
+    from django.db import connection
+
+    from records.checks import byte_order, search_collation_check
+
+    assert byte_order("c", "C.UTF-8") and byte_order("c", "C") and byte_order("b", "C.UTF-8")
+    assert not byte_order("c", "en_US.UTF-8")
+    assert not byte_order("i", "C.UTF-8")  # ICU decides, whatever datcollate says
+    # The databases the suite runs on (SQLite; PostgreSQL created with a C collation) pass.
+    assert search_collation_check(databases=["default"]) == []
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT datcollate FROM pg_database WHERE datname = current_database()")
+            assert byte_order("c", cursor.fetchone()[0])
