@@ -178,19 +178,22 @@ class Fleet:
         self.ezy_counts = client_counts(args.sites, seed=args.seed, scale=args.client_scale)
         self.agent_counts = client_counts(args.agents, seed=args.seed + 1, scale=args.client_scale)
         sites_url = self.start_sites(self.ezy_counts)
-        self.ezy = ezyvet_clinics_create(
-            self.ezy_counts, sites_url=sites_url, interval=self.interval, waves=args.waves
-        )
-        self.agents = agent_clinics_create(self.agent_counts)
-        rng = random.Random(args.seed)
-        self.failing = rng.sample(self.ezy, max(1, round(args.failing * len(self.ezy))))
-        web_url, sessions = self.start_serve()
-        self.sampler = ProcessSampler(sessions=sessions, loose=self.loose_pids)
-        self.ages = AgeWatch(failing={c.clinic_id for c in self.failing})
-        self.clock = Clock(args.compression, time.monotonic())
-        self.marks.start = self.clock.started
-        self.say_setup()
-        self.load(sites_url, web_url)
+        try:
+            self.ezy = ezyvet_clinics_create(
+                self.ezy_counts, sites_url=sites_url, interval=self.interval, waves=args.waves
+            )
+            self.agents = agent_clinics_create(self.agent_counts)
+            rng = random.Random(args.seed)
+            self.failing = rng.sample(self.ezy, max(1, round(args.failing * len(self.ezy))))
+            web_url, sessions = self.start_serve()
+            self.sampler = ProcessSampler(sessions=sessions, loose=self.loose_pids)
+            self.ages = AgeWatch(failing={c.clinic_id for c in self.failing})
+            self.clock = Clock(args.compression, time.monotonic())
+            self.marks.start = self.clock.started
+            self.say_setup()
+            self.load(sites_url, web_url)
+        finally:
+            self.stop_all()  # whatever happened, even a Ctrl-C in the report
 
     def say_setup(self) -> None:
         a = self.args
@@ -246,7 +249,6 @@ class Fleet:
             from fleet_report import report
 
             report(self)
-            self.stop_all()
 
     def onboard(self, sites_url: str) -> None:
         """Waves of sites go live; wait until every site's first copy is in."""
