@@ -42,6 +42,10 @@ from records.sync.plan import Entry, by_pims_id
 from vetsync.lib.bulk import reserve_ids
 from vetsync.pims.records import PimsClient, PimsPatient, QuarantinedRecord
 
+# New clients that nothing in the database or the merge plan concerns are written as set
+# operations (``records.sync.staged``); False sends every record through ``_decide``.
+STAGE_NEW_RECORDS = True
+
 
 @dataclass
 class _Known:
@@ -70,6 +74,7 @@ class Engine:
         # Customers this run has merged. A chunk prepared while the one before it is still
         # being written (``_apply_pipelined``) skips them rather than wait for their row locks.
         self.merged_customers: set[int] = set()
+        self.staged = STAGE_NEW_RECORDS
 
     def prepare(
         self, entries: Sequence[Entry], quarantined: Sequence[QuarantinedRecord] = ()
@@ -79,7 +84,12 @@ class Engine:
         Writes nothing: the chunk's rows are written by ``write``, in the same transaction.
         On SQLite that transaction must already hold the write lock (``reserve_ids``).
         """
-        chunk = Chunk(run_id=self.run.pk, clinic_id=self.clinic.pk)
+        chunk = Chunk(
+            run_id=self.run.pk,
+            clinic_id=self.clinic.pk,
+            region=self.region,
+            country=self.clinic.country,
+        )
         for record in quarantined:
             chunk.quarantine(record)
         clients = [client for client, _ in entries if client is not None]
@@ -96,7 +106,11 @@ class Engine:
         for client, quarantined_of_entry in entries:
             for record in quarantined_of_entry:
                 chunk.quarantine(record)
-            if client is not None:
+            if client is None:
+                continue
+            if self.staged and self._is_new(client, known):
+                chunk.stage(client)
+            else:
                 self._decide(chunk, client, known)
         chunk.seal()
         return chunk
@@ -145,6 +159,14 @@ class Engine:
         ):
             customer_pets.setdefault(pet.client_id, []).append(pet)
         return _Known(existing, existing_patients, customers, customer_pets)
+
+    def _is_new(self, client: PimsClient, known: _Known) -> bool:
+        """A client to create whole as it is: unknown, its pets unknown, no merge planned."""
+        return (
+            client.pims_id not in known.clients
+            and client.pims_id not in self.plan
+            and not any(p.pims_id in known.patients for p in client.patients)
+        )
 
     def _decide(self, chunk: Chunk, client: PimsClient, known: _Known) -> None:
         """One PIMS client: an update of a known client, a merge, or a new client."""
