@@ -3,7 +3,7 @@ pharmacy already has (the verdicts are kept on the run, so a resumed run decides
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -21,7 +21,7 @@ from vetsync.pims.records import PimsClient, PimsPatient, QuarantinedRecord
 Entry = tuple[PimsClient | None, list[QuarantinedRecord]]
 
 
-def parse_entries(raw_clients: list[Any]) -> list[Entry]:
+def parse_entries(raw_clients: Iterable[Any]) -> list[Entry]:
     """Validate every entry; a pims_id seen earlier in the batch is quarantined as a repeat."""
     entries: list[Entry] = []
     seen_clients: set[str] = set()
