@@ -71,6 +71,8 @@ def member_items(text: str, key: str, others: dict[str, Any] | None = None) -> I
     decoder = json.JSONDecoder(parse_int=_number_int, parse_float=_number_float, parse_constant=str)
     try:
         yield from _members(text, key, decoder, {} if others is None else others)
+    except JsonInputError:
+        raise
     except RecursionError as exc:
         raise JsonInputError("nested too deeply") from exc
     except json.JSONDecodeError as exc:
