@@ -64,7 +64,7 @@ bench: venv
 # Every benchmark at a small size, so none can rot unnoticed: the figures mean little, the run
 # failing means something. .ci/run runs it.
 bench-quick: venv
-	$(PY) bench/bench_sync_first_copy.py --clients 2000
+	$(PY) bench/bench_sync_first_copy.py --quick
 	$(PY) bench/bench_matching.py --quick
 	$(PY) bench/bench_ezyvet_pull.py --clients 300
 	$(PY) bench/bench_client_pages.py --clients 2000 --requests 20

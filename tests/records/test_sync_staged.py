@@ -4,6 +4,7 @@ record-by-record engine leaves them, and a killed staged run resumes to the same
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -251,3 +252,15 @@ def test_a_killed_staged_run_resumes_to_the_same_end(world: World, stage_loads: 
 
     assert resumed.status == "succeeded"
     assert snapshot(a, resumed) == snapshot(b, whole)
+
+
+def test_a_batch_naming_its_clients_twice_is_read_as_when_it_was_received(world: World) -> None:
+    # JSON keeps the last of a repeated member: the run applies the second list, whose length
+    # the run was created with.
+    text = batch(owner("C-first"), batch_id="twice")
+    text = text[:-1] + ', "clients": ' + json.dumps([owner("C-last"), owner("C-last-2")]) + "}"
+
+    run = ingest(world.a.clinic, text)
+
+    assert run.total == 2 and run.status == "succeeded"
+    assert sorted(Client.objects.values_list("pims_id", flat=True)) == ["C-last", "C-last-2"]
