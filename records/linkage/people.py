@@ -61,11 +61,19 @@ def normalize_email(value: str) -> str:
     return "" if PLACEHOLDER_EMAIL.match(email) else email
 
 
+_ASCII_NOT_DIGITS = re.compile(r"[^0-9]+")
+
+
 def normalize_phone(value: str, region: str = "US") -> str:
     """E.164 when the number parses as possible; otherwise its digits (still comparable)."""
     if not value or not value.strip():
         return ""
-    digits = "".join(ch for ch in value if ch.isdigit())
+    # For ASCII text isdigit() is [0-9]: one regex pass instead of a test per character.
+    digits = (
+        _ASCII_NOT_DIGITS.sub("", value)
+        if value.isascii()
+        else "".join(ch for ch in value if ch.isdigit())
+    )
     international = value.lstrip().startswith("+")
     if ((region or "US") == "US" and not international) or value.lstrip().startswith("+1"):
         # North American numbers are the bulk of the traffic; parsing each with phonenumbers
