@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -324,15 +325,16 @@ def _client_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
         "pims_id": pims_id,
         "first_name": first_name,
         "last_name": last_name,
-        "email": email.lower(),
+        "email": email if (lowered := email.lower()) == email else lowered,
         "phone": phone,
+        # The values a batch repeats are shared, not held once per record.
         "address": PimsAddress(
             line1=line1,
             line2=line2,
-            city=city,
-            state=state,
-            postcode=postcode,
-            country=country.upper(),
+            city=sys.intern(city),
+            state=sys.intern(state),
+            postcode=sys.intern(postcode),
+            country=sys.intern(country.upper()),
         ),
         "active": _bool(raw, "active", default=True),
         "modified_at": _datetime(raw.get("modified_at"), "modified_at"),
@@ -374,9 +376,9 @@ def _patient(raw: object) -> PimsPatient:
     return PimsPatient(
         pims_id=pims_id,
         name=name,
-        species=species,
-        breed=breed,
-        sex=sex,
+        species=sys.intern(species),
+        breed=sys.intern(breed),
+        sex=sys.intern(sex),
         birth_date=birth_date,
         weight=weight,
         weight_unit=weight_unit,
@@ -428,8 +430,16 @@ def _bool(raw: Mapping[str, Any], key: str, *, default: bool) -> bool:
 def _weight(value: object) -> Decimal | None:
     if value is None or value == "":
         return None
+    if type(value) in (float, int, str):
+        return _number_weight(value)  # type: ignore[arg-type]
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise RecordError(f"weight must be a number (got {value!r}).")
+    return _number_weight(value)
+
+
+# Weights repeat (11.4 kg…): each is read once, and every pet of that weight shares it.
+@functools.lru_cache(maxsize=4096, typed=True)
+def _number_weight(value: float | str) -> Decimal:
     try:
         weight = Decimal(str(value))
         if not weight.is_finite():
