@@ -239,7 +239,7 @@ def inserts(*, run_id: int, clinic_id: int, country: str, now: dt.datetime) -> l
     def cast(column: str, sql_type: str) -> str:
         return f"{column}::{sql_type}" if postgres else column
 
-    client = {
+    client: dict[str, str | _Param] = {
         "id": "id",
         "clinic_id": _param(clinic_id),
         "first_name": "first_name",
@@ -261,7 +261,7 @@ def inserts(*, run_id: int, clinic_id: int, country: str, now: dt.datetime) -> l
         "created_at": _param(stamp),
         "updated_at": _param(stamp),
     }
-    patient = {
+    patient: dict[str, str | _Param] = {
         "id": "id",
         "clinic_id": _param(clinic_id),
         "client_id": "client_id",
@@ -282,15 +282,25 @@ def inserts(*, run_id: int, clinic_id: int, country: str, now: dt.datetime) -> l
         "created_at": _param(stamp),
         "updated_at": _param(stamp),
     }
-    weighing = {
+    return [
+        _insert_select(Client, client, STAGE_CLIENT, connection),
+        _insert_select(Patient, patient, STAGE_PATIENT, connection),
+        *_history_inserts(run_id=run_id, stamp=stamp, connection=connection),
+    ]
+
+
+def _history_inserts(*, run_id: int, stamp: Any, connection: Any) -> list[StagedInsert]:
+    """The weighings of the new pets and the outcome of every staged record."""
+    postgres = connection.vendor == "postgresql"
+    weighing: dict[str, str | _Param] = {
         "patient_id": "id",
-        "weight": cast("weight", "numeric"),
+        "weight": "weight::numeric" if postgres else "weight",
         "unit": "weight_unit",
         "recorded_at": _param(stamp, "COALESCE(modified_at, {})"),
         "source": _param(WeightRecord.Source.PIMS.value),
         "run_id": _param(run_id),
     }
-    outcome = {
+    outcome: dict[str, str | _Param] = {
         "id": "outcome_id",
         "run_id": _param(run_id),
         "kind": "kind",
@@ -305,8 +315,6 @@ def inserts(*, run_id: int, clinic_id: int, country: str, now: dt.datetime) -> l
         f"SELECT outcome_id, 'patient', pims_id, client_id, id FROM {STAGE_PATIENT}"
     )
     return [
-        _insert_select(Client, client, STAGE_CLIENT, connection),
-        _insert_select(Patient, patient, STAGE_PATIENT, connection),
         _insert_select(
             WeightRecord, weighing, f"{STAGE_PATIENT} WHERE weight IS NOT NULL", connection
         ),

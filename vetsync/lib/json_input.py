@@ -84,31 +84,31 @@ def member_items(text: str, key: str, others: dict[str, Any] | None = None) -> I
 def _members(
     text: str, key: str, decoder: json.JSONDecoder, others: dict[str, Any]
 ) -> Iterator[Any]:
-    skip = _WHITESPACE.match
-    index = skip(text, 0).end()
+    skip = _skip
+    index = skip(text, 0)
     if text[index : index + 1] != "{":
         raise JsonInputError(f"the top level is not an object with {key!r}")
-    index = skip(text, index + 1).end()
+    index = skip(text, index + 1)
     found = False
     while text[index] != "}":
         if text[index] != '"':
             raise JsonInputError(f"a member name was expected at char {index}")
         name, index = json.decoder.scanstring(text, index + 1)  # type: ignore[attr-defined]
-        index = skip(text, index).end()
+        index = skip(text, index)
         if text[index] != ":":
             raise JsonInputError(f"':' was expected at char {index}")
-        index = skip(text, index + 1).end()
+        index = skip(text, index + 1)
         if name == key and text[index] == "[":
             if found:
                 raise RepeatedKey(f"{key!r} appears more than once")
             found = True
-            index = skip(text, index + 1).end()
+            index = skip(text, index + 1)
             while text[index] != "]":
                 item, index = decoder.raw_decode(text, index)
                 yield item
-                index = skip(text, index).end()
-                if text[index] == "," and text[skip(text, index + 1).end()] != "]":
-                    index = skip(text, index + 1).end()
+                index = skip(text, index)
+                if text[index] == "," and text[skip(text, index + 1)] != "]":
+                    index = skip(text, index + 1)
                 elif text[index] != "]":
                     raise JsonInputError(f"',' or ']' was expected at char {index}")
             index += 1
@@ -116,13 +116,19 @@ def _members(
             others[name], index = decoder.raw_decode(text, index)
             if name == key:
                 found = True  # not an array: no items, as a repeat it still counts
-        index = skip(text, index).end()
-        if text[index] == "," and text[skip(text, index + 1).end()] != "}":
-            index = skip(text, index + 1).end()
+        index = skip(text, index)
+        if text[index] == "," and text[skip(text, index + 1)] != "}":
+            index = skip(text, index + 1)
         elif text[index] != "}":
             raise JsonInputError(f"',' or '}}' was expected at char {index}")
-    if skip(text, index + 1).end() != len(text):
+    if skip(text, index + 1) != len(text):
         raise JsonInputError(f"extra data at char {index + 1}")
+
+
+def _skip(text: str, index: int) -> int:
+    """The index of the first character from ``index`` on that is not JSON white space."""
+    found = _WHITESPACE.match(text, index)
+    return found.end() if found else index
 
 
 def has_lone_surrogate(text: str) -> bool:
