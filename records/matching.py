@@ -152,7 +152,7 @@ class CustomerPool:
         return len(self.customers)
 
 
-@dataclass
+@dataclass(slots=True)  # a first copy holds one per candidate pair (100,000 and more)
 class Pair:
     customer: Person
     person: Person

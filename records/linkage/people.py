@@ -57,7 +57,8 @@ def normalize_name(first_name: str, last_name: str) -> str:
 
 def normalize_email(value: str) -> str:
     """Lower case; a placeholder ("none@…") becomes empty, so it never matches anyone."""
-    email = value.strip().lower()
+    lowered = value.strip().lower()
+    email = value if lowered == value else lowered  # the same text is not held twice
     return "" if PLACEHOLDER_EMAIL.match(email) else email
 
 
@@ -91,6 +92,7 @@ def normalize_phone(value: str, region: str = "US") -> str:
     return digits[-15:]
 
 
+@lru_cache(maxsize=1 << 16)  # a clinic's clients share a few hundred postcodes
 def normalize_postcode(value: str) -> str:
     compact = normalize_text(value).replace(" ", "")
     # US ZIP+4 and ZIP compare on the first five digits.
