@@ -75,6 +75,9 @@ class Engine:
         # being written (``_apply_pipelined``) skips them rather than wait for their row locks.
         self.merged_customers: set[int] = set()
         self.staged = STAGE_NEW_RECORDS
+        # Set when the clinic had no PIMS record as the run started (``fresh_start``): then no
+        # record of a chunk can be known yet, and chunks skip looking their ids up.
+        self.fresh = False
 
     def prepare(
         self, entries: Sequence[Entry], quarantined: Sequence[QuarantinedRecord] = ()
@@ -122,6 +125,8 @@ class Engine:
 
     def _read_known(self, clients: Sequence[PimsClient]) -> _Known:
         """Lock and read the chunk's known clients and pets, then the customers it merges."""
+        if self.fresh:
+            return self._read_customers(clients, {}, {})
         existing = {
             c.pims_id: c
             # Locked for the chunk: a staff action on the same client waits for the commit
@@ -138,6 +143,15 @@ class Engine:
                 [p.pims_id for c in clients for p in c.patients],
             )
         }
+        return self._read_customers(clients, existing, existing_patients)
+
+    def _read_customers(
+        self,
+        clients: Sequence[PimsClient],
+        existing: dict[str, Client],
+        existing_patients: dict[str, Patient],
+    ) -> _Known:
+        """Lock and read the customers the plan merges the chunk's new clients into."""
         customer_ids = [
             customer_id
             for c in clients
@@ -159,6 +173,18 @@ class Engine:
         ):
             customer_pets.setdefault(pet.client_id, []).append(pet)
         return _Known(existing, existing_patients, customers, customer_pets)
+
+    def fresh_start(self) -> None:
+        """Called before a run's first chunk: chunks need not look their records up when the
+        clinic has no PIMS record yet. The batch names each record once and one run at a time
+        writes a clinic's PIMS records, so none can appear but the run's own. (Should one
+        appear anyway, its unique key stops the chunk, and the retry, resumed past the first
+        chunk, looks every record up.)"""
+        clinic = self.clinic.pk
+        self.fresh = not (
+            Client.objects.filter(clinic_id=clinic).exclude(pims_id="").exists()
+            or Patient.objects.filter(clinic_id=clinic).exclude(pims_id="").exists()
+        )
 
     def _is_new(self, client: PimsClient, known: _Known) -> bool:
         """A client to create whole as it is: unknown, its pets unknown, no merge planned."""

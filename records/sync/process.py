@@ -83,6 +83,8 @@ def _apply_run(
         run.match_plan = match_plan(run, entries)
         run.save(update_fields=["match_plan"])
     engine = Engine(run=run)
+    if run.position == 0:
+        engine.fresh_start()
     ranges = _chunk_ranges(run.position, len(entries), chunk_size, bool(extra))
     if _pipelines(ranges):
         _apply_pipelined(run, owner, engine, entries, extra, ranges, on_progress)

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+from django.db import IntegrityError
 from django.utils import timezone
 
 from records.models import (
@@ -125,8 +126,10 @@ def snapshot(clinic, run: SyncRun) -> dict[str, Any]:
     return {
         "counts": (run.counts, run.kind_counts),
         "outcomes": [
-            (o.kind, o.pims_id, o.outcome, names.get(o.client_id), pets.get(o.patient_id))
-            + (o.customer_ref, o.detail, o.score, o.evidence, o.raw)
+            (
+                *(o.kind, o.pims_id, o.outcome, names.get(o.client_id), pets.get(o.patient_id)),
+                *(o.customer_ref, o.detail, o.score, o.evidence, o.raw),
+            )
             for o in run.outcomes.order_by("id")
         ],
         "clients": sorted(
@@ -146,8 +149,10 @@ def snapshot(clinic, run: SyncRun) -> dict[str, Any]:
             for w in WeightRecord.objects.filter(patient__clinic=clinic)
         ),
         "updates": sorted(
-            (u.kind, u.status, names[u.client_id], names.get(u.candidate_id), u.detail)
-            + (str(u.current), str(u.proposed))
+            (
+                *(u.kind, u.status, names[u.client_id], names.get(u.candidate_id), u.detail),
+                *(str(u.current), str(u.proposed)),
+            )
             for u in ManualUpdate.objects.filter(clinic=clinic)
         ),
         "merges": sorted(
@@ -264,3 +269,33 @@ def test_a_batch_naming_its_clients_twice_is_read_as_when_it_was_received(world:
 
     assert run.total == 2 and run.status == "succeeded"
     assert sorted(Client.objects.values_list("pims_id", flat=True)) == ["C-last", "C-last-2"]
+
+
+def test_a_record_that_appears_during_a_fresh_first_copy_stops_it_and_the_retry_sees_it(
+    world: World,
+) -> None:
+    """A first copy into a clinic with no PIMS record skips looking its records up; should one
+    appear anyway (here: made by hand between two chunks), its unique key stops the chunk,
+    and the retry looks every record up."""
+    from records.sync import sync_run_resume
+
+    clinic = world.a.clinic
+    clients = [owner(f"C-{i}", first_name=f"Name{i}", patients=[pet(f"P-{i}")]) for i in range(6)]
+    run, _ = sync_run_create(clinic=clinic, body=batch(*clients), trigger="agent")
+
+    def someone_adds_c4(position: int, total: int) -> None:
+        if position == 3:
+            ClientFactory(clinic=clinic, pims_id="C-4", first_name="Name4", last_name="Whitfield")
+
+    with pytest.raises(IntegrityError):
+        sync_run_process(run_id=run.pk, chunk_size=3, on_progress=someone_adds_c4)
+    run.refresh_from_db()
+    assert (run.status, run.position) == ("failed", 3)
+
+    sync_run_resume(run=run)
+    finished = sync_run_process(run_id=run.pk, chunk_size=3)
+
+    assert finished.status == "succeeded"
+    assert Client.objects.filter(clinic=clinic, pims_id="C-4").count() == 1
+    assert finished.outcomes.get(pims_id="C-4").outcome != "created"
+    assert finished.counts["created"] == 11  # C-0…C-5 and their pets, but C-4 itself
