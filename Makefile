@@ -73,8 +73,9 @@ bench-quick: venv
 	SOAK_PRESCRIPTIONS=20 SOAK_CLEAN_PRESCRIPTIONS=10 SOAK_LIMITED_PRESCRIPTIONS=0 \
 	  SOAK_PACED_PRESCRIPTIONS=10 SOAK_BROKER=both $(PY) bench/bench_writeback_soak.py
 	$(PY) bench/bench_agent.py --quick
-	$(PY) bench/bench_writeback_during_first_copy.py --clients 2000
+	$(PY) bench/bench_writeback_during_first_copy.py --quick
 	$(PY) bench/bench_shared_limiter.py --window 6 --seconds 12
+	$(PY) bench/bench_emulator_fleet.py --quick
 
 clean:
 	rm -rf var staticfiles .pytest_cache .mypy_cache .ruff_cache

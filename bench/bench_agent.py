@@ -127,7 +127,7 @@ def vetsync(env: dict[str, str], port: int, logs: Path) -> Iterator[None]:
             # One worker on every queue, as `make run` starts it (applies go to the sync queue).
             [
                 *(sys.executable, "-m", "celery", "-A", "vetsync", "worker", "-c", "1"),
-                *("-l", "warning", "-Q", "sync,pull,writeback,default"),
+                *("-l", "warning", "-Q", "sync,pull,writeback,bulk,default"),
             ],
             env=env,
             cwd=ROOT,

@@ -53,7 +53,7 @@ def child(n_clients: int, out: Path) -> None:
     clinic = Clinic.objects.create(name="Bench", slug="bench")
     integration = Integration.objects.create(clinic=clinic, connector=Connector.SYNCVET)
     token = integration_issue_agent_token(integration=integration)
-    api.sync_run_apply_task.delay_on_commit = lambda *a, **k: None  # the worker's part
+    api.sync_run_apply_enqueue = lambda *a, **k: None  # the worker's part
     print(f"extract of {n_clients:,} clients: {size:,} bytes ({size / 2**20:.1f} MiB)")
     print(f"AGENT_BATCH_MAX_BYTES default: {settings.AGENT_BATCH_MAX_BYTES:,} bytes")
 

@@ -12,7 +12,8 @@ were split, for comparison.
     python bench/bench_writeback_during_first_copy.py --quick      # 10,000 clients
 
 PostgreSQL at BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres): a
-throwaway database is created and dropped. Prints figures; asserts nothing.
+throwaway database is created and dropped. Prints figures; exits 1 only when it measured
+nothing (no writeback committed while the copy ran).
 """
 
 from __future__ import annotations
@@ -56,14 +57,15 @@ def setup_env(tmp: Path, database_url: str, redis_url: str) -> None:
 def start_workers(workers: Workers, layout: str) -> None:
     workers.env = dict(os.environ)
     if layout == "shared":
-        workers.start("sync,pull,writeback,default", 2)
+        workers.start("sync,pull,writeback,bulk,default", 2)
         return
     workers.start("sync", 1)
     workers.start("writeback", 2)
     workers.start("default", 1)
 
 
-def measure(args: argparse.Namespace, tmp: Path) -> None:
+def measure(args: argparse.Namespace, tmp: Path) -> bool:
+    """Run the copy with writebacks beside it; False when no writeback landed during it."""
     import django
 
     django.setup()
@@ -110,13 +112,13 @@ def measure(args: argparse.Namespace, tmp: Path) -> None:
             if time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        report(rows, run, copy_seconds, approved)
+        return report(rows, run, copy_seconds, approved)
     finally:
         workers.stop_all()
         site.stop()
 
 
-def report(rows, run, copy_seconds: float, approved: int) -> None:  # type: ignore[no-untyped-def]
+def report(rows, run, copy_seconds: float, approved: int) -> bool:  # type: ignore[no-untyped-def]
     from prescriptions.models import WritebackItem
 
     during = [r for r in rows if run.started_at <= r.created_at <= run.finished_at]
@@ -137,6 +139,13 @@ def report(rows, run, copy_seconds: float, approved: int) -> None:  # type: igno
         f"max {max(latencies, default=0):.2f} s (target p95 <= 1 s: "
         f"{'met' if p95 <= 1.0 and not undelivered else 'MISSED'})"
     )
+    if not during:
+        # A copy shorter than a writeback's tick measures nothing: say so, and fail, so that a
+        # quick run that has rotted into measuring nothing is noticed.
+        print(
+            "  NOTHING MEASURED: no writeback was committed while the copy ran (use more clients)"
+        )
+    return bool(during)
 
 
 def main() -> int:
@@ -156,10 +165,10 @@ def main() -> int:
             with throwaway_database(tmp) as database_url:
                 setup_env(tmp, database_url, redis.url)
                 print(f"WriteBack during a first copy, on PostgreSQL and Redis (port {redis.port})")
-                measure(args, tmp)
+                measured = measure(args, tmp)
         finally:
             redis.stop()
-    return 0
+    return 0 if measured else 1
 
 
 if __name__ == "__main__":

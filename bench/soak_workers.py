@@ -15,7 +15,7 @@ from contextlib import suppress
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-QUEUES = "sync,pull,writeback,default"  # the product's queues (vetsync/settings.py)
+QUEUES = "sync,pull,writeback,bulk,default"  # the product's queues (vetsync/settings.py)
 
 
 class WorkerDied(RuntimeError):

@@ -190,6 +190,24 @@ class Integration(models.Model):
         editable=False,
         help_text="What kind of problem it is (clinic pages say it in plain words).",
     )
+    failures = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text="Syncs failed in a row (0 again after a success); pulls back off with it.",
+    )
+    failure_alerted_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the clinic and the onboarding team were told of this failing spell.",
+    )
+    next_pull_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="ezyVet only: when the schedule pulls next (the clinic's slot in its "
+        "interval, or later while a failing site backs off; empty: at once).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -200,6 +218,12 @@ class Integration(models.Model):
             models.CheckConstraint(
                 condition=Q(sync_interval__gte=timedelta(minutes=5)),
                 name="integration_sync_interval_min_5_minutes",
+            ),
+        ]
+        indexes = [
+            # The dispatcher's question every minute: which live ezyVet pulls are due.
+            models.Index(
+                fields=["connector", "status", "next_pull_at"], name="integration_due_idx"
             ),
         ]
 

@@ -22,7 +22,7 @@ from records.extracts import extract_header, extract_part_arrived, extract_part_
 from records.intake import BodyNotText, BodyTooBig, agent_body_text
 from records.models import Outcome, SyncRun
 from records.sync import SyncBusy, sync_run_create, sync_run_process
-from records.tasks import sync_run_apply_task
+from records.tasks import sync_run_apply_enqueue
 from vetsync.lib.numbers import id_from
 from vetsync.lib.rates import rate_check
 from vetsync.pims.agent import BatchError
@@ -136,7 +136,7 @@ def batches(request: HttpRequest) -> JsonResponse:
             return JsonResponse(run_summary(request, run, **extra), status=200)
         except SyncBusy:
             pass  # another sync of this clinic is running: queue behind it
-    sync_run_apply_task.delay_on_commit(run.pk)
+    sync_run_apply_enqueue(run)
     return JsonResponse(run_summary(request, run, **extra), status=202)
 
 

@@ -16,13 +16,15 @@ import logging
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from clinics.models import Connector, Integration
 from clinics.problems import problem_kind
 from clinics.services import CredentialsError, ezyvet_client, integration_record_sync
+from clinics.sync_health import pull_slot_next
 from records.models import SyncRun, SyncRunPayload
 from records.sync import (
     SyncBusy,
@@ -41,11 +43,19 @@ UNFINISHED = [SyncRun.Status.FETCHING, SyncRun.Status.QUEUED, SyncRun.Status.RUN
 
 
 def ezyvet_pull_start(
-    *, integration: Integration, requested_by: Any = None
+    *, integration: Integration, requested_by: Any = None, now: dt.datetime | None = None
 ) -> tuple[SyncRun, bool]:
-    """The run for a new pull, or the clinic's unfinished run if there is one (not started)."""
+    """The run for a new pull, or the clinic's unfinished run if there is one (not started).
+    Either way the schedule's next pull moves to the clinic's next slot."""
     with transaction.atomic():
-        Integration.objects.select_for_update().filter(pk=integration.pk).first()
+        locked = Integration.objects.select_for_update().filter(pk=integration.pk).first()
+        now = now or timezone.now()
+        if locked is not None:
+            Integration.objects.filter(pk=locked.pk).update(
+                next_pull_at=pull_slot_next(
+                    clinic_id=locked.clinic_id, interval=locked.sync_interval, after=now
+                )
+            )
         unfinished = (
             SyncRun.objects.filter(clinic_id=integration.clinic_id, status__in=UNFINISHED)
             .order_by("created_at")
@@ -53,7 +63,6 @@ def ezyvet_pull_start(
         )
         if unfinished is not None:
             return unfinished, False
-        now = timezone.now()
         run = SyncRun.objects.create(
             clinic_id=integration.clinic_id,
             source=Connector.EZYVET,
@@ -146,16 +155,52 @@ def _fetch(run_id: int) -> tuple[SyncRun, str]:
     return run, owner
 
 
-def ezyvet_integrations_due(now: dt.datetime | None = None) -> list[Integration]:
-    """Live ezyVet integrations whose own schedule says it is time to pull again."""
-    now = now or timezone.now()
+def ezyvet_due_queryset(now: dt.datetime) -> QuerySet[Integration]:
+    """Live ezyVet integrations whose slot (or back-off) has come and that have no
+    unfinished run, earliest due first: one indexed query, however many clinics there are."""
     busy = SyncRun.objects.filter(status__in=UNFINISHED).values("clinic_id")
-    candidates = (
+    return (
         Integration.objects.filter(connector=Connector.EZYVET, status=Integration.Status.LIVE)
+        .filter(Q(next_pull_at__isnull=True) | Q(next_pull_at__lte=now))
         .exclude(credentials_ciphertext="")
         .exclude(clinic_id__in=busy)
-        .filter(Q(last_pull_at__isnull=True) | Q(last_pull_at__lte=now - dt.timedelta(minutes=5)))
+        .order_by(F("next_pull_at").asc(nulls_first=True), "pk")
     )
-    return [
-        i for i in candidates if i.last_pull_at is None or i.last_pull_at + i.sync_interval <= now
-    ]
+
+
+def ezyvet_integrations_due(
+    now: dt.datetime | None = None, *, limit: int | None = None
+) -> list[Integration]:
+    """The integrations due for a pull (at most ``limit``; default one dispatch batch)."""
+    now = now or timezone.now()
+    return list(ezyvet_due_queryset(now)[: limit or settings.EZYVET_DISPATCH_BATCH])
+
+
+def ezyvet_pulls_dispatch(
+    *, now: dt.datetime | None = None, batch: int | None = None, limit: int | None = None
+) -> list[SyncRun]:
+    """Start the due pulls: batches of ``batch`` rows locked with ``SKIP LOCKED`` (another
+    dispatcher takes the others), each batch its own transaction; at most ``limit`` a call.
+
+    Each started pull moves its integration's ``next_pull_at`` to its next slot in the same
+    transaction, so a row is never due twice. On SQLite, which has no row locks, the
+    ``IMMEDIATE`` transactions of the settings make dispatchers take turns instead.
+    """
+    now = now or timezone.now()
+    batch = batch or settings.EZYVET_DISPATCH_BATCH
+    limit = limit or settings.EZYVET_DISPATCH_MAX_PER_TICK
+    started: list[SyncRun] = []
+    while len(started) < limit:
+        with transaction.atomic():
+            taken = list(
+                ezyvet_due_queryset(now).select_for_update(skip_locked=True)[
+                    : min(batch, limit - len(started))
+                ]
+            )
+            for integration in taken:
+                run, created = ezyvet_pull_start(integration=integration, now=now)
+                if created:
+                    started.append(run)
+        if not taken:
+            break
+    return started

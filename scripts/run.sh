@@ -20,7 +20,7 @@ trap cleanup INT TERM EXIT
 "$PY" -m vetsync.pims.emulator --port 8765 --clients 500 --seed 1 --timezone America/Los_Angeles &
 pids+=($!)
 # One worker on every queue (`make serve` starts one per queue).
-"$PY" -m celery -A vetsync worker --loglevel=INFO --concurrency=2 -Q sync,pull,writeback,default &
+"$PY" -m celery -A vetsync worker --loglevel=INFO --concurrency=2 -Q sync,pull,writeback,bulk,default &
 pids+=($!)
 "$PY" -m celery -A vetsync beat --loglevel=INFO &
 pids+=($!)

@@ -7,7 +7,7 @@ WhiteNoise serves), and these processes, each line of their logs on stdout prefi
 the process's name:
 
     web              gunicorn (WEB_CONCURRENCY processes, on BIND, default 127.0.0.1:8000)
-    worker-<queue>   a Celery worker per queue (sync, pull, writeback, default), its
+    worker-<queue>   a Celery worker per queue (sync, pull, writeback, bulk, default), its
                      concurrency from CELERY_CONCURRENCY_<QUEUE>
     beat             Celery beat
 
@@ -37,7 +37,7 @@ REQUIRED = {
     "DATABASE_URL": "postgres://user@host:5432/vetsync",
     "REDIS_URL": "redis://host:6379/0 (Celery broker, results and cache)",
 }
-QUEUES = {"sync": 1, "pull": 2, "writeback": 4, "default": 2}  # default concurrency
+QUEUES = {"sync": 1, "pull": 2, "writeback": 4, "bulk": 1, "default": 2}  # default concurrency
 STOP_TIMEOUT = float(os.environ.get("SERVE_STOP_TIMEOUT", "30"))
 RESTARTS_PER_MINUTE = 3
 _print_lock = threading.Lock()

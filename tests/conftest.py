@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Group
+from django.core.cache import cache
 from django.test import Client as HttpClient
 from django.urls import reverse
 
@@ -22,6 +24,27 @@ from tests.factories import (
     VetFactory,
 )
 from tests.two_factor import second_factor_code
+
+
+def clear_own_cache() -> None:
+    """Empty this test process's part of the cache. On Redis every xdist worker shares one
+    database under its own key prefix, and ``cache.clear()`` would flush the others' too
+    (their sessions and cached menus vanish mid-test)."""
+    prefix = settings.CACHES["default"].get("KEY_PREFIX")
+    if "Redis" not in settings.CACHES["default"]["BACKEND"] or not prefix:
+        cache.clear()
+        return
+    client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture(autouse=True)
+def _own_cache_cleared() -> None:
+    # Each test starts with nothing cached: a menu or a count cached by an earlier test (whose
+    # rows were rolled back) is never read, and a cache entry's age never depends on test order.
+    clear_own_cache()
 
 
 @dataclass

@@ -14,6 +14,13 @@ os.environ.setdefault(
 from vetsync.settings import *  # noqa: E402,F403
 
 DEBUG = False
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, as `make run` has, not SQLite's shared in-memory database: tests that run a real
+    # Celery worker in a thread write while the test reads, and an in-memory database answers
+    # "table is locked" at once where a file waits (WAL, the busy timeout).
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": os.path.join(os.environ["VETSYNC_VAR_DIR"], "test.sqlite3")
+    }
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SECURE_SSL_REDIRECT = False

@@ -128,6 +128,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         ),
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+elif PG_RANDOM_PAGE_COST := os.environ.get("PG_RANDOM_PAGE_COST", "1.1"):
+    # PostgreSQL's default random_page_cost (4) prices an index read as on a spinning disk;
+    # on SSDs (any managed PostgreSQL) 1.1 is the usual figure. With 4, a search matching a
+    # tenth of a large clinic's pets sorts its owners after a scan of every client row (twice
+    # the time of reading the names' covering index). Set PG_RANDOM_PAGE_COST="" to keep the
+    # server's own value (e.g. behind a pooler that refuses startup options).
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+        f"-c random_page_cost={float(PG_RANDOM_PAGE_COST)}"
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis switches the broker, the result backend and the cache together.
@@ -204,13 +213,24 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 QUEUE_SYNC = "sync"
 QUEUE_PULL = "pull"
 QUEUE_WRITEBACK = "writeback"
+# First copies of new clinics and large agent batches: their own worker, so an onboarding
+# wave never sits in front of a live clinic's delta (see README, "Queues").
+QUEUE_BULK = "bulk"
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_DEFAULT_QUEUE", "default")
 CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {
     "records.tasks.sync_run_apply": {"queue": QUEUE_SYNC},
     "records.tasks.ezyvet_pull": {"queue": QUEUE_PULL},
+    "records.tasks.ezyvet_first_copy": {"queue": QUEUE_BULK},
+    "records.tasks.sync_run_apply_bulk": {"queue": QUEUE_BULK},
     "prescriptions.tasks.writeback_deliver": {"queue": QUEUE_WRITEBACK},
 }
-CELERY_QUEUES_ALL = [QUEUE_SYNC, QUEUE_PULL, QUEUE_WRITEBACK, CELERY_TASK_DEFAULT_QUEUE]
+CELERY_QUEUES_ALL = [
+    QUEUE_SYNC,
+    QUEUE_PULL,
+    QUEUE_WRITEBACK,
+    QUEUE_BULK,
+    CELERY_TASK_DEFAULT_QUEUE,
+]
 CELERY_TIMEZONE = "UTC"
 ONBOARDING_SUMMARY_HOUR_UTC = env_int("ONBOARDING_SUMMARY_HOUR_UTC", 13)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
@@ -258,6 +278,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "records.tasks.ezyvet_pulls_due",
         "schedule": 60.0,
     },
+    # A "we are receiving your data" email whose task was lost or whose send failed.
+    "clinics-onboarding-final-confirmations": {
+        "task": "clinics.tasks.onboarding_final_confirmations_sweep",
+        "schedule": 300.0,
+    },
     # The onboarding team's daily list of overdue checklist steps (once per day; a rerun
     # the same day sends nothing).
     "clinics-onboarding-overdue-summary": {
@@ -273,6 +298,8 @@ AGENT_BATCH_MAX_BYTES = env_int("AGENT_BATCH_MAX_BYTES", 256 * 1024 * 1024)
 # Each agent token: at most this many requests a minute (429 with Retry-After above it).
 AGENT_REQUESTS_PER_MINUTE = env_int("AGENT_REQUESTS_PER_MINUTE", 120)
 AGENT_BATCH_INLINE_MAX_CLIENTS = env_int("AGENT_BATCH_INLINE_MAX_CLIENTS", 200)
+# The sweep re-sends a queued run's message only this long after the last one (records.tasks).
+SYNC_RESEND_AFTER_SECONDS = env_int("SYNC_RESEND_AFTER_SECONDS", 600)
 
 # Auth
 AUTH_PASSWORD_VALIDATORS = [
@@ -284,7 +311,8 @@ AUTH_PASSWORD_VALIDATORS = [
 AUTHENTICATION_BACKENDS = [
     # django-axes first: it refuses a locked-out username and address before any password check.
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's model backend; its get_user loads the two-factor flags with the user.
+    "clinics.two_factor.backend.UserWithTwoFactorBackend",
 ]
 # Login throttling (django-axes): the username and the address are locked together, so nobody
 # can lock a vet out from elsewhere; the lock lifts after the cool-off, or when the onboarding
@@ -415,6 +443,17 @@ EZYVET_RATE_PER_MINUTE = env_int("EZYVET_RATE_PER_MINUTE", 180)
 EZYVET_ENDPOINT_RATE_PER_MINUTE = env_int("EZYVET_ENDPOINT_RATE_PER_MINUTE", 60)
 EZYVET_LIMITER_MARGIN_SECONDS = float(os.environ.get("EZYVET_LIMITER_MARGIN_SECONDS", "2"))
 EZYVET_WRITEBACK_RESERVE = env_int("EZYVET_WRITEBACK_RESERVE", 18)
+# The pull schedule at fleet scale (records/dispatch.py, clinics/sync_health.py): due pulls are
+# taken in batches of EZYVET_DISPATCH_BATCH, at most EZYVET_DISPATCH_MAX_PER_TICK a minute; a
+# failing site is tried again after 5, 10, 20 … minutes, at most EZYVET_BACKOFF_MAX_MINUTES;
+# the clinic and the onboarding team are told once SYNC_FAILURE_ALERT_AFTER syncs in a row fail.
+EZYVET_DISPATCH_BATCH = env_int("EZYVET_DISPATCH_BATCH", 100)
+EZYVET_DISPATCH_MAX_PER_TICK = env_int("EZYVET_DISPATCH_MAX_PER_TICK", 5000)
+EZYVET_BACKOFF_FIRST = timedelta(minutes=env_int("EZYVET_BACKOFF_FIRST_MINUTES", 5))
+EZYVET_BACKOFF_MAX = timedelta(minutes=env_int("EZYVET_BACKOFF_MAX_MINUTES", 360))
+SYNC_FAILURE_ALERT_AFTER = env_int("SYNC_FAILURE_ALERT_AFTER", 3)
+# An agent batch with more clients than this is applied on the bulk queue, as first copies are.
+SYNC_BULK_MIN_CLIENTS = env_int("SYNC_BULK_MIN_CLIENTS", 2000)
 
 # /metrics (Prometheus): only with this bearer token, or from these addresses (comma-separated
 # IPs or networks); with neither set it answers 404. Processes share metrics through
@@ -441,6 +480,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # django-axes announces itself at every start (each manage.py command, each worker)
+        # and repeats each login at INFO; lockouts are WARNING. Logins stay in its access log
+        # (admin), failures and lockouts in the audit log.
+        "axes": {"level": "WARNING"},
         # gunicorn's own loggers through the same handler and format.
         "gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
         "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": True},

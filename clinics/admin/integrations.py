@@ -115,6 +115,9 @@ class IntegrationAdmin(AuditedAdmin):
         "last_error",
         "failing_since",
         "failure_kind",
+        "failures",
+        "failure_alerted_at",
+        "next_pull_at",
     ]
     actions = ["issue_agent_token", "revoke_agent_token", "pause", "resume"]
 

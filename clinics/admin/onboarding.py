@@ -17,7 +17,7 @@ from django.templatetags.static import static
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from clinics import services
+from clinics import onboarding
 from clinics.admin.audit import AuditedAdmin
 from clinics.admin.onboarding_progress import (
     onboarding_progress_link,
@@ -220,7 +220,7 @@ class OnboardingChecklistAdmin(AuditedAdmin):
         for step_form in formset.forms:
             if not step_form.has_changed():
                 continue
-            services.onboarding_step_update(
+            onboarding.onboarding_step_update(
                 step=step_form.instance,
                 done=step_form.cleaned_data["done"],
                 notes=step_form.cleaned_data["notes"],
@@ -256,12 +256,12 @@ class OnboardingChecklistAdmin(AuditedAdmin):
         )
         back = reverse("admin:clinics_onboardingchecklist_change", args=[checklist.pk])
         try:
-            email = services.onboarding_email_render(step=step)
-        except services.OnboardingEmailError as exc:
+            email = onboarding.onboarding_email_render(step=step)
+        except onboarding.OnboardingEmailError as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return HttpResponseRedirect(back)
         if request.method == "POST":
-            sent = services.onboarding_step_send_email(step=step, request=request)
+            sent = onboarding.onboarding_step_send_email(step=step, request=request)
             self.message_user(request, f"Sent “{sent.subject}” to {sent.to}.")
             return HttpResponseRedirect(back)
         return TemplateResponse(

@@ -13,7 +13,7 @@ from django.utils import timezone
 from faker import Faker
 
 from clinics.models import AGENT_CONNECTORS, Clinic, Integration, Role, Vet
-from clinics.services import onboarding_step_update
+from clinics.onboarding import onboarding_step_update
 from prescriptions.demo.clinics import DemoClinic
 from records.models import Client, SyncRun
 from records.pulls import ezyvet_pull_run, ezyvet_pull_start

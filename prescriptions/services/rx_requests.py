@@ -13,8 +13,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from clinics.audit import audit_log
+from clinics.emails import render_email
 from clinics.models import Clinic, Membership, Role
-from clinics.services import render_email
 from prescriptions.models import (
     RX_REQUEST_REMINDER_AFTER,
     Channel,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.db.models import Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -34,9 +33,9 @@ from prescriptions.services import (
     order_ship,
 )
 from prescriptions.views.history import audit_history
+from prescriptions.views.listing import list_page, list_template
 from prescriptions.views.prescriptions import (
     OPEN,
-    PAGE_SIZE,
     form_error,
     pet_pick_page,
     record_filter,
@@ -94,15 +93,12 @@ def order_list(request: HttpRequest, clinic_slug: str) -> HttpResponse:
         )
         .order_by("-placed_at", "-pk")
     )
-    template = "prescriptions/order_list.html"
-    if request.htmx.target == "order-results":  # type: ignore[attr-defined]
-        template += "#order-results"
     return TemplateResponse(
         request,
-        template,
+        list_template(request, "prescriptions/order_list.html", "order-results"),
         {
             "clinic": clinic,
-            "page": Paginator(orders, PAGE_SIZE).get_page(request.GET.get("page")),
+            "page": list_page(request, orders),
             "query": query,
             "status": status,
             "statuses": ORDER_FILTERS,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.db.models import Prefetch, Q
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse
@@ -46,10 +45,10 @@ from prescriptions.services import (
     vet_for_user,
 )
 from prescriptions.views.history import audit_history, status_label
+from prescriptions.views.listing import list_page, list_template
 from records.models import Client, Patient
 from vetsync.lib.numbers import id_from
 
-PAGE_SIZE = 50
 PET_PICKER_LIMIT = 25
 
 OPEN = "open"
@@ -148,15 +147,12 @@ def prescription_list(request: HttpRequest, clinic_slug: str) -> HttpResponse:
         )
         .order_by("-created_at", "-pk")
     )
-    template = "prescriptions/prescription_list.html"
-    if request.htmx.target == "prescription-results":  # type: ignore[attr-defined]
-        template += "#prescription-results"
     return TemplateResponse(
         request,
-        template,
+        list_template(request, "prescriptions/prescription_list.html", "prescription-results"),
         {
             "clinic": clinic,
-            "page": Paginator(rxs, PAGE_SIZE).get_page(request.GET.get("page")),
+            "page": list_page(request, rxs),
             "query": query,
             "state": state,
             "states": STATE_FILTERS,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.db.models import Case, F, IntegerField, Q, Value, When
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse
@@ -25,7 +24,8 @@ from prescriptions.services import (
     vet_for_user,
 )
 from prescriptions.views.history import audit_history
-from prescriptions.views.prescriptions import PAGE_SIZE, consult_choices
+from prescriptions.views.listing import list_page, list_template
+from prescriptions.views.prescriptions import consult_choices
 
 
 @login_required
@@ -62,16 +62,13 @@ def rx_request_list(request: HttpRequest, clinic_slug: str) -> HttpResponse:
             "-pk",
         )
     )
-    page = Paginator(requests_, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = list_page(request, requests_)
     today = timezone.localdate()
     for row in page.object_list:
         row.days_left = (timezone.localdate(row.expires_at) - today).days  # type: ignore[attr-defined]
-    template = "prescriptions/rx_request_list.html"
-    if request.htmx.target == "rx-request-results":  # type: ignore[attr-defined]
-        template += "#rx-request-results"
     return TemplateResponse(
         request,
-        template,
+        list_template(request, "prescriptions/rx_request_list.html", "rx-request-results"),
         {
             "clinic": clinic,
             "page": page,

@@ -12,7 +12,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -25,8 +24,8 @@ from clinics.display import when
 from clinics.models import Clinic
 from prescriptions import writeback
 from prescriptions.models import WritebackIncident, WritebackItem
+from prescriptions.views.listing import list_page, list_template
 
-PAGE_SIZE = 50
 Status = WritebackItem.Status
 Kind = WritebackItem.Kind
 
@@ -144,14 +143,11 @@ def writeback_monitor(request: HttpRequest, clinic_slug: str) -> HttpResponse:
     rows = rows.select_related("prescription__patient__client", "order").order_by(
         "-created_at", "-pk"
     )
-    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = list_page(request, rows)
     summary = writeback.writeback_counts(clinic=clinic)
-    template = "prescriptions/writeback_monitor.html"
-    if request.htmx.target == "writeback-list":  # type: ignore[attr-defined]
-        template += "#writeback-list"
     return TemplateResponse(
         request,
-        template,
+        list_template(request, "prescriptions/writeback_monitor.html", "writeback-list"),
         {
             "clinic": clinic,
             "page": page,

@@ -15,8 +15,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from clinics.audit import audit_log
+from clinics.emails import render_email
 from clinics.models import Clinic
-from clinics.services import render_email
 from prescriptions.models import Prescription, WritebackIncident, WritebackItem
 from prescriptions.writeback.outbox import (
     Kind,

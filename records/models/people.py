@@ -11,7 +11,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
-from django.db.models.lookups import GreaterThanOrEqual, LessThan, StartsWith
+from django.db.models.lookups import GreaterThanOrEqual, LessThan
 from django.utils import timezone
 
 from clinics.models import Clinic
@@ -23,13 +23,16 @@ def _prefix(expression: Any, prefix: str) -> Q:
 
     ``LIKE 'abc%'`` uses a b-tree index only under particular collations or operator classes
     (and not at all in SQLite with Django's ESCAPE clause); ``>= 'abc' AND < 'abd'`` does
-    everywhere. The LIKE stays as the exact check for collations that order differently.
+    everywhere, and is exactly "starts with" in byte order: SQLite's, and PostgreSQL's with a
+    C collation (README: the database is created with one). No LIKE beside it: the planner
+    multiplies the two conditions' selectivities as if independent, and a pet name matching a
+    tenth of the pets was estimated at a hundredth (owners then sorted from a nested loop
+    of 15,000 index probes instead of one pass over the names' covering index).
     """
     upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
     return Q(
         GreaterThanOrEqual(expression, prefix),
         LessThan(expression, upper),
-        StartsWith(expression, prefix),
     )
 
 

@@ -12,9 +12,10 @@ from django.db.models import Prefetch, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from clinics.access import clinic_for_user, get_for_clinic
+from clinics.access import clinic_for_user, get_for_clinic, member_object_or_404
 from records.history import (
     TIMELINE_LIMIT,
     UNMERGE_ACTION,
@@ -128,6 +129,10 @@ def client_list(request: HttpRequest, clinic_slug: str) -> HttpResponse:
             "descending": descending,
             "sort_value": f"-{sort}" if descending else sort,
             "sort_links": sort_links,
+            # Fifty rows link to their client: the URL is reversed once, not per row.
+            "client_url_prefix": reverse(
+                "records:client-detail", args=[clinic.slug, 0]
+            ).removesuffix("0/"),
         },
     )
 
@@ -137,8 +142,10 @@ def client_list(request: HttpRequest, clinic_slug: str) -> HttpResponse:
 def client_detail(request: HttpRequest, clinic_slug: str, client_id: int) -> HttpResponse:
     """One client: values and where each came from, what waits for staff, pets, merges,
     history."""
-    clinic = clinic_for_user(request, clinic_slug)
-    client = get_for_clinic(Client.objects.select_related("merged_into"), clinic, pk=client_id)
+    client = member_object_or_404(
+        request, clinic_slug, Client.objects.select_related("merged_into"), pk=client_id
+    )
+    clinic = client.clinic
     pets = list(client.patients.order_by("-is_active", "is_deceased", "name", "id"))
     pending = list(
         ManualUpdate.objects.pending()

@@ -9,7 +9,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from clinics.access import clinic_for_user, get_for_clinic
+from clinics.access import clinic_for_user, get_for_clinic, member_object_or_404
 from records.forms import PetRenameForm
 from records.history import (
     TIMELINE_LIMIT,
@@ -32,8 +32,10 @@ WEIGHT_LIMIT = 200
 @require_GET
 def patient_detail(request: HttpRequest, clinic_slug: str, patient_id: int) -> HttpResponse:
     """One pet: identity and provenance, owner, weight chart, name history, timeline."""
-    clinic = clinic_for_user(request, clinic_slug)
-    pet = get_for_clinic(Patient.objects.select_related("client"), clinic, pk=patient_id)
+    pet = member_object_or_404(
+        request, clinic_slug, Patient.objects.select_related("client"), pk=patient_id
+    )
+    clinic = pet.clinic
     weights = list(pet.weights.order_by("-recorded_at", "-id")[:WEIGHT_LIMIT])
     weights.reverse()
     pending = list(

@@ -17,7 +17,7 @@ from records.models import Outcome, SyncRun
 from records.pulls import ezyvet_pull_start
 from records.reports import REPORT_COLUMNS, report_rows
 from records.sync import sync_lock_holder, sync_run_resume, sync_run_retry_quarantined
-from records.tasks import ezyvet_pull_task, sync_run_apply_task
+from records.tasks import ezyvet_pull_enqueue, sync_run_apply_enqueue
 from vetsync.lib.csv_safe import formula_safe_writer
 from vetsync.lib.numbers import id_from
 
@@ -103,7 +103,7 @@ def run_retry(request: HttpRequest, clinic_slug: str, run_id: int) -> HttpRespon
     if retry is None:
         messages.info(request, "Nothing left to retry in this run.")
         return redirect(run)
-    sync_run_apply_task.delay_on_commit(retry.pk)
+    sync_run_apply_enqueue(retry)
     messages.success(request, f"Retrying {retry.total} record(s) as run {retry.pk}.")
     return redirect(retry)
 
@@ -120,10 +120,10 @@ def run_resume(request: HttpRequest, clinic_slug: str, run_id: int) -> HttpRespo
     sync_run_resume(run=run)
     audit_log(action="sync.run_resumed", request=request, clinic=clinic, obj=run)
     if run.status == SyncRun.Status.FETCHING:
-        ezyvet_pull_task.delay_on_commit(run.pk)
+        ezyvet_pull_enqueue(run)
         messages.success(request, f"Run {run.pk} is pulling from ezyVet again.")
     elif run.status == SyncRun.Status.QUEUED:
-        sync_run_apply_task.delay_on_commit(run.pk)
+        sync_run_apply_enqueue(run)
         messages.success(request, f"Run {run.pk} resumes from record {run.position + 1}.")
     else:
         messages.error(request, "This run's records were not kept, so it cannot be resumed.")
@@ -153,7 +153,7 @@ def sync_now(request: HttpRequest, clinic_slug: str) -> HttpResponse:
     run, created = ezyvet_pull_start(integration=integration, requested_by=request.user)
     if created:
         audit_log(action="sync.pull_requested", request=request, clinic=clinic, obj=run)
-        ezyvet_pull_task.delay_on_commit(run.pk)
+        ezyvet_pull_enqueue(run)
         messages.success(request, "Sync started. This page shows its progress.")
     else:
         messages.info(request, "A sync is already under way; here it is.")

@@ -11,7 +11,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from clinics import services
+from clinics import onboarding
 from clinics.models import Connector, Integration
 from tests.browser.conftest import log_in
 from tests.conftest import World
@@ -38,7 +38,7 @@ def test_onboarder_works_through_an_overdue_datapoint_checklist(
     )
     queued = integration.checklist.steps.get(template__key="queued")
     with mock.patch("django.utils.timezone.now", return_value=timezone.now() - timedelta(days=3)):
-        services.onboarding_step_update(step=queued, done=True, notes="", actor=world.onboarding)
+        onboarding.onboarding_step_update(step=queued, done=True, notes="", actor=world.onboarding)
 
     log_in(page, world.onboarding.username)
     page.wait_for_url("**/")

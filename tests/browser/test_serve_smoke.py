@@ -157,7 +157,7 @@ def test_make_serve_runs_as_production_and_ctrl_c_stops_everything(
     finally:
         context.close()
 
-    assert len(processes_marked(served.mark)) >= 7  # supervisor, web, four workers, beat
+    assert len(processes_marked(served.mark)) >= 8  # supervisor, web, five workers, beat
     served.proc.send_signal(signal.SIGINT)  # Ctrl-C
     assert served.proc.wait(timeout=60) == 0, served.log.read_text()[-3000:]
     deadline = time.monotonic() + 10
@@ -166,5 +166,6 @@ def test_make_serve_runs_as_production_and_ctrl_c_stops_everything(
     assert processes_marked(served.mark) == []
     log = served.log.read_text()
     assert "serve           | stopped" in log
-    for name in ("web", "worker-sync", "worker-pull", "worker-writeback", "worker-default"):
+    workers = ("worker-sync", "worker-pull", "worker-writeback", "worker-bulk", "worker-default")
+    for name in ("web", *workers):
         assert f"\n{name:<16}| " in log, f"{name} logged nothing"

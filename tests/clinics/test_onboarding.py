@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
-from clinics import services
+from clinics import onboarding, services
 from clinics.access import ONBOARDING_GROUP
 from clinics.models import (
     AuditEvent,
@@ -218,10 +218,10 @@ def test_an_overdue_datapoint_step_is_flagged_in_the_integration_list(world: Wor
     on_time = integration_for(Connector.DATAPOINT)
     three_days_ago = timezone.now() - timedelta(days=3)
     with mock.patch("django.utils.timezone.now", return_value=three_days_ago):
-        services.onboarding_step_update(
+        onboarding.onboarding_step_update(
             step=step(late.checklist, "queued"), done=True, notes="", actor=world.onboarding
         )
-    services.onboarding_step_update(
+    onboarding.onboarding_step_update(
         step=step(on_time.checklist, "queued"), done=True, notes="", actor=world.onboarding
     )
     client = login(world.onboarding)
@@ -242,8 +242,8 @@ def test_an_overdue_datapoint_step_is_flagged_in_the_integration_list(world: Wor
 def test_unticking_a_step_clears_the_due_time_it_started(world: World) -> None:
     checklist = integration_for(Connector.DATAPOINT).checklist
     queued = step(checklist, "queued")
-    services.onboarding_step_update(step=queued, done=True, notes="", actor=world.onboarding)
-    services.onboarding_step_update(
+    onboarding.onboarding_step_update(step=queued, done=True, notes="", actor=world.onboarding)
+    onboarding.onboarding_step_update(
         step=queued, done=False, notes="queued by mistake", actor=world.onboarding
     )
 
@@ -311,7 +311,7 @@ def test_the_service_refuses_the_step_without_a_contact_too(world: World) -> Non
 
     checklist = integration_for(Connector.DATAPOINT).checklist
     with pytest.raises(ValidationError):
-        services.onboarding_step_update(
+        onboarding.onboarding_step_update(
             step=step(checklist, "practice-details"), done=True, notes=""
         )
 
@@ -465,8 +465,8 @@ def test_the_final_confirmation_is_not_sent_before_the_sync_commits(
 def test_a_retried_final_confirmation_task_sends_nothing_more(world: World) -> None:
     checklist = integration_for(Connector.DATAPOINT).checklist
 
-    first = services.onboarding_final_confirmation_send(checklist_id=checklist.pk)
-    again = services.onboarding_final_confirmation_send(checklist_id=checklist.pk)
+    first = onboarding.onboarding_final_confirmation_send(checklist_id=checklist.pk)
+    again = onboarding.onboarding_final_confirmation_send(checklist_id=checklist.pk)
 
     assert first is not None
     assert again is None
@@ -487,6 +487,53 @@ def test_without_a_primary_contact_the_final_step_stays_open_with_a_note(
     assert "no primary contact email" in final.notes
 
 
+def test_a_lost_final_confirmation_is_sent_by_the_sweep_once(
+    world: World, django_capture_on_commit_callbacks
+) -> None:
+    from clinics.tasks import onboarding_final_confirmations_sweep_task
+
+    lost = integration_for(Connector.SYNCVET)
+    with django_capture_on_commit_callbacks(execute=False):  # the broker was down: never queued
+        services.integration_record_sync(clinic_id=lost.clinic_id, ok=True)
+    fresh = integration_for(Connector.DATAPOINT)
+    with django_capture_on_commit_callbacks(execute=False):
+        services.integration_record_sync(clinic_id=fresh.clinic_id, ok=True)
+    OnboardingChecklist.objects.filter(pk=lost.checklist.pk).update(
+        receiving_data_since=timezone.now() - timedelta(minutes=10)
+    )
+
+    assert onboarding_final_confirmations_sweep_task() == 1
+    # The lost one went; the fresh one's own task may still be on its way; nothing twice.
+    assert [m.to for m in mail.outbox] == [[lost.clinic.email]]
+    assert step(lost.checklist, "final-confirmation").email_sent_at is not None
+    assert step(fresh.checklist, "final-confirmation").email_sent_at is None
+    assert onboarding_final_confirmations_sweep_task() == 0
+    assert len(mail.outbox) == 1
+
+
+def test_the_sweep_leaves_confirmations_the_team_sends_by_hand(
+    world: World, django_capture_on_commit_callbacks
+) -> None:
+    from clinics.tasks import onboarding_final_confirmations_sweep_task
+
+    no_contact = integration_for(Connector.SYNCVET, email="")
+    with django_capture_on_commit_callbacks(execute=True):  # the task ran: no address, a note
+        services.integration_record_sync(clinic_id=no_contact.clinic_id, ok=True)
+    ticked = integration_for(Connector.DATAPOINT)
+    with django_capture_on_commit_callbacks(execute=False):
+        services.integration_record_sync(clinic_id=ticked.clinic_id, ok=True)
+    OnboardingStep.objects.filter(pk=step(ticked.checklist, "final-confirmation").pk).update(
+        done_at=timezone.now()
+    )
+    OnboardingChecklist.objects.filter(
+        pk__in=[no_contact.checklist.pk, ticked.checklist.pk]
+    ).update(receiving_data_since=timezone.now() - timedelta(hours=1))
+
+    assert onboarding_final_confirmations_sweep_task() == 0
+    assert mail.outbox == []
+    assert AuditEvent.objects.filter(action="onboarding.final_email_not_sent").count() == 1
+
+
 # --- Daily summary --------------------------------------------------------------------------
 
 
@@ -500,8 +547,8 @@ def test_the_daily_summary_lists_overdue_steps_to_the_team_once(world: World) ->
     late = integration_for(Connector.DATAPOINT)
     fine = integration_for(Connector.DATAPOINT)
     with mock.patch("django.utils.timezone.now", return_value=timezone.now() - timedelta(days=3)):
-        services.onboarding_step_update(step=step(late.checklist, "queued"), done=True, notes="")
-    services.onboarding_step_update(step=step(fine.checklist, "queued"), done=True, notes="")
+        onboarding.onboarding_step_update(step=step(late.checklist, "queued"), done=True, notes="")
+    onboarding.onboarding_step_update(step=step(fine.checklist, "queued"), done=True, notes="")
 
     assert onboarding_overdue_summary_task.delay().get() == 1
     assert onboarding_overdue_summary_task.delay().get() == 0  # the same day again: nothing

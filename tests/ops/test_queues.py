@@ -22,6 +22,8 @@ OWN = ("clinics.", "records.", "prescriptions.", "vetsync.")
 EXPECTED = {
     "records.tasks.sync_run_apply": "sync",
     "records.tasks.ezyvet_pull": "pull",
+    "records.tasks.ezyvet_first_copy": "bulk",
+    "records.tasks.sync_run_apply_bulk": "bulk",
     "prescriptions.tasks.writeback_deliver": "writeback",
 }
 
@@ -46,6 +48,7 @@ def test_each_task_is_routed_to_the_queue_of_its_kind_of_work(db: None) -> None:
         "records.tasks.sync_runs_sweep",
         "records.tasks.care_name_tokens_refresh_task",
         "clinics.tasks.onboarding_final_confirmation",
+        "clinics.tasks.integration_failing_alert",
     ):
         assert routed[rest] == celery_app.conf.task_default_queue
 
@@ -57,7 +60,7 @@ def test_beat_sends_a_heartbeat_through_every_queue() -> None:
         if entry["task"] == "vetsync.ops.tasks.queue_heartbeat"
     )
     assert sent_to == sorted(settings.CELERY_QUEUES_ALL)
-    assert {"sync", "pull", "writeback"} <= set(sent_to)
+    assert {"sync", "pull", "writeback", "bulk"} <= set(sent_to)
 
 
 @pytest.fixture
@@ -65,7 +68,12 @@ def own_sync_queue() -> Iterator[str]:
     """The sync route, renamed for this test run (parallel runs may share one Redis)."""
     queue = f"sync-test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
     routes = celery_app.conf.task_routes
-    celery_app.conf.task_routes = {**routes, "records.tasks.sync_run_apply": {"queue": queue}}
+    # A first copy's apply goes to the bulk queue: here both applies share the test's queue.
+    celery_app.conf.task_routes = {
+        **routes,
+        "records.tasks.sync_run_apply": {"queue": queue},
+        "records.tasks.sync_run_apply_bulk": {"queue": queue},
+    }
     reroute()
     celery_app.conf.task_always_eager = False
     try:
@@ -122,3 +130,37 @@ def test_a_pull_stores_its_batch_and_leaves_the_apply_to_a_sync_worker(
             run.refresh_from_db()
     assert run.status == SyncRun.Status.SUCCEEDED
     assert Client.objects.filter(clinic=world.a.clinic, pims_id__gt="").count() == run.total
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sweep_resends_a_queued_run_only_once_its_message_may_be_lost(
+    world: World, own_sync_queue: str, settings
+) -> None:
+    from records.sync import SyncBusy, sync_run_create
+    from records.tasks import sync_run_apply_enqueue, sync_run_apply_task, sync_runs_sweep_task
+    from tests.records.batches import batch, owner
+
+    settings.SYNC_RESEND_AFTER_SECONDS = 2
+    run, _ = sync_run_create(clinic=world.a.clinic, body=batch(owner("C-1")), trigger="agent")
+    sync_run_apply_enqueue(run)
+    assert waiting(own_sync_queue) == 1
+
+    # A backlog: the run waits its turn; every sweep meanwhile adds nothing.
+    sync_runs_sweep_task()
+    sync_runs_sweep_task()
+    assert waiting(own_sync_queue) == 1
+    # Long enough without a start, the message may have been lost: one more, then quiet again.
+    time.sleep(2.2)
+    sync_runs_sweep_task()
+    sync_runs_sweep_task()
+    assert waiting(own_sync_queue) == 2
+
+    # A worker that finds the clinic busy has used its message: the next sweep sends one.
+    with celery_app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(own_sync_queue)
+    from unittest import mock
+
+    with mock.patch("records.tasks.sync_run_process", side_effect=SyncBusy("busy")):
+        sync_run_apply_task.apply(args=(run.pk,))
+    sync_runs_sweep_task()
+    assert waiting(own_sync_queue) == 1

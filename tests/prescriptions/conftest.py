@@ -9,7 +9,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.core.cache import cache
 from django.test import override_settings
 
 from clinics import prescribers
@@ -19,7 +18,7 @@ from prescriptions.models import Channel, Product, ProductKind
 from prescriptions.services import ItemSpec, prescription_create
 from prescriptions.writeback import delivery
 from records.models import Patient
-from tests.conftest import World
+from tests.conftest import World, clear_own_cache
 from tests.factories import ClientFactory, PatientFactory
 from vetsync.pims.emulator import EzyVetEmulator
 
@@ -71,7 +70,7 @@ def site() -> Iterator[EzyVetEmulator]:
 def _fresh_connectors() -> Iterator[None]:
     # Each test has its own emulator: never reuse a worker's cached connector across tests.
     delivery._clients.clear()
-    cache.clear()  # ezyVet's cached user and consult lists belong to the test's own emulator
+    clear_own_cache()  # ezyVet's cached user and consult lists belong to the test's emulator
     prescribers._list_clients.clear()
     with override_settings(WRITEBACK_BACKOFF_BASE=0.01, WRITEBACK_BACKOFF_MAX=0.05):
         yield

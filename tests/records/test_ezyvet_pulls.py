@@ -186,13 +186,19 @@ def test_each_live_integration_is_pulled_on_its_own_schedule(
     integration = connected(integration, site)
     integration.status = Integration.Status.LIVE
     integration.sync_interval = dt.timedelta(hours=2)
-    integration.last_pull_at = timezone.now() - dt.timedelta(hours=1)
     integration.save()
+    Integration.objects.filter(pk=integration.pk).update(
+        next_pull_at=timezone.now() + dt.timedelta(hours=1)
+    )
     assert integration not in ezyvet_integrations_due()
 
     Integration.objects.filter(pk=integration.pk).update(
-        last_pull_at=timezone.now() - dt.timedelta(hours=3)
+        next_pull_at=timezone.now() - dt.timedelta(minutes=1)
     )
     assert [i.pk for i in ezyvet_integrations_due()] == [integration.pk]
     ezyvet_pull_start(integration=integration)
     assert ezyvet_integrations_due() == []  # the unfinished run holds it
+    integration.refresh_from_db()
+    # The next pull is the clinic's slot, within the two hours to come.
+    ahead = integration.next_pull_at - timezone.now()
+    assert dt.timedelta(0) < ahead <= dt.timedelta(hours=2)

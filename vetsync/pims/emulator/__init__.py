@@ -6,6 +6,13 @@ Nothing in the product imports this package. Run it with
     with EzyVetEmulator(clients=50, seed=3) as site:
         client = EzyVetClient(site.base_url, credentials)
 
+Many sites in one process (``--sites N``; see ``fleet``): site n answers under ``/site/<n>/``
+with its own credentials, so ``FleetEmulator.site_url(n)`` is an integration's base URL:
+
+    with FleetEmulator(sites=100, clients=1000, clients_sigma=0.9) as fleet:
+        client = EzyVetClient(fleet.site_url(7), parse_credentials_file(
+            fleet.site(7).credentials.as_text()))
+
 Choices where ezyVet's public material is silent, and why:
 - ``limit`` over 200 is a 400, not clamped, so a client that miscounts pages fails loudly;
 - rate limits are sliding windows (at most N calls in any window), the strictest reading of
@@ -23,8 +30,24 @@ Choices where ezyVet's public material is silent, and why:
 from __future__ import annotations
 
 from vetsync.pims.emulator.auth import EmulatorCredentials
+from vetsync.pims.emulator.fleet import (
+    EzyVetFleet,
+    FleetSite,
+    lognormal_client_counts,
+    site_credentials,
+)
 from vetsync.pims.emulator.schema import ALL_SCOPES
-from vetsync.pims.emulator.server import EzyVetEmulator
+from vetsync.pims.emulator.server import EzyVetEmulator, FleetEmulator
 from vetsync.pims.emulator.site import EzyVetSite
 
-__all__ = ["ALL_SCOPES", "EmulatorCredentials", "EzyVetEmulator", "EzyVetSite"]
+__all__ = [
+    "ALL_SCOPES",
+    "EmulatorCredentials",
+    "EzyVetEmulator",
+    "EzyVetFleet",
+    "EzyVetSite",
+    "FleetEmulator",
+    "FleetSite",
+    "lognormal_client_counts",
+    "site_credentials",
+]

@@ -19,6 +19,15 @@ class Fault:
     retry_after: int = 1
     status: int = 500
     seconds: float = 1.0
+    # Set: every matching request misbehaves until this epoch time, whatever ``remaining``.
+    until: float | None = None
+
+    def active(self, now: float) -> bool:
+        return now < self.until if self.until is not None else self.remaining > 0
+
+    def spend(self) -> None:
+        if self.until is None:
+            self.remaining -= 1
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -28,13 +37,14 @@ class Fault:
             "retry_after": self.retry_after,
             "status": self.status,
             "seconds": self.seconds,
+            "until": self.until,
         }
 
 
-def _due_fault(faults: list[Fault], method: str, endpoint: str) -> Fault | None:
-    """The first fault with requests left that matches this one."""
+def _due_fault(faults: list[Fault], method: str, endpoint: str, now: float) -> Fault | None:
+    """The first fault still active that matches this request."""
     for fault in faults:
-        if fault.remaining <= 0:
+        if not fault.active(now):
             continue
         if fault.endpoint is None and endpoint == "oauth":
             continue

@@ -7,17 +7,35 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol, Self
 from urllib.parse import parse_qsl, urlsplit
 
+from vetsync.pims.emulator.fleet import EzyVetFleet
+from vetsync.pims.emulator.reply import Reply
 from vetsync.pims.emulator.site import EzyVetSite
+
+
+class Handles(Protocol):
+    """What the HTTP layer serves: one site, or a fleet of them."""
+
+    def handle(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> Reply: ...
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    site: EzyVetSite
+    # Many clients at once (a fleet's workers): a deeper accept queue than the default 5.
+    request_queue_size = 128
+    site: Handles
     verbose: bool
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -82,14 +100,10 @@ class _Handler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
 
-class EzyVetEmulator(EzyVetSite):
-    """An ezyVet site served over HTTP: ``start()`` in a thread, or ``serve_forever()``.
+class Serving:
+    """Serves ``self.handle`` over HTTP: ``start()`` in a thread, or ``serve_forever()``."""
 
-    Every control method of ``EzyVetSite`` (``mutate``, ``inject_fault``, ``state``, …) is
-    available directly and through ``/_emulator/*``.
-    """
-
-    # Class-level defaults keep EzyVetSite's typed constructor as this class's own.
+    # Class-level defaults keep the served class's typed constructor as its own.
     verbose = False  # log every request to stderr
     _server: _Server | None = None
     _thread: threading.Thread | None = None
@@ -105,7 +119,7 @@ class EzyVetEmulator(EzyVetSite):
     def bind(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Listen on ``host:port`` (0 picks a free port) and return the base URL."""
         server = _Server((host, port), _Handler)
-        server.site = self
+        server.site = self  # type: ignore[assignment]  # the served class defines handle()
         server.verbose = self.verbose
         self._server = server
         return self.base_url
@@ -140,7 +154,7 @@ class EzyVetEmulator(EzyVetSite):
         self._server.server_close()
         self._server = None
 
-    def __enter__(self) -> EzyVetEmulator:
+    def __enter__(self) -> Self:
         if self._server is None:
             self.start()
         return self
@@ -152,3 +166,22 @@ class EzyVetEmulator(EzyVetSite):
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class EzyVetEmulator(Serving, EzyVetSite):
+    """An ezyVet site served over HTTP: ``start()`` in a thread, or ``serve_forever()``.
+
+    Every control method of ``EzyVetSite`` (``mutate``, ``inject_fault``, ``state``, …) is
+    available directly and through ``/_emulator/*``.
+    """
+
+
+class FleetEmulator(Serving, EzyVetFleet):
+    """Many ezyVet sites served over HTTP on one port, site ``n`` under ``/site/<n>/``.
+
+    ``site_url(n)`` is the base URL an integration stores; ``site(n)`` is the site itself, with
+    every control method of ``EzyVetSite``.
+    """
+
+    def site_url(self, number: int) -> str:
+        return f"{self.base_url}{self.site_path(number)}"

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from vetsync.pims.emulator.auth import (
@@ -61,6 +62,17 @@ class SlidingWindow:
         return self.stamps[len(self.stamps) - self.limit] + self.window - now
 
 
+@dataclass(slots=True)
+class SiteContent:
+    """A site's data and what changes it: the heavy part, which a fleet keeps compressed
+    while the site is idle."""
+
+    data: SiteData
+    generator: DataGenerator
+    edits: ClinicEdits
+    book: PrescriptionBook
+
+
 class EzyVetSite:
     """The whole site's state behind one lock, with ezyVet's behaviour and the test controls."""
 
@@ -78,8 +90,10 @@ class EzyVetSite:
         timezone: str = "America/Chicago",
         consults_per_animal: tuple[int, int] = (0, 3),
         clock: Callable[[], float] = time.time,
+        log_size: int = 50_000,
     ) -> None:
         self.lock = threading.RLock()
+        self.log_size = log_size
         self.clients = clients
         self.seed = seed
         self.rate_per_minute = rate_per_minute
@@ -98,29 +112,59 @@ class EzyVetSite:
     def reset(self) -> None:
         """Back to the freshly seeded site: data, prescriptions, tokens, faults, counters."""
         with self.lock:
-            self.data = SiteData()
-            self.rng = random.Random(self.seed)
-            self.generator = DataGenerator(self.data, self.rng, self.zone)
-            now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
-            self.generator.build(self.clients, now)
-            low, high = self.consults_per_animal
-            self.generator.consults(now, lambda: self.rng.randint(low, high))
-            # Mutations draw from their own stream so that they do not depend on how much
-            # randomness building the site consumed.
-            self.mutation_rng = random.Random(self.seed * 7919 + 1)
-            self.generator.rng = self.mutation_rng
-            self.edits = ClinicEdits(
-                self.data, self.generator, self.mutation_rng, self.clock, self.zone
-            )
-            self.book = PrescriptionBook(self.data)
-            self.tokens: dict[str, Token] = {}
-            self.current_token: dict[tuple[str, str, str], str] = {}
-            self.tokens_issued = 0
-            self.faults: list[Fault] = []
-            self.request_counts: Counter[str] = Counter()
-            self.status_counts: Counter[str] = Counter()
-            self.log: deque[dict[str, object]] = deque(maxlen=50_000)
-            self.windows: dict[tuple[str, ...], SlidingWindow] = {}
+            self._reset_state()
+            self._content: SiteContent | None = self._generate()
+
+    def _reset_state(self) -> None:
+        """Everything but the data: tokens, faults, counters, rate windows."""
+        self.tokens: dict[str, Token] = {}
+        self.current_token: dict[tuple[str, str, str], str] = {}
+        self.tokens_issued = 0
+        self.faults: list[Fault] = []
+        self.request_counts: Counter[str] = Counter()
+        self.status_counts: Counter[str] = Counter()
+        self.log: deque[dict[str, object]] = deque(maxlen=self.log_size)
+        self.windows: dict[tuple[str, ...], SlidingWindow] = {}
+
+    def _generate(self) -> SiteContent:
+        """The site's data as its seed makes it, as of now."""
+        data = SiteData()
+        rng = random.Random(self.seed)
+        generator = DataGenerator(data, rng, self.zone)
+        now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
+        generator.build(self.clients, now)
+        low, high = self.consults_per_animal
+        generator.consults(now, lambda: rng.randint(low, high))
+        # Mutations draw from their own stream so that they do not depend on how much
+        # randomness building the site consumed.
+        mutation_rng = random.Random(self.seed * 7919 + 1)
+        generator.rng = mutation_rng
+        return self._content_of(data, generator)
+
+    def _content_of(self, data: SiteData, generator: DataGenerator) -> SiteContent:
+        edits = ClinicEdits(data, generator, generator.rng, self.clock, self.zone)
+        return SiteContent(data, generator, edits, PrescriptionBook(data))
+
+    def _loaded(self) -> SiteContent:
+        """The site's data (a fleet's site may have to generate or decompress it first)."""
+        assert self._content is not None
+        return self._content
+
+    @property
+    def data(self) -> SiteData:
+        return self._loaded().data
+
+    @property
+    def generator(self) -> DataGenerator:
+        return self._loaded().generator
+
+    @property
+    def edits(self) -> ClinicEdits:
+        return self._loaded().edits
+
+    @property
+    def book(self) -> PrescriptionBook:
+        return self._loaded().book
 
     def configure(
         self,
@@ -162,8 +206,10 @@ class EzyVetSite:
         retry_after: int = 1,
         status: int = 500,
         seconds: float = 1.0,
+        for_seconds: float | None = None,
     ) -> None:
-        """Misbehave on the next ``count`` matching requests.
+        """Misbehave on the next ``count`` matching requests (or on every one for the next
+        ``for_seconds``, e.g. a site down for half an hour).
 
         ``rate_limit`` answers 429 with ``Retry-After: retry_after``; ``server_error`` answers
         ``status``; ``delay`` answers after ``seconds``; ``drop`` closes the connection without
@@ -184,6 +230,7 @@ class EzyVetSite:
                     retry_after=int(retry_after),
                     status=int(status),
                     seconds=float(seconds),
+                    until=None if for_seconds is None else self.clock() + float(for_seconds),
                 )
             )
 
@@ -209,7 +256,7 @@ class EzyVetSite:
                         "tokens_issued": self.tokens_issued,
                         "tokens_active": len(self.tokens),
                         "records": {name: len(tables[name]) for name in FIELDS if name in tables},
-                        "faults": [f.as_dict() for f in self.faults if f.remaining > 0],
+                        "faults": [f.as_dict() for f in self.faults if f.active(self.clock())],
                         "config": {
                             "rate_per_minute": self.rate_per_minute,
                             "endpoint_rate_per_minute": self.endpoint_rate_per_minute,
@@ -294,9 +341,9 @@ class EzyVetSite:
             )
         endpoint = "oauth" if parts[1] == "oauth" else parts[1]
         with self.lock:
-            fault = _due_fault(self.faults, method, endpoint)
+            fault = _due_fault(self.faults, method, endpoint, self.clock())
             if fault is not None and fault.kind not in {"delay", "lost_write"}:
-                fault.remaining -= 1
+                fault.spend()
                 reply = _fault_reply(fault)
             else:
                 try:
@@ -304,11 +351,11 @@ class EzyVetSite:
                 except ApiError as error:
                     reply = _error_reply(error)
                 if fault is not None and fault.kind == "delay":
-                    fault.remaining -= 1
+                    fault.spend()
                     reply.delay = fault.seconds  # the HTTP layer sleeps, outside the lock
                 elif fault is not None and reply.status == 200:
                     # lost_write: the write is stored, but its answer never arrives.
-                    fault.remaining -= 1
+                    fault.spend()
                     reply = Reply(0, drop=True)
             self.request_counts[f"{method} {endpoint}"] += 1
             self.status_counts[str(reply.status or "dropped")] += 1
@@ -493,6 +540,11 @@ class EzyVetSite:
                         retry_after=int(fault.get("retry_after", 1)),
                         status=int(fault.get("status", 500)),
                         seconds=float(fault.get("seconds", 1.0)),
+                        for_seconds=(
+                            None
+                            if fault.get("for_seconds") is None
+                            else float(fault["for_seconds"])
+                        ),
                     )
                 result = {"faults": self.state()["faults"]}
             elif method == "POST" and action == "reset":
