@@ -218,7 +218,11 @@ def load(staged: StagedCreates) -> None:
         ):
             types = ", ".join(f"{name} {pg if postgres else lite}" for name, pg, lite in columns)
             # TEMP: private to the connection, never logged; a rollback takes the rows away.
-            cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({types})")
+            # PostgreSQL empties it at each commit (a DELETE alone would leave every chunk's
+            # rows dead in it: temporary tables are never vacuumed); SQLite's DELETE of every
+            # row truncates. The DELETE is for chunks in one caller's transaction.
+            keep = " ON COMMIT DELETE ROWS" if postgres else ""
+            cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({types}){keep}")
             cursor.execute(f"DELETE FROM {table}")  # noqa: S608 (a constant name)
             names = ", ".join(name for name, _, _ in columns)
             if postgres:
