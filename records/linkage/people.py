@@ -173,5 +173,10 @@ class Person:
             line2=normalize_text(line2),
             city=normalize_text(city),
             postcode=normalize_postcode(postcode),
-            pet_names=frozenset(normalize_text(n) for n in pet_names if n.strip()),
+            pet_names=_pet_set(tuple(normalize_text(n) for n in pet_names if n.strip())),
         )
+
+
+@lru_cache(maxsize=1 << 16)  # households name their pets alike: each set is held once
+def _pet_set(names: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(names)
