@@ -286,7 +286,7 @@ def client_to_entry(client: PimsClient) -> dict[str, Any]:
 _CLIENT_TEXTS = ("pims_id", "first_name", "last_name", "email", "phone")
 _ADDRESS_TEXTS = ("line1", "line2", "city", "state", "postcode", "country")
 _PATIENT_TEXTS = ("pims_id", "name", "species", "breed", "sex", "microchip")
-_LIMITS = {
+_LIMITS: dict[tuple[str, ...], tuple[int, ...]] = {
     keys: tuple(MAX_LENGTHS[key] for key in keys)
     for keys in (_CLIENT_TEXTS, _ADDRESS_TEXTS, _PATIENT_TEXTS)
 }
@@ -298,7 +298,7 @@ _CLEAN_FIELDS = re.compile(
 )
 
 
-_ONLY_TEXT = {str}
+_ONLY_TEXT: set[type] = {str}
 
 
 def _tidy_texts(raw: Mapping[str, Any], keys: tuple[str, ...]) -> list[str] | None:
@@ -306,11 +306,12 @@ def _tidy_texts(raw: Mapping[str, Any], keys: tuple[str, ...]) -> list[str] | No
     is ""); None when any needs ``_text``'s closer look (which then says what is wrong).
 
     Every step runs over all the values at once (a first copy reads millions of them)."""
-    values = list(map(raw.get, keys))
-    if None in values:
-        values = ["" if value is None else value for value in values]
-    if set(map(type, values)) != _ONLY_TEXT:
+    found: list[Any] = list(map(raw.get, keys))
+    if None in found:
+        found = ["" if value is None else value for value in found]
+    if set(map(type, found)) != _ONLY_TEXT:
         return None
+    values: list[str] = found
     if not _CLEAN_FIELDS.fullmatch("\x1f".join(values)):
         return None
     if any(map(operator.gt, map(len, values), _LIMITS[keys])):
