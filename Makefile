@@ -76,6 +76,8 @@ bench-quick: venv
 	$(PY) bench/bench_writeback_during_first_copy.py --quick
 	$(PY) bench/bench_shared_limiter.py --window 6 --seconds 12
 	$(PY) bench/bench_emulator_fleet.py --quick
+	$(PY) bench/bench_onboarding_views.py --quick
+	$(PY) bench/bench_retention.py --quick
 
 clean:
 	rm -rf var staticfiles .pytest_cache .mypy_cache .ruff_cache

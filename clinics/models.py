@@ -117,6 +117,21 @@ AGENT_CONNECTORS = frozenset(
 )
 
 
+def integration_attention(*, now: datetime, via: str = "") -> models.Case:
+    """True for an integration that needs the onboarding team: failing (and not paused), or
+    live with no data within its expected interval. ``via`` leads to it ("integration__")."""
+    failing = Q(**{f"{via}failing_since__isnull": False}) & ~Q(**{f"{via}status": "paused"})
+    overdue = Q(**{f"{via}status": "live"}) & (
+        Q(**{f"{via}last_successful_sync_at__isnull": True})
+        | Q(**{f"{via}last_successful_sync_at__lt": now - models.F(f"{via}expected_interval")})
+    )
+    return models.Case(
+        models.When(failing | overdue, then=models.Value(True)),
+        default=models.Value(False),
+        output_field=models.BooleanField(),
+    )
+
+
 class IntegrationQuerySet(models.QuerySet["Integration"]):
     def overdue(self, now: datetime | None = None) -> IntegrationQuerySet:
         """Live integrations whose last successful sync is older than their expected interval."""

@@ -4,21 +4,25 @@ across every clinic, with "Retry failed writebacks" and a per-clinic health page
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any, cast
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Page, Paginator
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Exists, Model, OuterRef, Q, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from clinics.access import is_onboarding
 from clinics.admin import AuditedAdmin
+from clinics.admin.filters import ClinicFilter
 from clinics.models import Clinic
 from prescriptions import writeback
 from prescriptions.models import (
@@ -30,9 +34,11 @@ from prescriptions.models import (
     RxRequest,
     ShipmentReturn,
     WritebackAttempt,
+    WritebackIncident,
     WritebackItem,
     WritebackQuerySet,
 )
+from vetsync.lib.subqueries import count_of
 
 Status = WritebackItem.Status
 
@@ -143,7 +149,7 @@ class PrescriptionAdmin(ReadOnly, NumberedAdmin):
         "created_at",
         "approved_at",
     ]
-    list_filter = ["state", "source", "channel", "clinic"]
+    list_filter = ["state", "source", "channel", ClinicFilter]
     search_fields = ["patient__name", "patient__client__last_name", "patient__client__email"]
     search_help_text = "A prescription number (RX-000123), a pet's name, or an owner's last name."
     list_select_related = ["clinic", "patient__client", "vet"]
@@ -189,7 +195,7 @@ class RxRequestAdmin(ReadOnly, admin.ModelAdmin):
         "expires_at",
         "reminder_sent_at",
     ]
-    list_filter = ["status", "channel", "clinic"]
+    list_filter = ["status", "channel", ClinicFilter]
     search_fields = ["patient__name", "patient__client__last_name", "product__name"]
     list_select_related = ["clinic", "patient", "product"]
     fields = [
@@ -246,7 +252,7 @@ class OrderAdmin(ReadOnly, NumberedAdmin):
         "carrier",
         "tracking_number",
     ]
-    list_filter = ["status", "channel", "clinic"]
+    list_filter = ["status", "channel", ClinicFilter]
     search_fields = ["client__last_name", "client__email", "patient__name", "tracking_number"]
     search_help_text = "An order number (ORD-000123), an owner's last name or email, a pet's name."
     list_select_related = ["clinic", "client", "patient"]
@@ -296,11 +302,20 @@ class WritebackItemAdmin(ReadOnly, admin.ModelAdmin):
         "error",
     ]
     list_display_links = ["pk"]
-    list_filter = ["status", "target", "kind", "clinic"]
+    # A fleet's outbox grows by a row a second and is kept: no filter or count here reads all
+    # of it (the date drill-down and the total count did).
+    list_filter = [
+        "status",
+        "target",
+        "kind",
+        ClinicFilter,
+        ("created_at", admin.DateFieldListFilter),
+    ]
     search_fields = ["key"]  # the real search is WritebackItem.objects.search, below
     search_help_text = "A client or pet name, an owner's email, ORD-000123 or RX-000123."
     list_select_related = ["clinic", "prescription", "order"]
-    date_hierarchy = "created_at"
+    show_full_result_count = False
+    list_per_page = 50
     inlines = [WritebackAttemptInline]
     actions = ["retry_failed"]
     fields = [
@@ -407,9 +422,11 @@ class WritebackItemAdmin(ReadOnly, admin.ModelAdmin):
         ]
 
     def health_view(self, request: HttpRequest) -> HttpResponse:
-        """Every clinic with WriteBack on or with writebacks: failing first, then pending."""
+        """Every clinic with WriteBack on or with writebacks: failing first, then pending; a
+        page at a time."""
         if not self.has_view_permission(request):
             raise PermissionDenied
+        page, rows = writeback_health_page(request.GET.get("page"))
         return TemplateResponse(
             request,
             "prescriptions/writeback_health.html",
@@ -417,38 +434,77 @@ class WritebackItemAdmin(ReadOnly, admin.ModelAdmin):
                 **self.admin_site.each_context(request),
                 "opts": self.opts,
                 "title": "WriteBack health by clinic",
-                "rows": writeback_health_rows(),
-                "totals": writeback.writeback_counts(),
+                "page": page,
+                "rows": rows,
+                "totals": writeback_health_totals(),
+                "window_days": HEALTH_DELIVERED_WINDOW.days,
                 "changelist": reverse("admin:prescriptions_writebackitem_changelist"),
             },
         )
 
 
-def writeback_health_rows() -> list[dict[str, Any]]:
-    """Per clinic: failed and pending counts, oldest pending, last success, open incident."""
-    stats = writeback.writeback_stats_by_clinic()
-    incidents = writeback.open_incidents_by_clinic()
+HEALTH_PAGE = 50
+HEALTH_DELIVERED_WINDOW = dt.timedelta(days=30)
+WAITING = [WritebackItem.Status.PENDING, WritebackItem.Status.SENDING, WritebackItem.Status.HELD]
+
+
+def writeback_health_page(number: str | None) -> tuple[Page, list[dict[str, Any]]]:
+    """One page of clinics with their failed and waiting counts, oldest waiting, deliveries of
+    the last 30 days, last success and open incident. Each figure is read from the clinic's
+    own rows (the outbox grows by a row a second across a fleet and is kept)."""
+    items = WritebackItem.objects.filter(clinic=OuterRef("pk"))
+    delivered = items.filter(status=WritebackItem.Status.DELIVERED)
+    waiting = items.filter(status__in=WAITING)
+    incident = WritebackIncident.objects.filter(clinic=OuterRef("pk"), closed_at__isnull=True)
     clinics = (
-        Clinic.objects.filter(Q(writeback_enabled=True) | Q(pk__in=list(stats)))
+        Clinic.objects.filter(Q(writeback_enabled=True) | Exists(items))
         .select_related("integration")
-        .order_by("name")
-    )
-    rows = []
-    for clinic in clinics:
-        row = stats.get(clinic.pk, {})
-        integration = getattr(clinic, "integration", None)
-        rows.append(
-            {
-                "clinic": clinic,
-                "target": writeback.writeback_target(clinic),
-                "connector": integration.get_connector_display() if integration else "",
-                "failed": row.get("failed", 0),
-                "pending": row.get("pending", 0),
-                "delivered": row.get("delivered", 0),
-                "oldest_pending": row.get("oldest_pending"),
-                "last_success": row.get("last_success"),
-                "incident": incidents.get(clinic.pk),
-            }
+        .annotate(
+            failed=count_of(items.filter(status=WritebackItem.Status.FAILED)),
+            pending=count_of(waiting),
+            has_incident=Exists(incident),
+            delivered=count_of(
+                delivered.filter(delivered_at__gte=timezone.now() - HEALTH_DELIVERED_WINDOW)
+            ),
+            oldest_pending=Subquery(waiting.order_by("created_at").values("created_at")[:1]),
+            last_success=Subquery(delivered.order_by("-delivered_at").values("delivered_at")[:1]),
         )
-    rows.sort(key=lambda r: (-r["failed"], r["incident"] is None, -r["pending"]))
-    return rows
+        .order_by("-failed", "-has_incident", "-pending", "name", "pk")
+    )
+    page = Paginator(clinics, HEALTH_PAGE).get_page(number)
+    incidents = {
+        row.clinic_id: row
+        for row in WritebackIncident.objects.filter(
+            clinic_id__in=[c.pk for c in page.object_list], closed_at__isnull=True
+        )
+    }
+    return page, [_health_row(clinic, incidents) for clinic in page.object_list]
+
+
+def _health_row(clinic: Any, incidents: dict[int, WritebackIncident]) -> dict[str, Any]:
+    integration = getattr(clinic, "integration", None)
+    return {
+        "clinic": clinic,
+        "target": writeback.writeback_target(clinic),
+        "connector": integration.get_connector_display() if integration else "",
+        "failed": clinic.failed,
+        "pending": clinic.pending,
+        "delivered": clinic.delivered,
+        "oldest_pending": clinic.oldest_pending,
+        "last_success": clinic.last_success,
+        "incident": incidents.get(clinic.pk),
+    }
+
+
+def writeback_health_totals() -> dict[str, Any]:
+    """Failed and waiting across every clinic (small sets, on the status index) and the last
+    delivery (the newest delivered row: no pass over every delivered one)."""
+    rows = WritebackItem.objects.all()
+    return {
+        "failed": rows.filter(status=WritebackItem.Status.FAILED).count(),
+        "waiting": rows.filter(status__in=WAITING).count(),
+        "last_success": rows.filter(status=WritebackItem.Status.DELIVERED)
+        .order_by("-pk")
+        .values_list("delivered_at", flat=True)
+        .first(),
+    }

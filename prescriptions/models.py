@@ -624,6 +624,8 @@ class WritebackItem(models.Model):
             models.Index(fields=["prescription", "sequence"]),
             models.Index(fields=["clinic", "status", "-created_at"]),
             models.Index(fields=["clinic", "target", "status"]),
+            # WriteBack health: a clinic's last success and month of deliveries, not all it had.
+            models.Index(fields=["clinic", "delivered_at"], name="writeback_delivered"),
         ]
 
     def __str__(self) -> str:

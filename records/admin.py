@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from clinics.admin.filters import ClinicFilter
 from records.models import Client, Patient
 
 PATIENT_INLINE_FIELDS = (
@@ -40,7 +41,7 @@ class ClientAdmin(admin.ModelAdmin):
         "customer_ref",
         "is_active",
     ]
-    list_filter = ["clinic", "is_active"]
+    list_filter = [ClinicFilter, "is_active"]
     search_fields = ["first_name", "last_name", "email", "phone", "postcode", "customer_ref"]
     list_select_related = ["clinic"]
     inlines = [PatientInline]
@@ -59,7 +60,7 @@ class PatientAdmin(admin.ModelAdmin):
         "weight_unit",
         "is_deceased",
     ]
-    list_filter = ["clinic", "species", "is_deceased"]
+    list_filter = [ClinicFilter, "species", "is_deceased"]
     search_fields = ["name", "client__last_name", "microchip"]
     list_select_related = ["client", "clinic"]
     raw_id_fields = ["client"]

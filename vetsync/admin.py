@@ -34,18 +34,24 @@ class VetSyncAdminSite(admin.AdminSite):
 
     def health_view(self, request: HttpRequest) -> HttpResponse:
         """Every clinic's integration: last data received, runs failing, writebacks failing,
-        "no data since"; the ones needing attention first."""
-        from vetsync.health import integration_health
+        "no data since"; the ones needing attention first, a page at a time, filtered by
+        connector, state and clinic name."""
+        from clinics.models import Connector
+        from vetsync.health import STATES, integration_health
 
-        rows = integration_health()
+        health = integration_health(params=request.GET)
         return TemplateResponse(
             request,
             "admin/integration_health.html",
             {
                 **self.each_context(request),
                 "title": "Integration health",
-                "rows": rows,
-                "attention": sum(row.needs_attention for row in rows),
+                "health": health,
+                "rows": health.rows,
+                "page": health.page,
+                "attention": health.attention,
+                "connectors": Connector.choices,
+                "states": STATES,
             },
         )
 

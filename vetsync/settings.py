@@ -278,6 +278,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "records.tasks.ezyvet_pulls_due",
         "schedule": 60.0,
     },
+    # Retention: per-record outcomes, stored batches and old matcher fits past their age go
+    # in bounded batches; each tick stops after RETENTION_TICK_SECONDS and the next resumes.
+    "ops-retention": {
+        "task": "vetsync.ops.tasks.retention_prune_task",
+        "schedule": 900.0,
+        "options": {"expires": 600},
+    },
     # A "we are receiving your data" email whose task was lost or whose send failed.
     "clinics-onboarding-final-confirmations": {
         "task": "clinics.tasks.onboarding_final_confirmations_sweep",
@@ -300,6 +307,14 @@ AGENT_REQUESTS_PER_MINUTE = env_int("AGENT_REQUESTS_PER_MINUTE", 120)
 AGENT_BATCH_INLINE_MAX_CLIENTS = env_int("AGENT_BATCH_INLINE_MAX_CLIENTS", 200)
 # The sweep re-sends a queued run's message only this long after the last one (records.tasks).
 SYNC_RESEND_AFTER_SECONDS = env_int("SYNC_RESEND_AFTER_SECONDS", 600)
+
+# Retention: what a sync did to each record (its outcomes), a failed run's stored batch and
+# matcher fits older than this are removed; a run's summary and counts stay for good, and so
+# do open quarantined records and the runs of manual updates still pending. Each delete
+# takes at most RETENTION_BATCH_ROWS rows in a transaction of its own.
+SYNC_HISTORY_RETENTION_DAYS = env_int("SYNC_HISTORY_RETENTION_DAYS", 90)
+RETENTION_BATCH_ROWS = env_int("RETENTION_BATCH_ROWS", 5000)
+RETENTION_TICK_SECONDS = env_int("RETENTION_TICK_SECONDS", 240)
 
 # Auth
 AUTH_PASSWORD_VALIDATORS = [

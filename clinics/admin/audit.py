@@ -9,6 +9,7 @@ from django.db.models import Model
 from django.forms.models import BaseModelFormSet, model_to_dict
 from django.http import HttpRequest
 
+from clinics.admin.filters import ClinicFilter
 from clinics.audit import audit_log
 from clinics.models import AuditEvent
 
@@ -104,10 +105,12 @@ class AuditedAdmin(admin.ModelAdmin):
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
     list_display = ["created_at", "actor_label", "clinic", "action", "object_repr", "ip_address"]
-    list_filter = ["action", "clinic"]
+    list_filter = ["action", ClinicFilter]
     search_fields = ["actor_label", "action", "object_repr", "object_id"]
     date_hierarchy = "created_at"
     list_select_related = ["clinic"]
+    # The legal record is kept for good: counting all of it on every page is not.
+    show_full_result_count = False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -15,6 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from clinics.admin.audit import AuditedAdmin, ClinicUserChoices
+from clinics.admin.filters import AttentionFilter, ClinicFilter, attention_first, with_attention
 from clinics.audit import audit_log
 from clinics.display import when
 from clinics.models import Clinic, Connector, Integration, Membership, Vet
@@ -110,6 +112,7 @@ class ClinicAdmin(AuditedAdmin):
         "last_sync",
     ]
     list_filter = [
+        AttentionFilter,
         "is_active",
         "home_delivery_enabled",
         "writeback_enabled",
@@ -120,6 +123,7 @@ class ClinicAdmin(AuditedAdmin):
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline, VetInline]
     list_select_related = ["integration"]
+    list_per_page = 50
     fieldsets = [
         (None, {"fields": ["name", "slug", "timezone", "is_active"]}),
         (
@@ -190,12 +194,19 @@ class ClinicAdmin(AuditedAdmin):
         }
         return TemplateResponse(request, "admin/clinics/prescribers.html", context)
 
-    @admin.display(description="integration")
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Clinic]:
+        return with_attention(super().get_queryset(request), via="integration__")
+
+    def get_ordering(self, request: HttpRequest) -> list[Any]:
+        return [attention_first("integration__"), "name", "pk"]
+
+    @admin.display(description="integration", ordering="integration__status")
     def integration_status(self, obj: Clinic) -> str:
         integration = getattr(obj, "integration", None)
         if integration is None:
             return "—"
-        return f"{integration.get_connector_display()}: {integration.get_status_display()}"
+        attention = " · needs attention" if getattr(obj, "needs_attention", False) else ""
+        return f"{integration.get_connector_display()}: {integration.health_display}{attention}"
 
     @admin.display(description="last sync")
     def last_sync(self, obj: Clinic) -> str:
@@ -209,8 +220,9 @@ class ClinicAdmin(AuditedAdmin):
 @admin.register(Membership)
 class MembershipAdmin(ClinicUserChoices, AuditedAdmin):
     list_display = ["user", "clinic", "role", "created_at"]
-    list_filter = ["role", "clinic"]
+    list_filter = ["role", ClinicFilter]
     search_fields = ["user__username", "user__email", "clinic__name"]
+    list_per_page = 50
     autocomplete_fields = ["user", "clinic"]
 
 
@@ -218,8 +230,10 @@ class MembershipAdmin(ClinicUserChoices, AuditedAdmin):
 class VetAdmin(ClinicUserChoices, AuditedAdmin):
     form = VetForm
     list_display = ["__str__", "clinic", "licence_number", "pims_user_id", "user", "is_active"]
-    list_filter = ["is_active", "clinic"]
-    search_fields = ["first_name", "last_name", "licence_number", "pims_user_id"]
+    list_filter = ["is_active", ClinicFilter]
+    search_fields = ["first_name", "last_name", "licence_number", "pims_user_id", "clinic__name"]
+    list_select_related = ["clinic", "user"]
+    list_per_page = 50
     autocomplete_fields = ["clinic", "user"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:

@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 
 from clinics import services
 from clinics.admin.audit import AuditedAdmin
+from clinics.admin.filters import AttentionFilter, attention_first, with_attention
 from clinics.admin.onboarding_progress import (
     onboarding_progress_link,
     onboarding_state_filter,
@@ -94,16 +95,17 @@ class IntegrationAdmin(AuditedAdmin):
     list_display = [
         "clinic",
         "connector",
-        "status",
+        "health",
         "onboarding",
         "credentials_stored",
         "agent_token",
         "last_successful_sync_at",
         "no_data",
     ]
-    list_filter = ["connector", "status"]
+    list_filter = [AttentionFilter, "connector", "status"]
     search_fields = ["clinic__name", "clinic__slug"]
     list_select_related = ["clinic", "checklist"]
+    list_per_page = 50
     readonly_fields = [
         "onboarding_checklist",
         "credentials_stored",
@@ -125,7 +127,16 @@ class IntegrationAdmin(AuditedAdmin):
         return [*self.list_filter, onboarding_state_filter("checklist__integration")]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Integration]:
-        return with_onboarding_progress(super().get_queryset(request), "checklist__steps")
+        rows = with_onboarding_progress(super().get_queryset(request), "checklist__id")
+        return with_attention(rows)
+
+    def get_ordering(self, request: HttpRequest) -> list[Any]:
+        return [attention_first(), "clinic__name", "pk"]
+
+    @admin.display(description="state", ordering="status")
+    def health(self, obj: Integration) -> str:
+        attention = getattr(obj, "needs_attention", False)
+        return obj.health_display + (" · needs attention" if attention else "")
 
     @admin.display(description="onboarding")
     def onboarding(self, obj: Integration) -> str:

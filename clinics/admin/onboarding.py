@@ -160,6 +160,7 @@ class OnboardingChecklistAdmin(AuditedAdmin):
     list_filter = ["path"]
     search_fields = ["integration__clinic__name", "integration__clinic__slug"]
     list_select_related = ["integration__clinic", "path"]
+    list_per_page = 50
     inlines = [OnboardingStepInline, OnboardingEmailInline]
     fieldsets = [
         (None, {"fields": ["integration_link", "path", "receiving_data_since"]}),
@@ -182,7 +183,7 @@ class OnboardingChecklistAdmin(AuditedAdmin):
         return [onboarding_state_filter("checklist"), *self.list_filter]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[OnboardingChecklist]:
-        return with_onboarding_progress(super().get_queryset(request), "steps")
+        return with_onboarding_progress(super().get_queryset(request), "pk")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # each integration gets its checklist when it is created

@@ -6,30 +6,26 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
 from django.templatetags.static import static
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from clinics.models import OnboardingChecklist, OnboardingStep
+from vetsync.lib.subqueries import count_of
 
 
-def with_onboarding_progress(queryset: QuerySet[Any], steps: str) -> QuerySet[Any]:
-    """Annotate step counts (total, done, overdue now) for the progress column."""
-    now = timezone.now()
+def with_onboarding_progress(queryset: QuerySet[Any], checklist: str) -> QuerySet[Any]:
+    """Annotate step counts (total, done, overdue now) for the progress column; ``checklist``
+    names the row's checklist id ("pk", "checklist__id"). Subqueries, so only the rows shown
+    are counted (a join and GROUP BY counted every checklist's steps for each page)."""
+    steps = OnboardingStep.objects.filter(checklist=OuterRef(checklist))
     return queryset.annotate(
-        onboarding_total=Count(steps, distinct=True),
-        onboarding_done=Count(
-            steps, filter=Q(**{f"{steps}__done_at__isnull": False}), distinct=True
-        ),
-        onboarding_overdue=Count(
-            steps,
-            filter=Q(**{f"{steps}__done_at__isnull": True, f"{steps}__due_at__lt": now}),
-            distinct=True,
-        ),
+        onboarding_total=count_of(steps),
+        onboarding_done=count_of(steps.filter(done_at__isnull=False)),
+        onboarding_overdue=count_of(steps.overdue()),
     )
 
 

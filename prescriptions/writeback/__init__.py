@@ -13,12 +13,10 @@ from prescriptions.writeback.incidents import (
     DismissError,
     RetryError,
     incidents_unalerted,
-    open_incidents_by_clinic,
     writeback_counts,
     writeback_dismiss,
     writeback_incident_alert,
     writeback_retry,
-    writeback_stats_by_clinic,
 )
 from prescriptions.writeback.outbox import (
     eligible_items,
@@ -42,7 +40,6 @@ __all__ = [
     "agent_feed",
     "eligible_items",
     "incidents_unalerted",
-    "open_incidents_by_clinic",
     "prescription_link",
     "was_prescribed_to_pims",
     "writeback_counts",
@@ -55,6 +52,5 @@ __all__ = [
     "writeback_prescribe_enqueue",
     "writeback_retry",
     "writeback_return_enqueue",
-    "writeback_stats_by_clinic",
     "writeback_target",
 ]

@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, Max
 from django.urls import reverse
 from django.utils import timezone
 
@@ -168,31 +168,6 @@ def writeback_dismiss(
         _incident_close(row.clinic)
         _deliver_next_on_commit(row)
     return row
-
-
-def writeback_stats_by_clinic() -> dict[int, dict[str, Any]]:
-    """Per clinic id: failed, pending (or sending) and delivered counts, the oldest pending
-    row's time and the last delivery, for the onboarding team's lists across clinics."""
-    waiting = Q(status__in=(Status.PENDING, Status.SENDING, Status.HELD))
-    return {
-        row["clinic"]: dict(row)
-        for row in WritebackItem.objects.values("clinic")
-        .order_by()
-        .annotate(
-            failed=Count("pk", filter=Q(status=Status.FAILED)),
-            pending=Count("pk", filter=waiting),
-            delivered=Count("pk", filter=Q(status=Status.DELIVERED)),
-            oldest_pending=Min("created_at", filter=waiting),
-            last_success=Max("delivered_at"),
-        )
-    }
-
-
-def open_incidents_by_clinic() -> dict[int, WritebackIncident]:
-    return {
-        incident.clinic_id: incident
-        for incident in WritebackIncident.objects.filter(closed_at__isnull=True)
-    }
 
 
 def writeback_counts(*, clinic: Clinic | None = None) -> dict[str, Any]:

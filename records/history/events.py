@@ -227,6 +227,18 @@ def event_changes(event: AuditEvent) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _copied_without_outcome(obj: Client | Patient, outcomes: Sequence[SyncRecordOutcome]) -> bool:
+    """A record only a sync can have made (a PIMS id, no home-delivery customer behind it)
+    whose "copied" outcome is gone: retention removed it, or it is past the timeline's limit."""
+    client = obj if isinstance(obj, Client) else obj.client
+    copied = {Outcome.CREATED, Outcome.POSSIBLE_MATCH}
+    return (
+        bool(obj.pims_id)
+        and not client.customer_ref
+        and not any(o.outcome in copied for o in outcomes)
+    )
+
+
 def _outcome_title(outcome: SyncRecordOutcome) -> str:
     what = "client" if outcome.kind == SyncRecordOutcome.Kind.CLIENT else "pet"
     return {
@@ -291,6 +303,10 @@ def timeline(
                 at=obj.created_at, kind="store", title="Added with a home-delivery signup"
             )
         )
+    elif _copied_without_outcome(obj, outcomes):
+        what = "client" if isinstance(obj, Client) else "pet"
+        title = f"Copied from the PIMS (new {what}, PIMS id {obj.pims_id})"
+        entries.append(TimelineEntry(at=obj.created_at, kind="pims", title=title))
     entries.sort(key=lambda e: (e.at, e.order), reverse=True)
     return entries
 

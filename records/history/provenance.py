@@ -143,7 +143,8 @@ def _origin(obj: Client | Patient, outcomes: Iterable[SyncRecordOutcome]) -> Sou
         signed_up = obj.customer_ref if isinstance(obj, Client) else not obj.pims_id
         if signed_up:
             origin = Source("store", "Home-delivery signup", obj.created_at)
-        elif isinstance(obj, Patient):
+        elif isinstance(obj, Patient) or obj.pims_id:
+            # A client copied by a sync whose outcome rows retention has since removed.
             origin = Source("pims", "Copied from the PIMS", obj.created_at, "sync")
     return origin
 

@@ -87,6 +87,13 @@ class SyncRun(models.Model):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
     )
+    pruned_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When retention removed the run's per-record outcomes and stored batch "
+        "(its summary and counts stay).",
+    )
 
     objects = SyncRunQuerySet.as_manager()
 
@@ -95,7 +102,24 @@ class SyncRun(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["clinic", "batch_id"], name="sync_run_unique_batch")
         ]
-        indexes = [models.Index(fields=["clinic", "created_at"])]
+        indexes = [
+            models.Index(fields=["clinic", "created_at"]),
+            # Retention walks the runs it has not pruned yet, oldest first (id breaks ties, so
+            # a pass reads only the runs it takes): only those are in this index, however
+            # many runs the years keep.
+            models.Index(
+                fields=["created_at", "id"],
+                condition=models.Q(pruned_at__isnull=True),
+                name="sync_run_unpruned",
+            ),
+            # The onboarding team's health page: each clinic's failed runs of the last week,
+            # without reading its hundreds of succeeded ones.
+            models.Index(
+                fields=["clinic", "created_at"],
+                condition=models.Q(status="failed"),
+                name="sync_run_failed",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Run {self.pk} ({self.batch_id})"
@@ -171,6 +195,7 @@ class SyncRun(models.Model):
         return (
             self.status == self.Status.FAILED
             and self.trigger == self.Trigger.PULL
+            and self.pruned_at is None
             and not SyncRunPayload.objects.filter(run_id=self.pk).exists()
         )
 
@@ -182,7 +207,8 @@ class SyncRun(models.Model):
 
 
 class SyncRunPayload(models.Model):
-    """The batch as received, kept until the run has applied it (so a run can resume)."""
+    """The batch as received, kept until the run has applied it (so a run can resume); a
+    failed run's is removed by retention once the run is older than the retention age."""
 
     run = models.OneToOneField(SyncRun, on_delete=models.CASCADE, related_name="payload")
     body = models.TextField()
@@ -258,7 +284,16 @@ class SyncRecordOutcome(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["run", "outcome"])]
+        indexes = [
+            models.Index(fields=["run", "outcome"]),
+            # Quarantined rows are rare: retention finds the retried ones of pruned runs here
+            # without walking the table.
+            models.Index(
+                fields=["run"],
+                condition=models.Q(outcome="quarantined"),
+                name="sync_outcome_quarantined",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.pims_id}: {self.outcome}"

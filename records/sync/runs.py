@@ -153,9 +153,10 @@ def sync_run_resume(*, run: SyncRun) -> SyncRun:
     """Make a failed run eligible to run again from where it stopped.
 
     A run with its records stored is queued to apply the rest; an ezyVet pull that failed
-    before its records were fetched goes back to fetching (from the unchanged watermark).
+    before its records were fetched goes back to fetching (from the unchanged watermark). A
+    run whose batch retention removed stays as it is.
     """
-    if run.status != SyncRun.Status.FAILED:
+    if run.status != SyncRun.Status.FAILED or run.pruned_at is not None:
         return run
     if SyncRunPayload.objects.filter(run=run).exists():
         run.status = SyncRun.Status.QUEUED

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -62,6 +63,7 @@ def run_detail(request: HttpRequest, clinic_slug: str, run_id: int) -> HttpRespo
         "page": Paginator(outcomes, PAGE_SIZE).get_page(request.GET.get("page")),
         "quarantined": quarantined[:200],
         "quarantined_open": quarantined.filter(retried_in__isnull=True, raw__isnull=False).count(),
+        "retention_days": settings.SYNC_HISTORY_RETENTION_DAYS,
     }
     template = "records/sync_run.html"
     # While the run works, every section (progress, counts, quarantine, outcomes) is one

@@ -23,6 +23,11 @@ class Command(BaseCommand):
         run = SyncRun.objects.filter(pk=run_id).first()
         if run is None:
             raise CommandError(f"No sync run {run_id}.")
+        if run.pruned_at is not None:
+            self.stderr.write(
+                f"Run {run_id}'s per-record outcomes were removed on {run.pruned_at:%Y-%m-%d} "
+                "(retention); only its counts, and any quarantined record still open, remain."
+            )
         if format == "csv":
             writer = formula_safe_writer(self.stdout, lineterminator="\n")
             writer.writerow(REPORT_COLUMNS)

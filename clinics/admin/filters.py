@@ -1,0 +1,56 @@
+""" "Needs attention" in the onboarding team's lists: failing integrations and live ones with
+no data within their expected interval come first, and a filter shows only them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import OrderBy, QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from clinics.models import Clinic, integration_attention
+
+
+def with_attention(queryset: QuerySet[Any], via: str = "") -> QuerySet[Any]:
+    """Annotate ``needs_attention`` (``via`` leads to the integration: "integration__")."""
+    return queryset.annotate(needs_attention=integration_attention(now=timezone.now(), via=via))
+
+
+def attention_first(via: str = "") -> OrderBy:
+    """The ordering that lists what needs attention first (an expression: the admin applies
+    ordering before any annotation of ``get_queryset`` exists)."""
+    return integration_attention(now=timezone.now(), via=via).desc()
+
+
+class AttentionFilter(admin.SimpleListFilter):
+    title = "needs attention"
+    parameter_name = "attention"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Needs attention"), ("no", "All well")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() in ("yes", "no"):
+            return queryset.filter(needs_attention=self.value() == "yes")
+        return queryset
+
+
+class ClinicFilter(admin.SimpleListFilter):
+    """Rows of one clinic (``?clinic__id__exact=<id>``, the address Django's own filter uses)."""
+
+    title = "clinic"
+    parameter_name = "clinic__id__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        chosen = self.value()
+        if not chosen or not chosen.isdigit():
+            return []
+        return [(str(c.pk), c.name) for c in Clinic.objects.filter(pk=int(chosen))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        chosen = self.value()
+        if chosen and chosen.isdigit():
+            return queryset.filter(clinic_id=int(chosen))
+        return queryset
