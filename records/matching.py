@@ -152,7 +152,7 @@ class CustomerPool:
         return len(self.customers)
 
 
-@dataclass
+@dataclass(slots=True)  # a first copy holds one per candidate pair (100,000 and more)
 class Pair:
     customer: Person
     person: Person
@@ -167,12 +167,15 @@ def candidate_pairs(pool: CustomerPool, people: Sequence[Person]) -> list[Pair]:
         index.add(position, customer)
     names = known_given_names()
     pairs = []
+    # Pairs fall into a few hundred patterns of levels: each pattern is held once.
+    patterns: dict[Levels, Levels] = {}
     for person in people:
         for position in sorted(index.candidates(person)):
             customer = customers[position]
             if (customer.key, person.key) in pool.rejected:
                 continue
-            pairs.append(Pair(customer, person, compare(person, customer, names)))
+            levels = compare(person, customer, names)
+            pairs.append(Pair(customer, person, patterns.setdefault(levels, levels)))
     return pairs
 
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from clinics.models import AuditEvent
 from records import hooks
 from records.fields import CLIENT_UPDATE_FIELDS, PATIENT_UPDATE_FIELDS
-from records.matching import Match
+from records.matching import Match, normalize_phone
 from records.models import (
     Client,
     ClientMerge,
@@ -26,9 +26,12 @@ from records.models import (
     WeightRecord,
 )
 from records.suggestions import match_evidence_text, suggestion_proposed
+from records.sync.staged import StagedCreates, StagedEntry, StagedInsert, number_outcomes
+from records.sync.staged import inserts as staged_inserts
+from records.sync.staged import load as staged_load
 from vetsync.lib import json_input
-from vetsync.lib.bulk import RowInserter, bulk_update_rows
-from vetsync.pims.records import QuarantinedRecord
+from vetsync.lib.bulk import RowInserter, bulk_update_rows, reserve_ids
+from vetsync.pims.records import PimsClient, QuarantinedRecord
 
 SYNC_ACTOR = "sync"
 
@@ -61,6 +64,8 @@ class Chunk:
 
     run_id: int = 0
     clinic_id: int = 0
+    region: str = "US"
+    country: str = "US"
     # New rows are plain dicts, not model instances: building an instance per row would cost
     # more than inserting it.
     new_clients: list[dict[str, Any]] = field(default_factory=list)
@@ -80,8 +85,11 @@ class Chunk:
     # Ids reserved for the clients and pets the chunk creates.
     client_ids: Iterator[int] = field(default_factory=lambda: iter(()))
     patient_ids: Iterator[int] = field(default_factory=lambda: iter(()))
+    # New clients (with their pets) created through the stage (``records.sync.staged``).
+    staged: list[StagedEntry] = field(default_factory=list)
     # The new rows as database values, ready to send (``seal``).
     inserts: list[RowInserter] = field(default_factory=list)
+    staged_rows: StagedCreates = field(default_factory=StagedCreates)
 
     def outcome(
         self,
@@ -132,6 +140,19 @@ class Chunk:
         self.counts[outcome] += 1
         self.counts[f"{kind}.{outcome}"] += 1
 
+    def stage(self, client: PimsClient) -> None:
+        """A new client and its pets, written by the stage; counted as the engine would."""
+        entry = StagedEntry(
+            client,
+            next(self.client_ids),
+            [next(self.patient_ids) for _ in client.patients],
+            after=len(self.outcomes),
+        )
+        self.staged.append(entry)
+        self._count("client", Outcome.CREATED)
+        for _ in client.patients:
+            self._count("patient", Outcome.CREATED)
+
     def quarantine(self, record: QuarantinedRecord) -> None:
         self.outcome(
             record.kind,
@@ -167,19 +188,33 @@ class Chunk:
 
     def seal(self) -> None:
         """Turn the new rows into database values, so writing is only sending them."""
+        if self.staged:
+            # The outcome rows of both paths numbered in batch order: the report reads so.
+            count = len(self.outcomes) + sum(entry.rows for entry in self.staged)
+            number_outcomes(self.outcomes, self.staged, iter(reserve_ids(SyncRecordOutcome, count)))
+            self.staged_rows = StagedCreates.build(
+                self.staged, region=self.region, phone=normalize_phone
+            )
         self.inserts = [
             RowInserter(Client, with_pk=True).extend(self.new_clients),
             RowInserter(Patient, with_pk=True).extend(self.new_patients),
             RowInserter(WeightRecord).extend(self.weights),
             RowInserter(ClientMerge).extend(self.merges),
-            RowInserter(SyncRecordOutcome).extend(self.outcomes),
+            RowInserter(SyncRecordOutcome, with_pk=bool(self.staged)).extend(self.outcomes),
             RowInserter(AuditEvent).extend(self.audits),
         ]
 
     def write(self, run: SyncRun) -> None:
         """Write everything the chunk holds, in the caller's transaction."""
         for inserter in self.inserts:
-            _insert(inserter)
+            if len(inserter):
+                _insert(inserter)
+        if self.staged:
+            staged_load(self.staged_rows)
+            for insert in staged_inserts(
+                run_id=run.pk, clinic_id=self.clinic_id, country=self.country, now=self.now
+            ):
+                _insert(insert)
         bulk_update_rows(Client, self.changed_clients.values(), CLIENT_UPDATE_FIELDS)
         bulk_update_rows(Patient, self.changed_patients.values(), PATIENT_UPDATE_FIELDS)
         self._write_manual_updates(run)
@@ -263,6 +298,6 @@ class Chunk:
         ManualUpdate.objects.bulk_create(creates, batch_size=500)
 
 
-def _insert(inserter: RowInserter) -> None:
+def _insert(inserter: RowInserter | StagedInsert) -> None:
     # One name for the tests to intercept (a crash between two inserts of a chunk).
     inserter.flush()

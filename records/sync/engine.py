@@ -42,6 +42,10 @@ from records.sync.plan import Entry, by_pims_id
 from vetsync.lib.bulk import reserve_ids
 from vetsync.pims.records import PimsClient, PimsPatient, QuarantinedRecord
 
+# New clients that nothing in the database or the merge plan concerns are written as set
+# operations (``records.sync.staged``); False sends every record through ``_decide``.
+STAGE_NEW_RECORDS = True
+
 
 @dataclass
 class _Known:
@@ -70,6 +74,10 @@ class Engine:
         # Customers this run has merged. A chunk prepared while the one before it is still
         # being written (``_apply_pipelined``) skips them rather than wait for their row locks.
         self.merged_customers: set[int] = set()
+        self.staged = STAGE_NEW_RECORDS
+        # Set when the clinic had no PIMS record as the run started (``fresh_start``): then no
+        # record of a chunk can be known yet, and chunks skip looking their ids up.
+        self.fresh = False
 
     def prepare(
         self, entries: Sequence[Entry], quarantined: Sequence[QuarantinedRecord] = ()
@@ -79,7 +87,12 @@ class Engine:
         Writes nothing: the chunk's rows are written by ``write``, in the same transaction.
         On SQLite that transaction must already hold the write lock (``reserve_ids``).
         """
-        chunk = Chunk(run_id=self.run.pk, clinic_id=self.clinic.pk)
+        chunk = Chunk(
+            run_id=self.run.pk,
+            clinic_id=self.clinic.pk,
+            region=self.region,
+            country=self.clinic.country,
+        )
         for record in quarantined:
             chunk.quarantine(record)
         clients = [client for client, _ in entries if client is not None]
@@ -96,7 +109,11 @@ class Engine:
         for client, quarantined_of_entry in entries:
             for record in quarantined_of_entry:
                 chunk.quarantine(record)
-            if client is not None:
+            if client is None:
+                continue
+            if self.staged and self._is_new(client, known):
+                chunk.stage(client)
+            else:
                 self._decide(chunk, client, known)
         chunk.seal()
         return chunk
@@ -108,6 +125,8 @@ class Engine:
 
     def _read_known(self, clients: Sequence[PimsClient]) -> _Known:
         """Lock and read the chunk's known clients and pets, then the customers it merges."""
+        if self.fresh:
+            return self._read_customers(clients, {}, {})
         existing = {
             c.pims_id: c
             # Locked for the chunk: a staff action on the same client waits for the commit
@@ -124,6 +143,15 @@ class Engine:
                 [p.pims_id for c in clients for p in c.patients],
             )
         }
+        return self._read_customers(clients, existing, existing_patients)
+
+    def _read_customers(
+        self,
+        clients: Sequence[PimsClient],
+        existing: dict[str, Client],
+        existing_patients: dict[str, Patient],
+    ) -> _Known:
+        """Lock and read the customers the plan merges the chunk's new clients into."""
         customer_ids = [
             customer_id
             for c in clients
@@ -145,6 +173,26 @@ class Engine:
         ):
             customer_pets.setdefault(pet.client_id, []).append(pet)
         return _Known(existing, existing_patients, customers, customer_pets)
+
+    def fresh_start(self) -> None:
+        """Called before a run's first chunk: chunks need not look their records up when the
+        clinic has no PIMS record yet. The batch names each record once and one run at a time
+        writes a clinic's PIMS records, so none can appear but the run's own. (Should one
+        appear anyway, its unique key stops the chunk, and the retry, resumed past the first
+        chunk, looks every record up.)"""
+        clinic = self.clinic.pk
+        self.fresh = not (
+            Client.objects.filter(clinic_id=clinic).exclude(pims_id="").exists()
+            or Patient.objects.filter(clinic_id=clinic).exclude(pims_id="").exists()
+        )
+
+    def _is_new(self, client: PimsClient, known: _Known) -> bool:
+        """A client to create whole as it is: unknown, its pets unknown, no merge planned."""
+        return (
+            client.pims_id not in known.clients
+            and client.pims_id not in self.plan
+            and not any(p.pims_id in known.patients for p in client.patients)
+        )
 
     def _decide(self, chunk: Chunk, client: PimsClient, known: _Known) -> None:
         """One PIMS client: an update of a known client, a merge, or a new client."""

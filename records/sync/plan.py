@@ -3,7 +3,7 @@ pharmacy already has (the verdicts are kept on the run, so a resumed run decides
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -21,7 +21,7 @@ from vetsync.pims.records import PimsClient, PimsPatient, QuarantinedRecord
 Entry = tuple[PimsClient | None, list[QuarantinedRecord]]
 
 
-def parse_entries(raw_clients: list[Any]) -> list[Entry]:
+def parse_entries(raw_clients: Iterable[Any]) -> list[Entry]:
     """Validate every entry; a pims_id seen earlier in the batch is quarantined as a repeat."""
     entries: list[Entry] = []
     seen_clients: set[str] = set()
@@ -65,10 +65,12 @@ def match_plan(run: SyncRun, entries: list[Entry]) -> dict[str, list[Any]]:
     """Merge verdicts for the batch's clients that VetSync has never seen."""
     clinic = run.clinic
     batch_ids = [c.pims_id for c, _ in entries if c is not None]
+    # A first copy into a clinic with no PIMS record yet need not look its 100,000 ids up.
+    any_linked = Client.objects.filter(clinic=clinic).exclude(pims_id="").exists()
     linked = {
         pims_id
         for (pims_id,) in by_pims_id(
-            Client.objects.all(), clinic.pk, batch_ids, fields=("pims_id",)
+            Client.objects.all(), clinic.pk, batch_ids if any_linked else [], fields=("pims_id",)
         )
     }
     new_clients = [c for c, _ in entries if c is not None and c.pims_id not in linked]

@@ -7,6 +7,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from django.db import connection, connections, transaction
 from django.utils import timezone
@@ -82,6 +83,8 @@ def _apply_run(
         run.match_plan = match_plan(run, entries)
         run.save(update_fields=["match_plan"])
     engine = Engine(run=run)
+    if run.position == 0:
+        engine.fresh_start()
     ranges = _chunk_ranges(run.position, len(entries), chunk_size, bool(extra))
     if _pipelines(ranges):
         _apply_pipelined(run, owner, engine, entries, extra, ranges, on_progress)
@@ -104,11 +107,18 @@ def _apply_run(
 
 def _read_batch(run: SyncRun) -> tuple[list[Entry], list[QuarantinedRecord]]:
     """The run's entries, and the records a connector could not read (first chunk only)."""
-    payload_row = SyncRunPayload.objects.filter(run=run).first()
-    if payload_row is None:
+    body = SyncRunPayload.objects.filter(run=run).values_list("body", flat=True).first()
+    if body is None:
         raise RuntimeError("The batch of this run is no longer stored.")
-    payload = json_input.loads(payload_row.body)
-    entries = parse_entries(payload.get("clients", []))
+    # Entry by entry: a big first copy is never held as JSON objects and as records at once.
+    payload: dict[str, Any] = {}
+    try:
+        entries = parse_entries(json_input.member_items(body, "clients", payload))
+    except json_input.RepeatedKey:  # read as the whole text says (the last "clients")
+        payload = json_input.loads(body)
+        raw_clients = payload.get("clients")
+        entries = parse_entries(raw_clients if isinstance(raw_clients, list) else [])
+    del body
     # Records a connector could not read (an ezyVet pull's) are quarantined with the
     # first chunk, so that they are written exactly once.
     extra = (

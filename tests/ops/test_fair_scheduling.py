@@ -21,7 +21,7 @@ from records.tasks import ezyvet_pulls_due_task, run_is_bulk
 from tests.conftest import World
 from tests.ops.test_queues import reroute, waiting
 from tests.records.batches import batch, owner
-from tests.records.fleet import ezyvet_clinic, on_site
+from tests.records.fleet import ezyvet_clinic, on_site, running_fleet
 from tests.records.test_agent_api import post
 from vetsync.celery import app as celery_app
 from vetsync.pims.emulator import FleetEmulator
@@ -61,12 +61,8 @@ def own_queues() -> Iterator[dict[str, str]]:
 
 @pytest.fixture
 def fleet() -> Iterator[FleetEmulator]:
-    emulator = FleetEmulator(
-        sites=2, clients=10, seed=9, rate_per_minute=0, endpoint_rate_per_minute=0
-    )
-    emulator.start()
-    yield emulator
-    emulator.stop()
+    with running_fleet(sites=2, clients=10, seed=9) as emulator:
+        yield emulator
 
 
 def wait_for(run: SyncRun, status: str, seconds: float = 60) -> SyncRun:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.records.fleet import running_fleet
 from vetsync.pims.emulator import FleetEmulator, lognormal_client_counts
 from vetsync.pims.ezyvet import EzyVetAuthError, EzyVetClient, parse_credentials_file
 
@@ -22,12 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def fleet() -> Iterator[FleetEmulator]:
-    emulator = FleetEmulator(
-        sites=4, clients=12, seed=5, rate_per_minute=0, endpoint_rate_per_minute=0
-    )
-    emulator.start()
-    yield emulator
-    emulator.stop()
+    with running_fleet(sites=4, clients=12, seed=5) as emulator:
+        yield emulator
 
 
 def _client(fleet: FleetEmulator, url_site: int, creds_site: int) -> EzyVetClient:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from clinics import credentials
 from clinics.models import Connector, Integration
 from tests.factories import ClinicFactory, IntegrationFactory
@@ -41,3 +44,16 @@ def on_site(integration: Integration, fleet: FleetEmulator, n: int) -> Integrati
     )
     integration.refresh_from_db()
     return integration
+
+
+@contextlib.contextmanager
+def running_fleet(*, sites: int, clients: int, seed: int) -> Iterator[FleetEmulator]:
+    """A multi-site emulator on a real socket, without rate limits, for one test."""
+    emulator = FleetEmulator(
+        sites=sites, clients=clients, seed=seed, rate_per_minute=0, endpoint_rate_per_minute=0
+    )
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()

@@ -21,18 +21,14 @@ from clinics.sync_health import pull_backoff, pull_slot_next, pull_slot_offset
 from records.models import Client, SyncRun
 from records.pulls import ezyvet_pull_run, ezyvet_pull_start, ezyvet_pulls_dispatch
 from records.tasks import ezyvet_pulls_due_task
-from tests.records.fleet import ezyvet_clinic, on_site
+from tests.records.fleet import ezyvet_clinic, on_site, running_fleet
 from vetsync.pims.emulator import FleetEmulator
 
 
 @pytest.fixture
 def fleet() -> Iterator[FleetEmulator]:
-    emulator = FleetEmulator(
-        sites=3, clients=8, seed=4, rate_per_minute=0, endpoint_rate_per_minute=0
-    )
-    emulator.start()
-    yield emulator
-    emulator.stop()
+    with running_fleet(sites=3, clients=8, seed=4) as emulator:
+        yield emulator
 
 
 def test_due_pulls_are_taken_in_bounded_batches(db: None) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
 from typing import Any
 
 # Longer numbers are kept as their text: nothing VetSync reads is that long, and int() of a
@@ -50,6 +51,84 @@ def loads(text: str | bytes) -> Any:
         raise JsonInputError(str(exc)) from exc
     except ValueError as exc:
         raise JsonInputError(str(exc)) from exc
+
+
+class RepeatedKey(JsonInputError):
+    """The member ``member_items`` reads appears twice: ``loads`` keeps the last one."""
+
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+def member_items(text: str, key: str, others: dict[str, Any] | None = None) -> Iterator[Any]:
+    """The items of the array ``key`` of the top-level object, read one at a time.
+
+    Reads as ``loads`` does, but never holds the whole array: a caller that keeps only what it
+    makes of each item holds one item's objects at a time. The object's other members go into
+    ``others`` (when given). Raises ``JsonInputError`` as ``loads`` would, and ``RepeatedKey``
+    (after the first array's items) when ``key`` appears twice.
+    """
+    decoder = json.JSONDecoder(parse_int=_number_int, parse_float=_number_float, parse_constant=str)
+    try:
+        yield from _members(text, key, decoder, {} if others is None else others)
+    except JsonInputError:
+        raise
+    except RecursionError as exc:
+        raise JsonInputError("nested too deeply") from exc
+    except json.JSONDecodeError as exc:
+        raise JsonInputError(str(exc)) from exc
+    except (ValueError, IndexError) as exc:
+        raise JsonInputError(str(exc) or "unexpected end of the text") from exc
+
+
+def _members(
+    text: str, key: str, decoder: json.JSONDecoder, others: dict[str, Any]
+) -> Iterator[Any]:
+    skip = _skip
+    index = skip(text, 0)
+    if text[index : index + 1] != "{":
+        raise JsonInputError(f"the top level is not an object with {key!r}")
+    index = skip(text, index + 1)
+    found = False
+    while text[index] != "}":
+        if text[index] != '"':
+            raise JsonInputError(f"a member name was expected at char {index}")
+        name, index = json.decoder.scanstring(text, index + 1)  # type: ignore[attr-defined]
+        index = skip(text, index)
+        if text[index] != ":":
+            raise JsonInputError(f"':' was expected at char {index}")
+        index = skip(text, index + 1)
+        if name == key and text[index] == "[":
+            if found:
+                raise RepeatedKey(f"{key!r} appears more than once")
+            found = True
+            index = skip(text, index + 1)
+            while text[index] != "]":
+                item, index = decoder.raw_decode(text, index)
+                yield item
+                index = skip(text, index)
+                if text[index] == "," and text[skip(text, index + 1)] != "]":
+                    index = skip(text, index + 1)
+                elif text[index] != "]":
+                    raise JsonInputError(f"',' or ']' was expected at char {index}")
+            index += 1
+        else:
+            others[name], index = decoder.raw_decode(text, index)
+            if name == key:
+                found = True  # not an array: no items, as a repeat it still counts
+        index = skip(text, index)
+        if text[index] == "," and text[skip(text, index + 1)] != "}":
+            index = skip(text, index + 1)
+        elif text[index] != "}":
+            raise JsonInputError(f"',' or '}}' was expected at char {index}")
+    if skip(text, index + 1) != len(text):
+        raise JsonInputError(f"extra data at char {index + 1}")
+
+
+def _skip(text: str, index: int) -> int:
+    """The index of the first character from ``index`` on that is not JSON white space."""
+    found = _WHITESPACE.match(text, index)
+    return found.end() if found else index
 
 
 def has_lone_surrogate(text: str) -> bool:

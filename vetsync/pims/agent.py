@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import operator
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -183,7 +185,7 @@ def _parse_client_entry(
     A bad client quarantines the client and its patients (their owner is unknown); a bad
     patient quarantines only that patient.
     """
-    if not isinstance(raw, Mapping):
+    if type(raw) is not dict and not isinstance(raw, Mapping):  # abc checks are slow
         return None, [QuarantinedRecord("client", "", "The client entry is not an object.", {})]
     raw_dict = raw if isinstance(raw, dict) else dict(raw)
     client_pims_id = raw_dict.get("pims_id")
@@ -281,37 +283,90 @@ def client_to_entry(client: PimsClient) -> dict[str, Any]:
 # --- field parsers -------------------------------------------------------------------------
 
 
+_CLIENT_TEXTS = ("pims_id", "first_name", "last_name", "email", "phone")
+_ADDRESS_TEXTS = ("line1", "line2", "city", "state", "postcode", "country")
+_PATIENT_TEXTS = ("pims_id", "name", "species", "breed", "sex", "microchip")
+_LIMITS: dict[tuple[str, ...], tuple[int, ...]] = {
+    keys: tuple(MAX_LENGTHS[key] for key in keys)
+    for keys in (_CLIENT_TEXTS, _ADDRESS_TEXTS, _PATIENT_TEXTS)
+}
+# Tidy values joined by a separator no tidy value holds (\x1f is white space to ``re``):
+# one match checks a record's text fields at once.
+_CLEAN_FIELDS = re.compile(
+    r"(?:[^\s\x00\ud800-\udfff]+(?: [^\s\x00\ud800-\udfff]+)*)?"
+    r"(?:\x1f(?:[^\s\x00\ud800-\udfff]+(?: [^\s\x00\ud800-\udfff]+)*)?)*"
+)
+
+
+_ONLY_TEXT: set[type] = {str}
+
+
+def _tidy_texts(raw: Mapping[str, Any], keys: tuple[str, ...]) -> list[str] | None:
+    """The values of ``keys`` when every one is tidy text within its length (a missing one
+    is ""); None when any needs ``_text``'s closer look (which then says what is wrong).
+
+    Every step runs over all the values at once (a first copy reads millions of them)."""
+    found: list[Any] = list(map(raw.get, keys))
+    if None in found:
+        found = ["" if value is None else value for value in found]
+    if set(map(type, found)) != _ONLY_TEXT:
+        return None
+    values: list[str] = found
+    if not _CLEAN_FIELDS.fullmatch("\x1f".join(values)):
+        return None
+    if any(map(operator.gt, map(len, values), _LIMITS[keys])):
+        return None
+    return values
+
+
 def _client_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
     """A client's own fields, checked (its patients are read after it)."""
     address = raw.get("address") or {}
     if not isinstance(address, Mapping):
         raise RecordError("address must be an object.")
-    pims_id = _text(raw, "pims_id", required=True)
-    first_name, last_name = _text(raw, "first_name"), _text(raw, "last_name")
+    texts = _tidy_texts(raw, _CLIENT_TEXTS)
+    lines = _tidy_texts(address, _ADDRESS_TEXTS) if texts else None
+    if texts is None or lines is None or not texts[0]:
+        texts, lines = _client_texts(raw, address)  # the slow way, which says what is wrong
+    pims_id, first_name, last_name, email, phone = texts
     if not first_name and not last_name:
         # A business (a kennel, a shelter) has only one name; a client needs at least one.
         raise RecordError("first_name and last_name are both missing.")
+    line1, line2, city, state, postcode, country = lines
     return {
         "pims_id": pims_id,
         "first_name": first_name,
         "last_name": last_name,
-        "email": _text(raw, "email").lower(),
-        "phone": _text(raw, "phone"),
+        "email": email if (lowered := email.lower()) == email else lowered,
+        "phone": phone,
+        # The values a batch repeats are shared, not held once per record.
         "address": PimsAddress(
-            line1=_text(address, "line1"),
-            line2=_text(address, "line2"),
-            city=_text(address, "city"),
-            state=_text(address, "state"),
-            postcode=_text(address, "postcode"),
-            country=_text(address, "country").upper(),
+            line1=line1,
+            line2=line2,
+            city=sys.intern(city),
+            state=sys.intern(state),
+            postcode=sys.intern(postcode),
+            country=sys.intern(country.upper()),
         ),
         "active": _bool(raw, "active", default=True),
         "modified_at": _datetime(raw.get("modified_at"), "modified_at"),
     }
 
 
+def _client_texts(
+    raw: Mapping[str, Any], address: Mapping[str, Any]
+) -> tuple[list[str], list[str]]:
+    """A client's text fields one by one, in the order their problems are reported."""
+    texts = [_text(raw, "pims_id", required=True), _text(raw, "first_name")]
+    texts.append(_text(raw, "last_name"))
+    if not texts[1] and not texts[2]:
+        raise RecordError("first_name and last_name are both missing.")
+    texts += [_text(raw, "email"), _text(raw, "phone")]
+    return texts, [_text(address, key) for key in _ADDRESS_TEXTS]
+
+
 def _patient(raw: object) -> PimsPatient:
-    if not isinstance(raw, Mapping):
+    if type(raw) is not dict and not isinstance(raw, Mapping):  # abc checks are slow
         raise RecordError("The patient entry is not an object.")
     unit = raw.get("weight_unit") or "kg"
     weight_unit = _WEIGHT_UNITS.get(unit) if isinstance(unit, str) else None
@@ -322,18 +377,26 @@ def _patient(raw: object) -> PimsPatient:
     deceased_on = _date(raw.get("deceased_on"), "deceased_on")
     if deceased_on is not None and not deceased:
         raise RecordError("deceased_on is set but deceased is false.")
+    texts = _tidy_texts(raw, _PATIENT_TEXTS)
+    if texts is None or not texts[0] or not texts[1]:  # the slow way, which says what is wrong
+        texts = [_text(raw, key, required=key in ("pims_id", "name")) for key in _PATIENT_TEXTS[:5]]
+        birth_date = _date(raw.get("birth_date"), "birth_date")
+        texts.append(_text(raw, "microchip"))
+    else:
+        birth_date = _date(raw.get("birth_date"), "birth_date")
+    pims_id, name, species, breed, sex, microchip = texts
     return PimsPatient(
-        pims_id=_text(raw, "pims_id", required=True),
-        name=_text(raw, "name", required=True),
-        species=_text(raw, "species"),
-        breed=_text(raw, "breed"),
-        sex=_text(raw, "sex"),
-        birth_date=_date(raw.get("birth_date"), "birth_date"),
+        pims_id=pims_id,
+        name=name,
+        species=sys.intern(species),
+        breed=sys.intern(breed),
+        sex=sys.intern(sex),
+        birth_date=birth_date,
         weight=weight,
         weight_unit=weight_unit,
         deceased=deceased,
         deceased_on=deceased_on,
-        microchip=_text(raw, "microchip"),
+        microchip=microchip,
         active=_bool(raw, "active", default=True),
         modified_at=_datetime(raw.get("modified_at"), "modified_at"),
     )
@@ -379,8 +442,16 @@ def _bool(raw: Mapping[str, Any], key: str, *, default: bool) -> bool:
 def _weight(value: object) -> Decimal | None:
     if value is None or value == "":
         return None
+    if type(value) in (float, int, str):
+        return _number_weight(value)  # type: ignore[arg-type]
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise RecordError(f"weight must be a number (got {value!r}).")
+    return _number_weight(value)
+
+
+# Weights repeat (11.4 kg…): each is read once, and every pet of that weight shares it.
+@functools.lru_cache(maxsize=4096, typed=True)
+def _number_weight(value: float | str) -> Decimal:
     try:
         weight = Decimal(str(value))
         if not weight.is_finite():
