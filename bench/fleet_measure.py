@@ -165,6 +165,9 @@ class AgeWatch:
             )
         )
 
+    def covers(self, since: float, until: float) -> bool:
+        return any(since <= s[0] <= until for s in self.samples)
+
     def oldest(self, since: float, until: float) -> tuple[float, float, float]:
         window = [s for s in self.samples if since <= s[0] <= until]
         return (

@@ -96,6 +96,12 @@ def ages(fleet: Any) -> None:
     # From one interval after the last first copy: by then every clinic has had a delta (a
     # first copy's data date from its dispatch, which waited behind the onboarding wave).
     settled = m.all_live + a.interval * 60 / a.compression
+    if not fleet.ages.covers(settled, m.steady_end):
+        print(
+            "  oldest live clinic's data: not measured (the steady state ends before an interval "
+            "has passed since the last first copy; run more --hours)"
+        )
+        return
     healthy, agents, failing = fleet.ages.oldest(settled, m.steady_end)
     target = a.interval * 1.25
     print(
