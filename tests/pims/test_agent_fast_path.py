@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from vetsync.pims import agent
@@ -63,6 +63,7 @@ any_entries = st.fixed_dictionaries(
 
 @settings(max_examples=500, deadline=None)
 @given(raw=tidy_entries | any_entries)
+@example(raw={"pims_id": "\x1f"})  # the separator of the one-match check, as a whole value
 def test_the_fast_path_reads_as_the_field_by_field_checks(raw: dict[str, Any]) -> None:
     fast = agent.parse_client_entry(raw)
     tidy, agent._tidy_texts = agent._tidy_texts, lambda raw, keys: None

@@ -312,7 +312,9 @@ def _tidy_texts(raw: Mapping[str, Any], keys: tuple[str, ...]) -> list[str] | No
     if set(map(type, found)) != _ONLY_TEXT:
         return None
     values: list[str] = found
-    if not _CLEAN_FIELDS.fullmatch("\x1f".join(values)):
+    joined = "\x1f".join(values)
+    # A value holding the separator itself (white space to ``_text``) would read as two.
+    if joined.count("\x1f") != len(values) - 1 or not _CLEAN_FIELDS.fullmatch(joined):
         return None
     if any(map(operator.gt, map(len, values), _LIMITS[keys])):
         return None
