@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import requests
 
+from tests.pims.processes import emulator_process
 from vetsync.pims.emulator import EzyVetEmulator
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_cli_prints_its_address_and_serves() -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vetsync.pims.emulator", "--port", "0", "--clients", "5",
-         "--seed", "1"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        match = re.search(r"listening on (http://\S+)", line)
-        assert match, line
-        state = requests.get(f"{match.group(1)}/_emulator/state", timeout=5).json()
-        assert state["records"]["contact"] >= 5
-    finally:
-        process.terminate()
-        process.wait(timeout=5)
+    with emulator_process("--clients", "5", "--seed", "1") as base_url:
+        state = requests.get(f"{base_url}/_emulator/state", timeout=5).json()
+    assert state["records"]["contact"] >= 5
 
 
 def _control(emulator: EzyVetEmulator, action: str, body: Any = None) -> Any:

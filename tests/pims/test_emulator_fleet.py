@@ -4,9 +4,6 @@ limits, faults and clock of changes; idle sites compressed so a thousand fit in 
 from __future__ import annotations
 
 import json
-import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,11 +11,10 @@ from typing import Any
 import pytest
 import requests
 
+from tests.pims.processes import emulator_process
 from tests.records.fleet import running_fleet
 from vetsync.pims.emulator import FleetEmulator, lognormal_client_counts
 from vetsync.pims.ezyvet import EzyVetAuthError, EzyVetClient, parse_credentials_file
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -192,25 +188,11 @@ def test_each_site_changes_on_its_own_clock() -> None:
 def test_cli_serves_a_fleet_from_a_counts_file(tmp_path: Path) -> None:
     counts = tmp_path / "counts.json"
     counts.write_text(json.dumps([3, 7]))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vetsync.pims.emulator", "--port", "0", "--sites", "2",
-         "--site-clients-file", str(counts)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        match = re.search(r"listening on (http://\S+)", line)
-        assert match, line
+    with emulator_process("--sites", "2", "--site-clients-file", str(counts)) as base_url:
         listing: list[dict[str, Any]] = requests.get(
-            f"{match.group(1)}/_emulator/sites", timeout=5
+            f"{base_url}/_emulator/sites", timeout=5
         ).json()
-        state = requests.get(f"{match.group(1)}/site/2/_emulator/state", timeout=5).json()
-    finally:
-        process.terminate()
-        process.wait(timeout=5)
+        state = requests.get(f"{base_url}/site/2/_emulator/state", timeout=5).json()
 
     assert [s["clients"] for s in listing] == [3, 7]
     # Seven pet owners, plus the site's six staff and two suppliers.

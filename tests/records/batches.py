@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from typing import Any
 
 from clinics.models import Clinic
@@ -71,3 +72,20 @@ def ingest(clinic: Clinic, body: str, **process: Any) -> SyncRun:
     """Store and apply a batch as the agent API would, returning the finished run."""
     run, _ = sync_run_create(clinic=clinic, body=body, trigger=SyncRun.Trigger.AGENT)
     return sync_run_process(run_id=run.pk, **process)
+
+
+class Killed(BaseException):
+    """Stands in for a worker killed between two chunks (SIGKILL runs no handler)."""
+
+
+def killed_after_chunks(n: int) -> Callable[[int, int], None]:
+    """A run's progress callback that kills the run once ``n`` chunks are committed."""
+    done = 0
+
+    def progress(position: int, total: int) -> None:
+        nonlocal done
+        done += 1
+        if done == n:
+            raise Killed
+
+    return progress

@@ -14,7 +14,7 @@ from records.models import Client, ManualUpdate, Outcome, Patient, SyncLock, Syn
 from records.sync import SyncBusy, sync_run_create, sync_run_process, sync_runs_due
 from tests.conftest import World
 from tests.factories import ClientFactory
-from tests.records.batches import batch, ingest, owner, pet
+from tests.records.batches import Killed, batch, ingest, killed_after_chunks, owner, pet
 
 
 def state(clinic) -> list[tuple]:
@@ -108,10 +108,6 @@ def test_quarantined_records_can_be_retried_once_fixed_upstream(world: World) ->
     assert sync_run_retry_quarantined(run=run, actor=world.a.staff) is None
 
 
-class Killed(BaseException):
-    """Stands in for a worker killed between two statements (SIGKILL runs no handler)."""
-
-
 def test_a_killed_run_resumes_to_the_same_state_as_an_uninterrupted_one(world: World) -> None:
     clients = many(12)
     body_a = batch(*clients, batch_id="same")
@@ -119,16 +115,8 @@ def test_a_killed_run_resumes_to_the_same_state_as_an_uninterrupted_one(world: W
     ingest(world.b.clinic, body_b, chunk_size=5)
 
     run, _ = sync_run_create(clinic=world.a.clinic, body=body_a, trigger="agent")
-    calls = 0
-
-    def die_on_second_chunk(position: int, total: int) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            raise Killed
-
     with pytest.raises(Killed):
-        sync_run_process(run_id=run.pk, chunk_size=5, on_progress=die_on_second_chunk)
+        sync_run_process(run_id=run.pk, chunk_size=5, on_progress=killed_after_chunks(2))
     run.refresh_from_db()
     assert (run.status, run.position) == ("running", 10)
 

@@ -24,11 +24,7 @@ from records.models import (
 from records.sync import engine, staged, sync_run_create, sync_run_process
 from tests.conftest import World
 from tests.factories import ClientFactory
-from tests.records.batches import batch, ingest, owner, pet
-
-
-class Killed(BaseException):
-    """Stands in for a worker killed between two chunks (SIGKILL runs no handler)."""
+from tests.records.batches import Killed, batch, ingest, killed_after_chunks, owner, pet
 
 
 def first_copy() -> list[dict[str, Any]]:
@@ -235,16 +231,8 @@ def test_a_killed_staged_run_resumes_to_the_same_end(world: World, stage_loads: 
     MatchModelFit.objects.all().delete()  # A starts from the prior B started from
 
     run, _ = sync_run_create(clinic=a, body=batch(*first_copy(), batch_id="same"), trigger="agent")
-    chunks = 0
-
-    def die_after_third_chunk(position: int, total: int) -> None:
-        nonlocal chunks
-        chunks += 1
-        if chunks == 3:
-            raise Killed
-
     with pytest.raises(Killed):
-        sync_run_process(run_id=run.pk, chunk_size=4, on_progress=die_after_third_chunk)
+        sync_run_process(run_id=run.pk, chunk_size=4, on_progress=killed_after_chunks(3))
     run.refresh_from_db()
     assert (run.status, run.position) == ("running", 12)
     # C-H, C-0 (merged into the customer) and 8 more: the repeated C-4 and the client without
