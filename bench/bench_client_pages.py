@@ -64,7 +64,6 @@ def load(n_clients: int, rng: random.Random) -> dict[str, Any]:
     from django.utils import timezone
 
     from clinics.models import AuditEvent, Clinic, Membership, Role
-    from records.matching import normalize_phone
     from records.models import (
         Client,
         ClientMerge,
@@ -80,197 +79,40 @@ def load(n_clients: int, rng: random.Random) -> dict[str, Any]:
     Membership.objects.create(user=user, clinic=clinic, role=Role.STAFF)
     now = timezone.now()
     first_at, later_at = now - dt.timedelta(days=400), now - dt.timedelta(days=10)
-    first_run = SyncRun.objects.create(
-        clinic=clinic,
-        source="syncvet",
-        trigger="agent",
-        batch_id="bench-first",
-        full=True,
-        status=SyncRun.Status.SUCCEEDED,
-        created_at=first_at,
-    )
-    later_run = SyncRun.objects.create(
-        clinic=clinic,
-        source="syncvet",
-        trigger="agent",
-        batch_id="bench-later",
-        status=SyncRun.Status.SUCCEEDED,
-        created_at=later_at,
-    )
+    runs = {
+        name: SyncRun.objects.create(
+            clinic=clinic,
+            source="syncvet",
+            trigger="agent",
+            batch_id=f"bench-{name}",
+            full=name == "first",
+            status=SyncRun.Status.SUCCEEDED,
+            created_at=at,
+        )
+        for name, at in (("first", first_at), ("later", later_at))
+    }
     n_customers = n_clients // 5
     n_merged = min(3000, n_customers)
     started = time.perf_counter()
-    stamps = {"created_at": first_at, "updated_at": first_at}
+    plan = {"clinic_id": clinic.pk, "customers": n_customers, "merged": n_merged}
     with transaction.atomic():
-        clients = []
-        for i in range(n_clients):
-            customer = i < n_customers
-            pims = not customer or i < n_merged
-            phone = f"503{i:07d}"
-            first, last = rng.choice(FIRST), f"{rng.choice(LAST)}{i % 997}"
-            line1 = f"{i % 9000 + 1} {rng.choice(STREETS)}"
-            seen = {
-                "first_name": first,
-                "last_name": last,
-                "email": f"owner{i}@example.org",
-                "phone": phone if i % 50 != 7 else f"971{i:07d}",  # some "PIMS differs"
-                "line1": line1,
-                "line2": "",
-                "city": "Portland",
-                "state": "OR",
-                "postcode": f"97{i % 300:03d}",
-                "country": "US",
-                "active": True,
-            }
-            clients.append(
-                {
-                    "clinic_id": clinic.pk,
-                    "first_name": first,
-                    "last_name": last,
-                    "email": f"owner{i}@example.org",
-                    "phone": f"({phone[:3]}) {phone[3:6]}-{phone[6:]}",
-                    "phone_normalized": normalize_phone(phone),
-                    "address_line1": line1,
-                    "address_line2": "",
-                    "city": "Portland",
-                    "state": "OR",
-                    "postcode": seen["postcode"],
-                    "country": "US",
-                    "is_active": i % 100 != 3,
-                    "customer_ref": f"HD-{i}" if customer else "",
-                    "pims_id": f"C-{i}" if pims else "",
-                    "pims_seen": seen if pims else {},
-                    "pims_modified_at": first_at if pims else None,
-                    **stamps,
-                }
-            )
-        insert(Client, clients)
+        insert(Client, client_rows(n_clients, rng, plan, first_at))
         ids = list(Client.objects.filter(clinic=clinic).order_by("pk").values_list("pk", flat=True))
-        pets = []
-        for i, client_id in enumerate(ids):
-            for k in range(1 if i % 2 else 2):  # 1.5 pets per client
-                species, breed = rng.choice(SPECIES)
-                deceased = (i + k) % 50 == 0
-                pims = i >= n_customers or i < n_merged
-                pets.append(
-                    {
-                        "clinic_id": clinic.pk,
-                        "client_id": client_id,
-                        "name": rng.choice(PETS),
-                        "species": species,
-                        "breed": breed,
-                        "sex": "Female spayed",
-                        "birth_date": dt.date(2010 + i % 15, 1 + i % 12, 1 + i % 28),
-                        "weight": Decimal(str(round(rng.uniform(2, 45), 1))),
-                        "weight_unit": "kg",
-                        "is_deceased": deceased,
-                        "deceased_on": dt.date(2026, 1, 1 + i % 28) if deceased else None,
-                        "microchip": "",
-                        "is_active": True,
-                        "pims_id": f"P-{i}-{k}" if pims else "",
-                        "pims_seen": {"species": species, "breed": breed} if pims else {},
-                        **stamps,
-                    }
-                )
-        insert(Patient, pets)
-        pet_rows = list(
+        insert(Patient, pet_rows(ids, rng, plan, first_at))
+        pets = list(
             Patient.objects.filter(clinic=clinic)
             .order_by("pk")
             .values_list("pk", "client_id", "weight", "pims_id")
         )
-        weights, outcomes = [], []
-        for n, (pet_id, client_id, weight, pims_id) in enumerate(pet_rows):
-            for m in range(1 + n % 3):  # a weighing or three per pet
-                weights.append(
-                    {
-                        "patient_id": pet_id,
-                        "weight": weight + m,
-                        "unit": "kg",
-                        "recorded_at": first_at + dt.timedelta(days=90 * m),
-                        "source": "pims",
-                    }
-                )
-            if pims_id:
-                outcomes.append(
-                    {
-                        "run_id": first_run.pk,
-                        "kind": "patient",
-                        "pims_id": pims_id,
-                        "outcome": "created",
-                        "client_id": client_id,
-                        "patient_id": pet_id,
-                    }
-                )
+        weights, outcomes = weight_and_outcome_rows(ids, pets, plan, runs["first"].pk, first_at)
         insert(WeightRecord, weights)
-        customer_ids = ids[:n_customers]
-        for i, client_id in enumerate(ids):
-            if i >= n_customers or i < n_merged:
-                outcomes.append(
-                    {
-                        "run_id": first_run.pk,
-                        "kind": "client",
-                        "pims_id": f"C-{i}",
-                        "outcome": "created" if i >= n_customers else "merged",
-                        "client_id": client_id,
-                    }
-                )
         insert(SyncRecordOutcome, outcomes)
-        insert(
-            ClientMerge,
-            [
-                {
-                    "clinic_id": clinic.pk,
-                    "customer_id": ids[i],
-                    "pims_id": f"C-{i}",
-                    "method": "rule",
-                    "rule": "same email and a close name",
-                    "run_id": first_run.pk,
-                    "snapshot": {
-                        "customer": {"id": ids[i], "customer_ref": f"HD-{i}", "phone": ""},
-                        "pets": [],
-                        "created_patients": [],
-                    },
-                    "created_at": first_at,
-                }
-                for i in range(n_merged)
-            ],
-        )
-        # A change history: an email applied by sync on every 10th client, a name change
-        # held for staff on every 100th PIMS client.
-        events, updates = [], []
-        for i, client_id in enumerate(ids):
-            if i % 10 == 0:
-                events.append(
-                    {
-                        "created_at": later_at,
-                        "actor_label": "sync",
-                        "clinic_id": clinic.pk,
-                        "action": "sync.client_updated",
-                        "object_type": "records.client",
-                        "object_id": str(client_id),
-                        "object_repr": "",
-                        "before": {"email": f"old{i}@example.org"},
-                        "after": {"email": f"owner{i}@example.org", "run": later_run.pk},
-                    }
-                )
-            if i % 100 == 5 and i >= n_customers:
-                updates.append(
-                    {
-                        "clinic_id": clinic.pk,
-                        "kind": "client_name",
-                        "status": "pending",
-                        "client_id": client_id,
-                        "current": {"first_name": "A", "last_name": "B"},
-                        "proposed": {"first_name": "A", "last_name": "C"},
-                        "run_id": later_run.pk,
-                        "created_at": later_at,
-                        "updated_at": later_at,
-                    }
-                )
+        insert(ClientMerge, merge_rows(ids, plan, runs["first"].pk, first_at))
+        events, updates = history_rows(ids, plan, runs["later"].pk, later_at)
         insert(AuditEvent, events)
         insert(ManualUpdate, updates)
     print(
-        f"  loaded {len(ids):,} clients, {len(pet_rows):,} pets, {len(weights):,} weighings, "
+        f"  loaded {len(ids):,} clients, {len(pets):,} pets, {len(weights):,} weighings, "
         f"{len(outcomes):,} outcomes, {len(events):,} events in "
         f"{time.perf_counter() - started:.1f} s"
     )
@@ -278,9 +120,201 @@ def load(n_clients: int, rng: random.Random) -> dict[str, Any]:
         "user_id": user.pk,
         "slug": clinic.slug,
         "client_ids": ids,
-        "customer_ids": customer_ids,
-        "pet_ids": [row[0] for row in pet_rows],
+        "customer_ids": ids[:n_customers],
+        "pet_ids": [row[0] for row in pets],
     }
+
+
+def client_rows(
+    n_clients: int, rng: random.Random, plan: dict[str, int], first_at: dt.datetime
+) -> list[dict[str, Any]]:
+    """The clients: the first fifth home-delivery customers, 3,000 of them merged."""
+    from records.matching import normalize_phone
+
+    n_customers, n_merged = plan["customers"], plan["merged"]
+    stamps = {"created_at": first_at, "updated_at": first_at}
+    clients = []
+    for i in range(n_clients):
+        customer = i < n_customers
+        pims = not customer or i < n_merged
+        phone = f"503{i:07d}"
+        first, last = rng.choice(FIRST), f"{rng.choice(LAST)}{i % 997}"
+        line1 = f"{i % 9000 + 1} {rng.choice(STREETS)}"
+        seen = {
+            "first_name": first,
+            "last_name": last,
+            "email": f"owner{i}@example.org",
+            "phone": phone if i % 50 != 7 else f"971{i:07d}",  # some "PIMS differs"
+            "line1": line1,
+            "line2": "",
+            "city": "Portland",
+            "state": "OR",
+            "postcode": f"97{i % 300:03d}",
+            "country": "US",
+            "active": True,
+        }
+        clients.append(
+            {
+                "clinic_id": plan["clinic_id"],
+                "first_name": first,
+                "last_name": last,
+                "email": f"owner{i}@example.org",
+                "phone": f"({phone[:3]}) {phone[3:6]}-{phone[6:]}",
+                "phone_normalized": normalize_phone(phone),
+                "address_line1": line1,
+                "address_line2": "",
+                "city": "Portland",
+                "state": "OR",
+                "postcode": seen["postcode"],
+                "country": "US",
+                "is_active": i % 100 != 3,
+                "customer_ref": f"HD-{i}" if customer else "",
+                "pims_id": f"C-{i}" if pims else "",
+                "pims_seen": seen if pims else {},
+                "pims_modified_at": first_at if pims else None,
+                **stamps,
+            }
+        )
+    return clients
+
+
+def pet_rows(
+    ids: list[int], rng: random.Random, plan: dict[str, int], first_at: dt.datetime
+) -> list[dict[str, Any]]:
+    """1.5 pets a client; a fiftieth of them deceased."""
+    n_customers, n_merged = plan["customers"], plan["merged"]
+    stamps = {"created_at": first_at, "updated_at": first_at}
+    pets = []
+    for i, client_id in enumerate(ids):
+        for k in range(1 if i % 2 else 2):  # 1.5 pets per client
+            species, breed = rng.choice(SPECIES)
+            deceased = (i + k) % 50 == 0
+            pims = i >= n_customers or i < n_merged
+            pets.append(
+                {
+                    "clinic_id": plan["clinic_id"],
+                    "client_id": client_id,
+                    "name": rng.choice(PETS),
+                    "species": species,
+                    "breed": breed,
+                    "sex": "Female spayed",
+                    "birth_date": dt.date(2010 + i % 15, 1 + i % 12, 1 + i % 28),
+                    "weight": Decimal(str(round(rng.uniform(2, 45), 1))),
+                    "weight_unit": "kg",
+                    "is_deceased": deceased,
+                    "deceased_on": dt.date(2026, 1, 1 + i % 28) if deceased else None,
+                    "microchip": "",
+                    "is_active": True,
+                    "pims_id": f"P-{i}-{k}" if pims else "",
+                    "pims_seen": {"species": species, "breed": breed} if pims else {},
+                    **stamps,
+                }
+            )
+    return pets
+
+
+def weight_and_outcome_rows(
+    ids: list[int], pets: list[Any], plan: dict[str, int], run_id: int, first_at: dt.datetime
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A weighing or three per pet; the first copy's outcome for every PIMS pet and client."""
+    n_customers, n_merged = plan["customers"], plan["merged"]
+    weights, outcomes = [], []
+    for n, (pet_id, client_id, weight, pims_id) in enumerate(pets):
+        for m in range(1 + n % 3):  # a weighing or three per pet
+            weights.append(
+                {
+                    "patient_id": pet_id,
+                    "weight": weight + m,
+                    "unit": "kg",
+                    "recorded_at": first_at + dt.timedelta(days=90 * m),
+                    "source": "pims",
+                }
+            )
+        if pims_id:
+            outcomes.append(
+                {
+                    "run_id": run_id,
+                    "kind": "patient",
+                    "pims_id": pims_id,
+                    "outcome": "created",
+                    "client_id": client_id,
+                    "patient_id": pet_id,
+                }
+            )
+    for i, client_id in enumerate(ids):
+        if i >= n_customers or i < n_merged:
+            outcomes.append(
+                {
+                    "run_id": run_id,
+                    "kind": "client",
+                    "pims_id": f"C-{i}",
+                    "outcome": "created" if i >= n_customers else "merged",
+                    "client_id": client_id,
+                }
+            )
+    return weights, outcomes
+
+
+def merge_rows(
+    ids: list[int], plan: dict[str, int], run_id: int, first_at: dt.datetime
+) -> list[dict[str, Any]]:
+    """The merges of the first ``merged`` customers with their PIMS records."""
+    return [
+        {
+            "clinic_id": plan["clinic_id"],
+            "customer_id": ids[i],
+            "pims_id": f"C-{i}",
+            "method": "rule",
+            "rule": "same email and a close name",
+            "run_id": run_id,
+            "snapshot": {
+                "customer": {"id": ids[i], "customer_ref": f"HD-{i}", "phone": ""},
+                "pets": [],
+                "created_patients": [],
+            },
+            "created_at": first_at,
+        }
+        for i in range(plan["merged"])
+    ]
+
+
+def history_rows(
+    ids: list[int], plan: dict[str, int], run_id: int, later_at: dt.datetime
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A change history: an email applied by sync on every 10th client, a name change held
+    for staff on every 100th PIMS client."""
+    n_customers = plan["customers"]
+    events, updates = [], []
+    for i, client_id in enumerate(ids):
+        if i % 10 == 0:
+            events.append(
+                {
+                    "created_at": later_at,
+                    "actor_label": "sync",
+                    "clinic_id": plan["clinic_id"],
+                    "action": "sync.client_updated",
+                    "object_type": "records.client",
+                    "object_id": str(client_id),
+                    "object_repr": "",
+                    "before": {"email": f"old{i}@example.org"},
+                    "after": {"email": f"owner{i}@example.org", "run": run_id},
+                }
+            )
+        if i % 100 == 5 and i >= n_customers:
+            updates.append(
+                {
+                    "clinic_id": plan["clinic_id"],
+                    "kind": "client_name",
+                    "status": "pending",
+                    "client_id": client_id,
+                    "current": {"first_name": "A", "last_name": "B"},
+                    "proposed": {"first_name": "A", "last_name": "C"},
+                    "run_id": run_id,
+                    "created_at": later_at,
+                    "updated_at": later_at,
+                }
+            )
+    return events, updates
 
 
 def child(n_clients: int, n_requests: int) -> None:

@@ -168,11 +168,14 @@ def user_invite(
 
 def users_deactivate(*, users: list[Any], actor: Any, request: HttpRequest | None = None) -> int:
     """Deactivate users (they can no longer log in; their history stays)."""
-    allowed = clinic_users(actor)
+    # Which of them the actor may manage: one query for the selection, not one per user.
+    allowed = set(
+        clinic_users(actor).filter(pk__in=[user.pk for user in users]).values_list("pk", flat=True)
+    )
     done = 0
     with transaction.atomic():
         for user in users:
-            if not user.is_active or not allowed.filter(pk=user.pk).exists() or user.pk == actor.pk:
+            if not user.is_active or user.pk not in allowed or user.pk == actor.pk:
                 continue
             user.is_active = False
             user.save(update_fields=["is_active"])
