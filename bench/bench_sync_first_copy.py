@@ -109,33 +109,34 @@ def typo(rng: random.Random, word: str) -> str:
     return word[:i] + word[i + 1 :] if rng.random() < 0.5 else word[:i] + word[i] + word[i:]
 
 
-def make_batches(n_clients: int, seed: int, out: Path) -> tuple[Path, Path, Path]:
-    rng = random.Random(seed)
+def make_pet(rng: random.Random, number: int) -> dict[str, Any]:
+    species, breed = rng.choice(SPECIES)
+    return {
+        "pims_id": f"P-{number}",
+        "name": rng.choice(PETS),
+        "species": species,
+        "breed": breed,
+        "sex": rng.choice(["Female spayed", "Male neutered"]),
+        "birth_date": (
+            f"{rng.randint(2008, 2025)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        ),
+        "weight": round(rng.uniform(2, 45), 1),
+        "weight_unit": "kg",
+        "deceased": False,
+        "deceased_on": None,
+        "active": True,
+        "modified_at": "2026-11-20T10:00:00Z",
+    }
+
+
+def make_clients(rng: random.Random, n_clients: int) -> list[dict[str, Any]]:
+    """The PIMS's clients, 1.5 pets each."""
     clients = []
     pet_counter = 0
     for i in range(n_clients):
         pets = []
-        for _ in range(1 if i % 2 else 2):  # 1.5 pets per client
-            species, breed = rng.choice(SPECIES)
-            pets.append(
-                {
-                    "pims_id": f"P-{pet_counter}",
-                    "name": rng.choice(PETS),
-                    "species": species,
-                    "breed": breed,
-                    "sex": rng.choice(["Female spayed", "Male neutered"]),
-                    "birth_date": (
-                        f"{rng.randint(2008, 2025)}-{rng.randint(1, 12):02d}"
-                        f"-{rng.randint(1, 28):02d}"
-                    ),
-                    "weight": round(rng.uniform(2, 45), 1),
-                    "weight_unit": "kg",
-                    "deceased": False,
-                    "deceased_on": None,
-                    "active": True,
-                    "modified_at": "2026-11-20T10:00:00Z",
-                }
-            )
+        for _ in range(1 if i % 2 else 2):
+            pets.append(make_pet(rng, pet_counter))
             pet_counter += 1
         first, last = rng.choice(FIRST), rng.choice(LAST)
         clients.append(
@@ -158,12 +159,16 @@ def make_batches(n_clients: int, seed: int, out: Path) -> tuple[Path, Path, Path
                 "patients": pets,
             }
         )
-    # 20,000 home-delivery customers; 3,000 are PIMS clients with a typo in the name and the
-    # same email or phone (formatted differently), the rest are strangers.
+    return clients
+
+
+def make_customers(rng: random.Random, clients: list[dict[str, Any]]) -> list[str]:
+    """20,000 home-delivery customers as CSV lines; 3,000 are PIMS clients with a typo in the
+    name and the same email or phone (formatted differently), the rest are strangers."""
     customers = [
         "customer_ref,first_name,last_name,email,phone,line1,line2,city,state,postcode,pet_names"
     ]
-    matched = rng.sample(range(n_clients), min(3000, n_clients))
+    matched = rng.sample(range(len(clients)), min(3000, len(clients)))
     for k, i in enumerate(matched):
         c = clients[i]
         email = c["email"] if k % 2 == 0 else ""
@@ -178,20 +183,13 @@ def make_batches(n_clients: int, seed: int, out: Path) -> tuple[Path, Path, Path
             f"HD-{k},{rng.choice(FIRST)},Stranger{k},hd{k}@shop.example,,{k} Store Rd,,Salem,OR,"
             f"97{k % 300:03d},{rng.choice(PETS)}"
         )
-    first_path, delta_path, csv_path = out / "first.json", out / "delta.json", out / "customers.csv"
-    first_path.write_text(
-        json.dumps(
-            {
-                "source": "syncvet",
-                "batch_id": "bench-first",
-                "sent_at": "2026-11-20T10:05:00Z",
-                "full": True,
-                "clients": clients,
-            }
-        )
-    )
-    csv_path.write_text("\n".join(customers) + "\n")
-    changed = rng.sample(range(n_clients), n_clients // 100)
+    return customers
+
+
+def make_delta(rng: random.Random, clients: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """1 % of the clients changed: an email, a first name, an address or nothing of the
+    client's own, and every pet weighed again."""
+    changed = rng.sample(range(len(clients)), len(clients) // 100)
     delta = []
     for j, i in enumerate(changed):
         c = json.loads(json.dumps(clients[i]))
@@ -207,17 +205,25 @@ def make_batches(n_clients: int, seed: int, out: Path) -> tuple[Path, Path, Path
             p["weight"] = round(p["weight"] + 0.5, 1)
             p["modified_at"] = "2026-11-24T10:00:00Z"
         delta.append(c)
-    delta_path.write_text(
-        json.dumps(
-            {
-                "source": "syncvet",
-                "batch_id": "bench-delta",
-                "sent_at": "2026-11-24T10:05:00Z",
-                "full": False,
-                "clients": delta,
-            }
-        )
-    )
+    return delta
+
+
+def write_batch(
+    path: Path, batch_id: str, sent_at: str, clients: list[dict[str, Any]], *, full: bool
+) -> None:
+    envelope = {"source": "syncvet", "batch_id": batch_id, "sent_at": sent_at, "full": full}
+    path.write_text(json.dumps({**envelope, "clients": clients}))
+
+
+def make_batches(n_clients: int, seed: int, out: Path) -> tuple[Path, Path, Path]:
+    rng = random.Random(seed)
+    clients = make_clients(rng, n_clients)
+    customers = make_customers(rng, clients)
+    first_path, delta_path, csv_path = out / "first.json", out / "delta.json", out / "customers.csv"
+    write_batch(first_path, "bench-first", "2026-11-20T10:05:00Z", clients, full=True)
+    csv_path.write_text("\n".join(customers) + "\n")
+    delta = make_delta(rng, clients)
+    write_batch(delta_path, "bench-delta", "2026-11-24T10:05:00Z", delta, full=False)
     return first_path, delta_path, csv_path
 
 

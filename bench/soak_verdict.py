@@ -53,46 +53,49 @@ class Verdict:
         return self.lost == 0 and self.duplicates == 0 and self.day_mismatches == 0
 
 
-def verify(world: Any, site: EzyVetEmulator) -> Verdict:
-    """Compare every outbox row and every item with the emulator's records."""
-    from prescriptions.models import Prescription, WritebackItem
+class _Comparison:
+    """VetSync's outbox rows and prescriptions beside ezyVet's records, with the first few
+    disagreements written out as examples."""
 
-    Status = WritebackItem.Status
-    records = site.records(EP)
-    by_ref: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for record in records:
-        by_ref[str(record["external_reference"])].append(record)
-    rxs = list(Prescription.objects.filter(clinic=world.clinic).prefetch_related("items__product"))
-    rows = list(WritebackItem.objects.filter(clinic=world.clinic).order_by("pk"))
-    examples: list[str] = []
+    def __init__(self, world: Any, site: EzyVetEmulator) -> None:
+        from prescriptions.models import Prescription, WritebackItem
 
-    def note(text: str) -> None:
-        if len(examples) < 8:
-            examples.append(text)
+        self.by_ref: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for record in site.records(EP):
+            self.by_ref[str(record["external_reference"])].append(record)
+        self.rxs = list(
+            Prescription.objects.filter(clinic=world.clinic).prefetch_related("items__product")
+        )
+        self.rows = list(WritebackItem.objects.filter(clinic=world.clinic).order_by("pk"))
+        self.rx_by_pk = {rx.pk: rx for rx in self.rxs}
+        self.last_dispense: dict[int, int] = {}
+        for row in self.rows:
+            if row.kind == WritebackItem.Kind.DISPENSE:
+                rx_id = row.prescription_id
+                self.last_dispense[rx_id] = max(self.last_dispense.get(rx_id, 0), row.pk)
+        self.examples: list[str] = []
 
-    def record_of(rx: Any) -> dict[str, Any] | None:
-        found = by_ref.get(rx.external_reference) or []
+    def note(self, text: str) -> None:
+        if len(self.examples) < 8:
+            self.examples.append(text)
+
+    def record_of(self, rx: Any) -> dict[str, Any] | None:
+        found = self.by_ref.get(rx.external_reference) or []
         for record in found:
             if str(record["id"]) == rx.pims_id:
                 return record
         return found[0] if found else None
 
-    def items_of(rx: Any) -> dict[str, dict[str, Any]]:
-        record = record_of(rx)
+    def items_of(self, rx: Any) -> dict[str, dict[str, Any]]:
+        record = self.record_of(rx)
         listed = record["external_prescription_item_list"] if record else []
         return {str(i["external_product_reference"]): i for i in listed}
 
-    rx_by_pk = {rx.pk: rx for rx in rxs}
-    last_dispense: dict[int, int] = {}
-    for row in rows:
-        if row.kind == WritebackItem.Kind.DISPENSE:
-            last_dispense[row.prescription_id] = max(
-                last_dispense.get(row.prescription_id, 0), row.pk
-            )
-
-    def differences(row: Any) -> list[str]:
+    def differences(self, row: Any) -> list[str]:
         """How ezyVet's record falls short of what the row asked for (empty: it has it)."""
-        items = items_of(rx_by_pk[row.prescription_id])
+        from prescriptions.models import WritebackItem
+
+        items = self.items_of(self.rx_by_pk[row.prescription_id])
         problems = []
         for line in row.payload["external_prescription_item_list"]:
             item = items.get(line["external_product_reference"])
@@ -105,7 +108,7 @@ def verify(world: Any, site: EzyVetEmulator) -> Verdict:
                 want = (line["status"], str(line["status_date"]))
                 if got != want:
                     problems.append(f"status {got} != {want}")
-            elif last_dispense.get(row.prescription_id) != row.pk:
+            elif self.last_dispense.get(row.prescription_id) != row.pk:
                 # A later shipment overwrote this one's date: ezyVet's must not be older.
                 if int(item["date_of_lastdispense"] or 0) < int(line["date_of_lastdispense"]):
                     problems.append(f"not dispensed at {line['date_of_lastdispense']}")
@@ -117,56 +120,87 @@ def verify(world: Any, site: EzyVetEmulator) -> Verdict:
                     problems.append(f"(date_of_lastdispense, qty, remaining) {theirs} != {ours}")
         return problems
 
-    lost = 0
-    for row in rows:
-        if row.status not in (Status.FAILED, Status.DELIVERED):
-            continue
-        ref = rx_by_pk[row.prescription_id].external_reference
-        problems = differences(row)
-        if row.status == Status.FAILED:
-            lost += 1
-            there = "ezyVet has the change all the same" if not problems else "not in ezyVet"
-            note(f"row {row.pk} ({row.kind}, {ref}) failed ({there}): {row.last_error[:120]}")
-        elif problems:
-            lost += 1
-            note(f"row {row.pk} ({row.kind}, {ref}) delivered but ezyVet differs: "
-                 f"{'; '.join(problems)}")  # fmt: skip
-    for ref, found in sorted(by_ref.items()):
+    def lost_rows(self) -> int:
+        """Rows that failed, or were delivered while ezyVet does not have what they asked."""
+        from prescriptions.models import WritebackItem
+
+        Status = WritebackItem.Status
+        lost = 0
+        for row in self.rows:
+            if row.status not in (Status.FAILED, Status.DELIVERED):
+                continue
+            ref = self.rx_by_pk[row.prescription_id].external_reference
+            problems = self.differences(row)
+            if row.status == Status.FAILED:
+                lost += 1
+                there = "ezyVet has the change all the same" if not problems else "not in ezyVet"
+                self.note(
+                    f"row {row.pk} ({row.kind}, {ref}) failed ({there}): {row.last_error[:120]}"
+                )
+            elif problems:
+                lost += 1
+                self.note(f"row {row.pk} ({row.kind}, {ref}) delivered but ezyVet differs: "
+                          f"{'; '.join(problems)}")  # fmt: skip
+        return lost
+
+    def missing_and_mismatched(self) -> tuple[int, int, int]:
+        """Prescriptions not in ezyVet, items compared, items whose status, status date or
+        remaining quantity differ."""
+        missing = n_items = mismatches = 0
+        for rx in self.rxs:
+            if rx.external_reference not in self.by_ref:
+                missing += 1
+                self.note(f"{rx.external_reference} is not in ezyVet")
+            items = self.items_of(rx)
+            for item in rx.items.all():
+                n_items += 1
+                theirs = items.get(item.product.sku)
+                want = (item.status, epoch(item.status_date), str(item.remaining))
+                got = (
+                    (theirs["status"], theirs["status_date"], theirs["remaining"])
+                    if theirs
+                    else None
+                )
+                if got != want:
+                    mismatches += 1
+                    self.note(
+                        f"{rx.external_reference} {item.product.sku}: VetSync {want}, ezyVet {got}"
+                    )
+        return missing, n_items, mismatches
+
+    def latencies(self) -> tuple[list[float], float]:
+        """Commit -> delivered of every delivered row (s), and delivered rows a second."""
+        from prescriptions.models import WritebackItem
+
+        delivered = [
+            (r.created_at, r.delivered_at)
+            for r in self.rows
+            if r.status == WritebackItem.Status.DELIVERED and r.delivered_at is not None
+        ]
+        if not delivered:
+            return [], 0.0
+        span = max(done for _, done in delivered) - min(r.created_at for r in self.rows)
+        latencies = [(done - committed).total_seconds() for committed, done in delivered]
+        return latencies, len(delivered) / max(span.total_seconds(), 1e-9)
+
+
+def verify(world: Any, site: EzyVetEmulator) -> Verdict:
+    """Compare every outbox row and every item with the emulator's records."""
+    check = _Comparison(world, site)
+    lost = check.lost_rows()
+    for ref, found in sorted(check.by_ref.items()):
         if len(found) > 1:
-            note(f"{ref} is in ezyVet {len(found)} times (ids {[r['id'] for r in found]})")
-    missing = 0
-    n_items = mismatches = 0
-    days = dispense_days(world, rxs, items_of)
+            check.note(f"{ref} is in ezyVet {len(found)} times (ids {[r['id'] for r in found]})")
+    days = dispense_days(world, check.rxs, check.items_of)
     for day_note in days:
-        note(day_note)
-    for rx in rxs:
-        if rx.external_reference not in by_ref:
-            missing += 1
-            note(f"{rx.external_reference} is not in ezyVet")
-        items = items_of(rx)
-        for item in rx.items.all():
-            n_items += 1
-            theirs = items.get(item.product.sku)
-            want = (item.status, epoch(item.status_date), str(item.remaining))
-            got = (theirs["status"], theirs["status_date"], theirs["remaining"]) if theirs else None
-            if got != want:
-                mismatches += 1
-                note(f"{rx.external_reference} {item.product.sku}: VetSync {want}, ezyVet {got}")
-    delivered = [
-        (r.created_at, r.delivered_at)
-        for r in rows
-        if r.status == Status.DELIVERED and r.delivered_at is not None
-    ]
-    latencies = [(done - committed).total_seconds() for committed, done in delivered]
-    throughput = 0.0
-    if delivered:
-        span = max(done for _, done in delivered) - min(r.created_at for r in rows)
-        throughput = len(delivered) / max(span.total_seconds(), 1e-9)
+        check.note(day_note)
+    missing, n_items, mismatches = check.missing_and_mismatched()
+    latencies, throughput = check.latencies()
     return Verdict(
-        rows=len(rows),
-        by_status=Counter(r.status for r in rows),
-        per_reference=Counter(len(v) for v in by_ref.values()),
-        duplicates=sum(1 for v in by_ref.values() if len(v) > 1),
+        rows=len(check.rows),
+        by_status=Counter(r.status for r in check.rows),
+        per_reference=Counter(len(v) for v in check.by_ref.values()),
+        duplicates=sum(1 for v in check.by_ref.values() if len(v) > 1),
         missing=missing,
         lost=lost + missing,
         items=n_items,
@@ -175,7 +209,7 @@ def verify(world: Any, site: EzyVetEmulator) -> Verdict:
         zone=world.clinic.timezone,
         latencies=latencies,
         throughput=throughput,
-        examples=examples,
+        examples=check.examples,
     )
 
 
