@@ -365,3 +365,23 @@ def test_a_run_interrupted_while_its_second_thread_writes_waits_for_it(
     sync.sync_run_resume(run=run)
     assert sync_run_process(run_id=run.pk, chunk_size=5).status == "succeeded"
     assert Client.objects.filter(clinic=world.a.clinic).count() == 20
+
+
+def test_a_stored_batch_is_kept_compressed_and_applied_as_sent(world: World) -> None:
+    """On PostgreSQL a big batch is stored with lz4 (quicker to write than the default pglz,
+    as small on disk); whatever the compression, the run reads back the batch it was sent."""
+    body = batch(*many(200))
+    run, _ = sync_run_create(clinic=world.a.clinic, body=body, trigger=SyncRun.Trigger.AGENT)
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_column_compression(body), octet_length(body) "
+                "FROM records_syncrunpayload WHERE run_id = %s",
+                [run.pk],
+            )
+            compression, length = cursor.fetchone()
+        assert (compression, length) == ("lz4", len(body))
+    done = sync_run_process(run_id=run.pk)
+    assert done.counts == {"created": 400}
+    assert Client.objects.filter(clinic=world.a.clinic).count() == 200
