@@ -11,7 +11,14 @@ from django.urls import reverse
 
 from clinics.audit import audit_log
 from clinics.display import person_name
-from records.models import Client, ClientMerge, ManualUpdate, Patient, WeightRecord
+from records.models import (
+    Client,
+    ClientMerge,
+    ManualUpdate,
+    MatchRejection,
+    Patient,
+    WeightRecord,
+)
 from records.panels import Panel, register_client_panel, unregister_panel
 from tests.conftest import World, login
 from tests.factories import ClientFactory, PatientFactory
@@ -519,6 +526,44 @@ def _comparable(values: dict[str, Any], *skip: str) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in skip}
 
 
+def _unmerge(staff: Any, customer: Client, merge: ClientMerge, reason: str, **options: Any) -> Any:
+    url = reverse("records:client-unmerge", args=[customer.clinic.slug, customer.pk, merge.pk])
+    return staff.post(url, {"reason": reason}, **options)
+
+
+def _assert_like(separated: Client, reference: Client) -> None:
+    """A client separated from a merge is, pets included, what the same PIMS record copied
+    into a clinic without the customer is (ids and the clinic apart)."""
+    from records.merging import client_snapshot, patient_snapshot
+
+    skip = ("id", "clinic_id", "phone_normalized")
+    assert _comparable(client_snapshot(separated), *skip) == _comparable(
+        client_snapshot(reference), *skip
+    )
+    pets = {p.pims_id: p for p in separated.patients.all()}
+    references = {p.pims_id: p for p in reference.patients.all()}
+    assert set(pets) == set(references)
+    for pims_id, pet_row in pets.items():
+        skip_pet = ("id", "clinic_id", "client_id")
+        assert _comparable(patient_snapshot(pet_row), *skip_pet) == _comparable(
+            patient_snapshot(references[pims_id]), *skip_pet
+        )
+
+
+def _renamed_while_merged() -> str:
+    """The PIMS renames the client and weighs Biscuit again."""
+    return batch(
+        owner(
+            first_name="Danielle",
+            modified_at=LATER,
+            patients=[
+                pet("P-1", name="Biscuit", weight=12.0, modified_at=LATER),
+                pet("P-2", name="Rex", weight=30, modified_at=LATER),
+            ],
+        )
+    )
+
+
 def test_unmerge_of_a_confirmed_match_restores_both_records_and_their_pets_exactly(
     world: World,
 ) -> None:
@@ -570,10 +615,7 @@ def test_unmerge_of_a_confirmed_match_restores_both_records_and_their_pets_exact
     assert rex.pims_id == "P-40" and rex.species == "Canine"
     merge = ClientMerge.objects.get()
 
-    response = staff.post(
-        reverse("records:client-unmerge", args=[clinic.slug, customer.pk, merge.pk]),
-        {"reason": "Different families on the same street"},
-    )
+    response = _unmerge(staff, customer, merge, "Different families on the same street")
     assert response.status_code == 302
 
     customer.refresh_from_db()
@@ -587,21 +629,14 @@ def test_unmerge_of_a_confirmed_match_restores_both_records_and_their_pets_exact
     own_only.refresh_from_db()
     assert own_only.client_id == customer.pk
     # Never suggested again, on record, and the page tells the story.
-    assert customer.pk in set(
-        __import__("records.models", fromlist=["MatchRejection"])
-        .MatchRejection.objects.filter(pims_id="C-4")
-        .values_list("customer_id", flat=True)
-    )
+    rejected = MatchRejection.objects.filter(pims_id="C-4").values_list("customer_id", flat=True)
+    assert customer.pk in set(rejected)
     page = staff.get(client_url(customer))
     assert "Unmerged" in section(page, "unmerged")
     assert "Different families on the same street" in page.content.decode()
     assert "unmerge-form" not in page.content.decode()
     # A second unmerge is refused.
-    again = staff.post(
-        reverse("records:client-unmerge", args=[clinic.slug, customer.pk, merge.pk]),
-        {"reason": "twice"},
-        follow=True,
-    )
+    again = _unmerge(staff, customer, merge, "twice", follow=True)
     assert "already undone" in again.content.decode()
 
 
@@ -631,44 +666,16 @@ def test_unmerge_of_an_automatic_merge_makes_the_pims_record_a_client_again(
     customer.refresh_from_db()
     assert customer.pims_id == "C-1" and customer.phone  # merged, phone filled from the PIMS
     # While merged, the PIMS changes the name (held for staff) and weighs Biscuit again.
-    ingest(
-        clinic,
-        batch(
-            owner(
-                first_name="Danielle",
-                modified_at=LATER,
-                patients=[
-                    pet("P-1", name="Biscuit", weight=12.0, modified_at=LATER),
-                    pet("P-2", name="Rex", weight=30, modified_at=LATER),
-                ],
-            )
-        ),
-    )
+    ingest(clinic, _renamed_while_merged())
     # The PIMS's record as it is now, copied into a clinic without the customer: what the
     # PIMS client must look like once separated.
-    ingest(
-        world.b.clinic,
-        batch(
-            owner(
-                first_name="Danielle",
-                modified_at=LATER,
-                patients=[
-                    pet("P-1", name="Biscuit", weight=12.0, modified_at=LATER),
-                    pet("P-2", name="Rex", weight=30, modified_at=LATER),
-                ],
-            )
-        ),
-    )
+    ingest(world.b.clinic, _renamed_while_merged())
     assert ManualUpdate.objects.filter(
         client=customer, kind="client_name", status="pending"
     ).exists()
     merge = ClientMerge.objects.get(clinic=clinic)
     staff = login(world.a.staff)
-    response = staff.post(
-        reverse("records:client-unmerge", args=[clinic.slug, customer.pk, merge.pk]),
-        {"reason": "Wrong Dana"},
-    )
-    assert response.status_code == 302
+    assert _unmerge(staff, customer, merge, "Wrong Dana").status_code == 302
 
     customer.refresh_from_db()
     biscuit.refresh_from_db()
@@ -678,20 +685,10 @@ def test_unmerge_of_an_automatic_merge_makes_the_pims_record_a_client_again(
     assert not WeightRecord.objects.filter(patient=biscuit).exists()
 
     pims_client = Client.objects.get(clinic=clinic, pims_id="C-1")
-    reference = Client.objects.get(clinic=world.b.clinic, pims_id="C-1")
-    skip = ("id", "clinic_id", "phone_normalized")
-    assert _comparable(client_snapshot(pims_client), *skip) == _comparable(
-        client_snapshot(reference), *skip
-    )
+    _assert_like(pims_client, Client.objects.get(clinic=world.b.clinic, pims_id="C-1"))
     assert pims_client.customer_ref == "" and pims_client.merged_into_id is None
     pets = {p.pims_id: p for p in pims_client.patients.all()}
-    references = {p.pims_id: p for p in reference.patients.all()}
     assert set(pets) == {"P-1", "P-2"}
-    for pims_id, pet_row in pets.items():
-        skip_pet = ("id", "clinic_id", "client_id")
-        assert _comparable(patient_snapshot(pet_row), *skip_pet) == _comparable(
-            patient_snapshot(references[pims_id]), *skip_pet
-        )
     # The weighings the PIMS sent while merged go with its pet, history included.
     assert [str(w) for w in WeightRecord.objects.filter(patient=pets["P-1"])] == [
         "11.40 kg",
