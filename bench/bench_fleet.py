@@ -76,6 +76,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--onboarding-limit", type=float, default=40.0, help="wall minutes")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument(
+        "--onboarding-only",
+        action="store_true",
+        help="stop once every first copy is in (prints the onboarding's time and CPU)",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="100 + 100 clinics at 1/10 size, half an hour of steady state (too short for the "

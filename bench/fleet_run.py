@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import threading
@@ -232,6 +233,8 @@ class Fleet:
         self.loads = (agents, prescribing)
         try:
             self.onboard(sites_url)
+            if a.onboarding_only:
+                return
             self.steady(sites_url)
             self.herd()
         finally:
@@ -239,16 +242,18 @@ class Fleet:
             prescribing.halt.set()
             for thread in threads:
                 thread.join(timeout=120)
-            self.settle()
+            if not a.onboarding_only:
+                self.settle()
             for loop in loops:
                 loop.stop()
-            self.sampler.sample()
-            self.marks.cpu["end"] = self.sampler.cpu_by_name()
-            self.marks.db_bytes["end"] = db_bytes()
-            self.loop_errors = [f"{loop.name}: {loop.error!r}" for loop in loops if loop.error]
-            from fleet_report import report
+            if not a.onboarding_only:
+                self.sampler.sample()
+                self.marks.cpu["end"] = self.sampler.cpu_by_name()
+                self.marks.db_bytes["end"] = db_bytes()
+                self.loop_errors = [f"{loop.name}: {loop.error!r}" for loop in loops if loop.error]
+                from fleet_report import report
 
-            report(self)
+                report(self)
 
     def onboard(self, sites_url: str) -> None:
         """Waves of sites go live; wait until every site's first copy is in."""
@@ -284,8 +289,25 @@ class Fleet:
         self.marks.cpu["all_live"] = self.sampler.cpu_by_name()
         self.marks.db_bytes["all_live"] = db_bytes()
         self.marks.tables["all_live"] = table_bytes()
+        self.say_onboarded()
+
+    def say_onboarded(self) -> None:
+        """The onboarding's wall time, its rate and where the CPU went (every process)."""
+        wall = self.marks.all_live - self.marks.start
+        a, b = self.marks.cpu["start"], self.marks.cpu["all_live"]
+        spent = sorted(((b[n] - a.get(n, 0.0), n) for n in b), reverse=True)
+        load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
         print(
-            f"  onboarding: every first copy in after {self.clock.sim_minutes():.0f} sim min",
+            f"  onboarding: every first copy in after {self.clock.sim_minutes():.0f} sim min = "
+            f"{wall:.0f} s wall, {sum(self.ezy_counts) / wall:.0f} clients/s; CPU-s: "
+            + ", ".join(f"{n} {s:.0f}" for s, n in spent)
+            + f" ({sum(s for s, _ in spent) / wall:.2f} cores); {load}",
+            flush=True,
+        )
+        tasks = task_seconds(self.tmp / "serve.log")
+        print(
+            "  onboarding's Celery tasks (count, wall s in the worker): "
+            + ", ".join(f"{name} {n} in {secs:.0f} s" for name, (n, secs) in sorted(tasks.items())),
             flush=True,
         )
 
@@ -359,6 +381,16 @@ class Fleet:
         )
         while pending.exists() and time.monotonic() < deadline:
             time.sleep(1)
+
+
+def task_seconds(log: Path) -> dict[str, tuple[int, float]]:
+    """Each Celery task's count and summed run time so far, from the workers' log lines."""
+    found: dict[str, tuple[int, float]] = {}
+    for match in re.finditer(r"Task ([\w.]+)\[[^]]+\] succeeded in ([\d.]+)s", log.read_text()):
+        name = match[1].rsplit(".", 1)[-1]
+        count, seconds = found.get(name, (0, 0.0))
+        found[name] = (count + 1, seconds + float(match[2]))
+    return found
 
 
 def db_bytes() -> int:

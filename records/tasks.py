@@ -14,7 +14,7 @@ from clinics.sync_health import integrations_failing_unalerted
 from clinics.tasks import integration_failing_alert_task
 from records.care import care_name_tokens_refresh
 from records.models import SyncRun
-from records.pulls import ezyvet_pull_fetch, ezyvet_pulls_dispatch
+from records.pulls import ezyvet_pull_fetch, ezyvet_pull_run, ezyvet_pulls_dispatch
 from records.sync import SyncBusy, sync_fetches_abandoned, sync_run_process, sync_runs_due
 
 logger = logging.getLogger(__name__)
@@ -127,8 +127,11 @@ def ezyvet_pull_task(run_id: int) -> None:
 
 @shared_task(name="records.tasks.ezyvet_first_copy", ignore_result=True)
 def ezyvet_first_copy_task(run_id: int) -> None:
-    """An ezyVet pull that is a clinic's first copy, on the bulk queue's own worker."""
-    _run_unfinished(run_id, _pull_fetch_then_apply, "First copy")
+    """An ezyVet pull that is a clinic's first copy, fetched and then applied by the same bulk
+    worker process, the clinic's lock held throughout: the copy is in as soon as its pages are,
+    not behind the wave's other fetches, and each bulk process holds one fetched copy at most
+    while another process fetches or applies the next site's."""
+    _run_unfinished(run_id, ezyvet_pull_run, "First copy")
 
 
 def _pull_fetch_then_apply(*, run_id: int) -> None:

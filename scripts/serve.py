@@ -37,7 +37,10 @@ REQUIRED = {
     "DATABASE_URL": "postgres://user@host:5432/vetsync",
     "REDIS_URL": "redis://host:6379/0 (Celery broker, results and cache)",
 }
-QUEUES = {"sync": 1, "pull": 2, "writeback": 4, "bulk": 1, "default": 2}  # default concurrency
+# Default concurrency. Two bulk processes: a first copy spends much of its time waiting on its
+# site (ezyVet's per-site rate limits, the network), so one site's copy is fetched while
+# another's is applied.
+QUEUES = {"sync": 1, "pull": 2, "writeback": 4, "bulk": 2, "default": 2}
 STOP_TIMEOUT = float(os.environ.get("SERVE_STOP_TIMEOUT", "30"))
 RESTARTS_PER_MINUTE = 3
 _print_lock = threading.Lock()

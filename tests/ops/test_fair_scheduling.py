@@ -17,7 +17,7 @@ from clinics.models import Integration
 from clinics.services import integration_issue_agent_token
 from records.models import Client, SyncRun
 from records.pulls import ezyvet_pull_run, ezyvet_pull_start
-from records.tasks import ezyvet_pulls_due_task, run_is_bulk
+from records.tasks import ezyvet_first_copy_task, ezyvet_pulls_due_task, run_is_bulk
 from tests.conftest import World
 from tests.ops.test_queues import reroute, waiting
 from tests.records.batches import batch, owner
@@ -122,6 +122,27 @@ def test_a_queued_first_copy_does_not_block_a_due_delta(
         copy = wait_for(copy, SyncRun.Status.SUCCEEDED)
     assert copy.status == SyncRun.Status.SUCCEEDED
     assert Client.objects.filter(clinic_id=onboarding.clinic_id).count() >= 10
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_first_copy_is_in_when_its_one_bulk_message_is_done(
+    fleet: FleetEmulator, own_queues: dict[str, str]
+) -> None:
+    # Fetched and applied by the same message: a wave's copies are not all fetched before the
+    # first is applied, and no fetched copy waits in the database behind the others.
+    onboarding = on_site(ezyvet_clinic(2), fleet, 2)
+
+    ezyvet_pulls_due_task()
+    copy = SyncRun.objects.get(clinic_id=onboarding.clinic_id)
+    assert copy.full and waiting(own_queues["bulk"]) == 1
+
+    ezyvet_first_copy_task(copy.pk)  # what the bulk worker does with that message
+
+    copy.refresh_from_db()
+    assert copy.status == SyncRun.Status.SUCCEEDED
+    assert Client.objects.filter(clinic_id=onboarding.clinic_id).count() >= 10
+    # The dispatcher's message (the test ran its task by hand) and no apply message after it.
+    assert waiting(own_queues["bulk"]) == 1
 
 
 @pytest.mark.django_db(transaction=True)
