@@ -835,6 +835,25 @@ def test_dashboard_counts_link_to_the_filtered_lists(world: World) -> None:
         assert f"/c/alder/clients/?filter={flt}" in html
 
 
+def test_dashboard_counts_of_one_read_in_the_singular(world: World) -> None:
+    customer = ClientFactory(clinic=world.a.clinic, customer_ref="HD-1")
+    PatientFactory(client=customer)
+    ManualUpdate.objects.create(
+        clinic=world.a.clinic,
+        kind=ManualUpdate.Kind.POSSIBLE_MATCH,
+        client=customer,
+        candidate=ClientFactory(clinic=world.b.clinic),  # keeps Alder at one client
+    )
+
+    html = login(world.a.staff).get(reverse("clinic-dashboard", args=["alder"])).content.decode()
+    labels = re.findall(r'<span class="label">([^<]+)</span>', html)
+
+    for label in ("client", "pet", "home-delivery customer", "manual update waiting"):
+        assert label in labels
+    assert "possible match" in labels
+    assert not any(label.startswith("possible matches") for label in labels)
+
+
 def test_search_warns_of_a_database_whose_collation_is_not_byte_order(db: None) -> None:
     from django.db import connection
 
