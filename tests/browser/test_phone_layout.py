@@ -82,6 +82,13 @@ def test_clinic_pages_fit_a_phone_with_whole_words(world: World, page: Any) -> N
     # The item rows of a new prescription scroll sideways; the product stays readable.
     product_box = page.locator("table.item-rows select").first.bounding_box()
     assert product_box is not None and product_box["width"] >= 200
+
+    # The dashboard's count cards go two a row, not eleven full-width cards one under another.
+    page.goto("/c/alder/")
+    tops = page.locator("a.count").evaluate_all(
+        "cards => cards.map(card => Math.round(card.getBoundingClientRect().top))"
+    )
+    assert len(tops) == 11 and len(set(tops)) == 6
     assert page.console_errors == []
 
 
