@@ -854,6 +854,18 @@ def test_dashboard_counts_of_one_read_in_the_singular(world: World) -> None:
     assert not any(label.startswith("possible matches") for label in labels)
 
 
+def test_client_counts_have_thousands_separators(world: World) -> None:
+    Client.objects.bulk_create(ClientFactory.build_batch(1001, clinic=world.a.clinic))
+
+    staff = login(world.a.staff)
+    url = reverse("records:client-list", args=["alder"])
+    page = re.sub(r"\s+", " ", staff.get(url).content.decode())
+    typed = staff.get(url, {"q": ""}, headers={"HX-Request": "true"}).content.decode()
+
+    assert "Page 1 of 21 · 1,001 in all" in page
+    assert "1,001 clients." in typed  # what a screen reader hears as the list changes
+
+
 def test_search_warns_of_a_database_whose_collation_is_not_byte_order(db: None) -> None:
     from django.db import connection
 
