@@ -44,7 +44,7 @@ def prescribers_context(clinic: Clinic) -> dict[str, Any]:
         try:
             choices = [(v.user_id, vet_label(v)) for v in ezyvet_vets(integration=integration)]
         except PimsListError as exc:
-            error = str(exc)
+            error = exc.plain
     labels = dict(choices)
     rows = [
         PrescriberRow(
@@ -71,7 +71,7 @@ def prescribers_post(request: HttpRequest, clinic: Clinic) -> None:
     try:
         vet_pims_user_set(vet=vet, pims_user_id=value, actor=request.user, request=request)
     except PimsListError as exc:
-        messages.error(request, f"{vet}: {exc}")
+        messages.error(request, f"{vet}: {exc.plain}")
     else:
         what = f"PIMS user {value}" if value.strip() else "no PIMS user"
         messages.success(request, f"{vet} is now {what}.")

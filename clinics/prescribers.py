@@ -31,7 +31,12 @@ LIST_TIMEOUT = (3.0, 8.0)  # connect, read: a page waits seconds, not half a min
 
 
 class PimsListError(Exception):
-    """ezyVet's list could not be had; the message says why, in plain words."""
+    """ezyVet's list could not be had; the message says why. ``plain`` says it without the
+    technical cause (a connection pool's traceback text), for the clinic's own pages."""
+
+    def __init__(self, message: str, *, plain: str = "") -> None:
+        super().__init__(message)
+        self.plain = plain or message
 
 
 def is_ezyvet(integration: Integration | None) -> bool:
@@ -73,7 +78,10 @@ def _fetch(integration: Integration, client: ezyvet.EzyVetClient | None, call: A
             f"ezyVet asks VetSync to slow down; try again in {int(exc.retry_after) + 1} s."
         ) from exc
     except (ezyvet.EzyVetError, OSError) as exc:
-        raise PimsListError(f"ezyVet could not be reached ({exc}); try again shortly.") from exc
+        raise PimsListError(
+            f"ezyVet could not be reached ({exc}); try again shortly.",
+            plain="ezyVet could not be reached; try again shortly.",
+        ) from exc
 
 
 def ezyvet_vets(

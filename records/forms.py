@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 
@@ -25,6 +27,10 @@ class PetNameForm(forms.Form):
 
 class RenameForm(forms.Form):
     """What every pet rename records: the same animal, and why (federal pharmacy rules)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")  # "New name", as every other form: no colon
+        super().__init__(*args, **kwargs)
 
     same_pet = forms.BooleanField(
         label="This is the same pet; only its name has changed.",

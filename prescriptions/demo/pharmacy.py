@@ -389,6 +389,10 @@ def _rx_requests(
     RxRequest.objects.filter(pk=old.pk).update(
         created_at=asked, expires_at=asked + (old.expires_at - old.created_at)
     )
+    # Its history too, or the page says "Requested 26 Oct" above "Requested by the owner 6 Dec".
+    AuditEvent.objects.filter(
+        object_type=RxRequest._meta.label_lower, object_id=str(old.pk)
+    ).update(created_at=asked)
     # Approved, waiting for the owner to pay (then it goes to the PIMS).
     unpaid = rx_request_submit(clinic=clinic, patient=dog(11), product=p["APOQ-5.4"], quantity=30)
     rx_request_approve(

@@ -247,7 +247,7 @@ def consult_choices(clinic: Clinic, pet: Patient) -> tuple[list[tuple[str, str]]
     try:
         consults = ezyvet_consults(integration=integration, animal_id=pet.pims_id)
     except PimsListError as exc:
-        return [], f"The consults could not be read from ezyVet: {exc}"
+        return [], f"The consults could not be read from ezyVet: {exc.plain}"
     try:
         known = ezyvet_vets(integration=integration)
         vets = {v.user_id: " ".join(filter(None, (v.title, v.last_name))) for v in known}

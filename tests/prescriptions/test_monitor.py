@@ -364,6 +364,9 @@ def test_the_demo_seeds_once_and_its_monitors_show_every_state(db) -> None:
     }
     near = RxRequest.objects.filter(clinic=maple, status="pending").order_by("expires_at").first()
     assert near.expires_at - timezone.now() < dt.timedelta(days=5)
+    # Its history says it was asked for when its page says it was, not on the day of the seed.
+    asked = AuditEvent.objects.filter(object_type="prescriptions.rxrequest", object_id=str(near.pk))
+    assert [event.created_at for event in asked] == [near.created_at]
     page = (
         login(get_user_model().objects.get(username="maple-grove-staff"))
         .get(reverse("prescriptions:writeback-monitor", args=["maple-grove"]))

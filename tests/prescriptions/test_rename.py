@@ -245,6 +245,17 @@ def test_staff_see_why_a_rename_could_not_be_done(world: World, ezy_pet, catalog
     assert ezy_pet.name == old_name
 
 
+def test_the_rename_form_labels_read_like_every_other_form(world: World, ezy_pet) -> None:
+    url = reverse(
+        "records:patient-rename", kwargs={"clinic_slug": "alder", "patient_id": ezy_pet.pk}
+    )
+
+    page = login(world.a.staff).get(url).content.decode()
+
+    assert ">New name</label>" in page and ">Reason for the rename</label>" in page
+    assert 'class="stacked-form"' in page  # labelled fields full width, the checkbox inline
+
+
 # --- accepting the PIMS's new name -----------------------------------------------------------
 
 

@@ -832,6 +832,37 @@ def test_dashboard_counts_link_to_the_filtered_lists(world: World) -> None:
         assert f"/c/alder/clients/?filter={flt}" in html
 
 
+def test_dashboard_counts_of_one_read_in_the_singular(world: World) -> None:
+    customer = ClientFactory(clinic=world.a.clinic, customer_ref="HD-1")
+    PatientFactory(client=customer)
+    ManualUpdate.objects.create(
+        clinic=world.a.clinic,
+        kind=ManualUpdate.Kind.POSSIBLE_MATCH,
+        client=customer,
+        candidate=ClientFactory(clinic=world.b.clinic),  # keeps Alder at one client
+    )
+
+    html = login(world.a.staff).get(reverse("clinic-dashboard", args=["alder"])).content.decode()
+    labels = re.findall(r'<span class="label">([^<]+)</span>', html)
+
+    for label in ("client", "pet", "home-delivery customer", "manual update waiting"):
+        assert label in labels
+    assert "possible match" in labels
+    assert not any(label.startswith("possible matches") for label in labels)
+
+
+def test_client_counts_have_thousands_separators(world: World) -> None:
+    Client.objects.bulk_create(ClientFactory.build_batch(1001, clinic=world.a.clinic))
+
+    staff = login(world.a.staff)
+    url = reverse("records:client-list", args=["alder"])
+    page = re.sub(r"\s+", " ", staff.get(url).content.decode())
+    typed = staff.get(url, {"q": ""}, headers={"HX-Request": "true"}).content.decode()
+
+    assert "Page 1 of 21 · 1,001 in all" in page
+    assert "1,001 clients." in typed  # what a screen reader hears as the list changes
+
+
 def test_search_warns_of_a_database_whose_collation_is_not_byte_order(db: None) -> None:
     from django.db import connection
 
