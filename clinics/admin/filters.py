@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from clinics.models import Clinic, integration_attention
+from vetsync.lib.numbers import id_from
 
 
 def with_attention(queryset: QuerySet[Any], via: str = "") -> QuerySet[Any]:
@@ -44,13 +45,12 @@ class ClinicFilter(admin.SimpleListFilter):
     parameter_name = "clinic__id__exact"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        chosen = self.value()
-        if not chosen or not chosen.isdigit():
+        chosen = id_from(self.value())
+        if chosen is None:
             return []
-        return [(str(c.pk), c.name) for c in Clinic.objects.filter(pk=int(chosen))]
+        return [(str(c.pk), c.name) for c in Clinic.objects.filter(pk=chosen)]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        chosen = self.value()
-        if chosen and chosen.isdigit():
-            return queryset.filter(clinic_id=int(chosen))
-        return queryset
+        # Not an id ("²" is a digit to str.isdigit, 5,000 digits are no number): unfiltered.
+        chosen = id_from(self.value())
+        return queryset if chosen is None else queryset.filter(clinic_id=chosen)
