@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from clinics.admin.filters import RelationLookupsByKey
 from clinics.audit import audit_log
 from clinics.models import Clinic, Membership, Role
 from clinics.two_factor.services import TwoFactorError, has_two_factor, two_factor_reset
@@ -83,7 +84,7 @@ class MembershipOfUserInline(admin.TabularInline):
 
 
 @admin.register(User)
-class VetSyncUserAdmin(UserAdmin):
+class VetSyncUserAdmin(RelationLookupsByKey, UserAdmin):
     list_display = ["username", "email", "first_name", "last_name", "is_active", "is_staff"]
     inlines = [MembershipOfUserInline]
     actions = ["deactivate", "resend_invitation", "reset_two_factor"]
