@@ -14,11 +14,13 @@ from django.contrib.admin.options import ActionLocation
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from clinics.admin.audit import deletions_audited
 from clinics.admin.filters import RelationLookupsByKey
 from clinics.audit import audit_log
 from clinics.models import Clinic, Membership, Role
@@ -128,6 +130,15 @@ class VetSyncUserAdmin(RelationLookupsByKey, UserAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Users are deactivated, never deleted (their audit trail points at them).
         return bool(request.user.is_superuser) and super().has_delete_permission(request, obj)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        deletions_audited(request=request, objects=[obj])
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        with transaction.atomic():
+            deletions_audited(request=request, objects=list(queryset))
+            super().delete_queryset(request, queryset)
 
     @admin.display(description="two-factor")
     def two_factor(self, obj: Any) -> str:
