@@ -109,11 +109,16 @@ class AuditedAdmin(admin.ModelAdmin):
 def deletions_audited(*, request: HttpRequest, objects: list[Model]) -> None:
     """One audit row per object the admin is about to delete, with its values."""
     for obj in objects:
+        values = {
+            # A many-to-many field (a group's permissions) reads as its objects: kept as text.
+            k: [str(item) for item in v] if isinstance(v, list) else v
+            for k, v in model_to_dict(obj).items()
+        }
         audit_log(
             action=f"admin.{obj._meta.model_name}.deleted",
             request=request,
             obj=obj,
-            before=model_to_dict(obj),
+            before=values,
         )
 
 

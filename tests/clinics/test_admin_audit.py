@@ -66,3 +66,29 @@ def test_clients_and_pets_are_read_only_in_the_admin_even_for_a_superuser(world:
     assert pet.name == "Biscuit"  # a rename is the rename flow, with its re-prescription
     assert Client.objects.filter(pk=client.pk).exists()
     assert Patient.objects.filter(pk=pet.pk).exists()
+
+
+def test_a_superusers_change_to_a_teams_permissions_is_on_the_audit_trail(world: World) -> None:
+    from django.contrib.auth.models import Group, Permission
+
+    root = get_user_model().objects.create_superuser("root", "root@example.org", "pw-0123-xyz")
+    care = Group.objects.get(name="Pet Owner Care")
+    before = sorted(care.permissions.values_list("pk", flat=True))
+    lead = Permission.objects.get(codename="view_care_log")
+
+    response = login(root).post(
+        reverse("admin:auth_group_change", args=[care.pk]),
+        {"name": care.name, "permissions": [*before, lead.pk]},
+    )
+
+    assert response.status_code == 302
+    assert care.permissions.filter(pk=lead.pk).exists()
+    event = AuditEvent.objects.get(action="admin.group.changed")
+    assert event.actor == root and event.object_repr == "Pet Owner Care"
+    assert event.after["permissions_added"] == ["records.view_care_log"]
+    assert event.after["permissions_removed"] == []
+
+    login(root).post(
+        reverse("admin:auth_group_delete", args=[care.pk]), {"post": "yes"}
+    )
+    assert AuditEvent.objects.filter(action="admin.group.deleted", actor=root).exists()
