@@ -295,3 +295,17 @@ def test_a_nul_character_anywhere_in_the_request_is_a_400(world: World, token: s
     assert_json_error(feed, 400, "NUL character")
     page = login(world.a.staff).get(reverse("records:client-list", args=["alder"]), {"q": "a\x00"})
     assert page.status_code == 400 and b"NUL character" in page.content
+
+
+@pytest.mark.parametrize("vet", ["²", "9" * 30, "", "-1"])
+def test_a_prescriber_mapping_for_an_odd_vet_id_is_a_404(world: World, vet: str) -> None:
+    from clinics.models import Membership, Role
+
+    Membership.objects.filter(user=world.a.staff).update(role=Role.ADMIN)  # may map prescribers
+    url = reverse("clinics:prescribers", args=["alder"])
+    response = login(world.a.staff).post(url, {"vet": vet, "pims_user_id": "U-1"})
+    assert response.status_code == 404
+    other_clinics_vet = {"vet": str(world.b.vet.pk), "pims_user_id": "U-1"}
+    assert login(world.a.staff).post(url, other_clinics_vet).status_code == 404
+    world.b.vet.refresh_from_db()
+    assert world.b.vet.pims_user_id != "U-1"
