@@ -3,8 +3,8 @@ through VetSync's own flows (renames re-prescribe, held changes wait for staff).
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from clinics.models import AuditEvent, Membership, Role, Vet
@@ -88,7 +88,5 @@ def test_a_superusers_change_to_a_teams_permissions_is_on_the_audit_trail(world:
     assert event.after["permissions_added"] == ["records.view_care_log"]
     assert event.after["permissions_removed"] == []
 
-    login(root).post(
-        reverse("admin:auth_group_delete", args=[care.pk]), {"post": "yes"}
-    )
+    login(root).post(reverse("admin:auth_group_delete", args=[care.pk]), {"post": "yes"})
     assert AuditEvent.objects.filter(action="admin.group.deleted", actor=root).exists()
