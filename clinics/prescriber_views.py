@@ -24,6 +24,7 @@ from clinics.prescribers import (
     vet_label,
     vet_pims_user_set,
 )
+from vetsync.lib.numbers import id_from
 
 
 @dataclass
@@ -65,8 +66,8 @@ def prescribers_context(clinic: Clinic) -> dict[str, Any]:
 
 def prescribers_post(request: HttpRequest, clinic: Clinic) -> None:
     """Change one vet's PIMS user from the posted form; the outcome is a message."""
-    vet_id = request.POST.get("vet", "")
-    vet = get_object_or_404(Vet, clinic=clinic, pk=vet_id if vet_id.isdigit() else 0)
+    # id_from, not str.isdigit(): "²" is a digit to isdigit() and no number to the database.
+    vet = get_object_or_404(Vet, clinic=clinic, pk=id_from(request.POST.get("vet")) or 0)
     value = request.POST.get("pims_user_id", "")[:50]
     try:
         vet_pims_user_set(vet=vet, pims_user_id=value, actor=request.user, request=request)

@@ -35,6 +35,9 @@ ORDER_LINE_ROWS = 5
 
 
 NOTES_MAX_LENGTH = 2000
+# The most a quantity column holds (a PositiveIntegerField is a 32-bit integer on PostgreSQL):
+# a bigger number typed in is a form error, not a database error after the form said yes.
+QUANTITY_MAX = 2_147_483_647
 
 
 class Form(forms.Form):
@@ -153,6 +156,7 @@ class ItemForm(Form):
     quantity = forms.IntegerField(
         label="Quantity per fill",
         min_value=1,
+        max_value=QUANTITY_MAX,
         initial=30,
         widget=forms.NumberInput(attrs={"min": 1}),
     )
@@ -271,7 +275,10 @@ class AutoshipForm(Form):
         error_messages={"min_value": "Autoship repeats every 7 days at the most often."},
     )
     quantity = forms.IntegerField(
-        min_value=1, required=False, help_text="Leave empty for the item's quantity per fill."
+        min_value=1,
+        max_value=QUANTITY_MAX,
+        required=False,
+        help_text="Leave empty for the item's quantity per fill.",
     )
     first_on = forms.DateField(
         label="First order on",
@@ -296,7 +303,9 @@ class RxApproveForm(Form):
     product = ProductChoiceField(
         queryset=Product.objects.none(), required=False, empty_label="— as requested —"
     )
-    quantity = forms.IntegerField(label="Quantity per fill", min_value=1, required=False)
+    quantity = forms.IntegerField(
+        label="Quantity per fill", min_value=1, max_value=QUANTITY_MAX, required=False
+    )
     refills = forms.IntegerField(
         min_value=0, max_value=99, initial=0, help_text="Fills after the first."
     )
@@ -393,6 +402,7 @@ class LineForm(Form):
     )
     quantity = forms.IntegerField(
         min_value=1,
+        max_value=QUANTITY_MAX,
         widget=forms.NumberInput(attrs={"min": 1}),
         error_messages={"required": "Give the quantity for this line."},
     )

@@ -1,8 +1,16 @@
-"""Read-mostly admin for clients and patients: the onboarding team checks what arrived."""
+"""Read-only admin for clients and patients: the onboarding team checks what arrived.
+
+No one, a superuser included, edits them here: a client or a pet changes through VetSync's own
+flows (the field policy, manual updates, the rename that re-prescribes, Pet Owner Care's
+verified change), each audit-logged; an admin form would bypass all of them unlogged.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
+from django.http import HttpRequest
 
 from clinics.admin.filters import ClinicFilter
 from records.models import Client, Patient
@@ -20,6 +28,17 @@ PATIENT_INLINE_FIELDS = (
 )
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class PatientInline(admin.TabularInline):
     model = Patient
     extra = 0
@@ -30,7 +49,7 @@ class PatientInline(admin.TabularInline):
 
 
 @admin.register(Client)
-class ClientAdmin(admin.ModelAdmin):
+class ClientAdmin(ReadOnlyAdmin):
     list_display = [
         "last_name",
         "first_name",
@@ -49,7 +68,7 @@ class ClientAdmin(admin.ModelAdmin):
 
 
 @admin.register(Patient)
-class PatientAdmin(admin.ModelAdmin):
+class PatientAdmin(ReadOnlyAdmin):
     list_display = [
         "name",
         "client",

@@ -8,5 +8,7 @@ app_name = "agent-api"
 
 urlpatterns = [
     path("batches", api.batches, name="batches"),
-    path("batches/<str:batch_id>", api.batch_status, name="batch-status"),
+    # Any batch id an agent may send (PIMS.md: free text, up to 100 characters), "/" included:
+    # the answer to a batch links here, and a link that cannot be made would fail the answer.
+    path("batches/<path:batch_id>", api.batch_status, name="batch-status"),
 ]

@@ -115,6 +115,46 @@ def test_a_lone_surrogate_in_a_name_quarantines_that_client_only(world: World, t
     assert list(Client.objects.values_list("pims_id", flat=True)) == ["C-2"]
 
 
+@pytest.mark.parametrize("quarantined", [5, "x", None, [1], [{"kind": "client"}]])
+def test_a_quarantined_member_in_an_agent_batch_is_not_read(
+    world: World, token: str, quarantined: Any
+) -> None:
+    # "quarantined" is what VetSync's own ezyVet pull stores beside its records; an agent's
+    # batch that carries one is applied as any other, whatever the member holds.
+    body = json.loads(batch(owner("C-1"), batch_id="with-quarantined"))
+    body["quarantined"] = quarantined
+    response = post_batch(token, json.dumps(body))
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == SyncRun.Status.SUCCEEDED
+    assert Client.objects.filter(clinic=world.a.clinic, pims_id="C-1").exists()
+
+
+def test_an_agent_cannot_forge_quarantined_records(world: World, token: str) -> None:
+    body = json.loads(batch(owner("C-1"), batch_id="forged"))
+    body["quarantined"] = [
+        {"kind": "client", "pims_id": "C-9", "reason": "made up", "client_pims_id": ""}
+    ]
+    answer = post_batch(token, json.dumps(body)).json()
+    assert answer["counts"]["quarantined"] == 0
+    assert not SyncRecordOutcome.objects.filter(pims_id="C-9").exists()
+
+
+@pytest.mark.parametrize("batch_id", ["2026/11/24-0001", "a?b#c", "a b"])
+def test_a_batch_id_with_url_characters_is_applied_and_its_status_answers(
+    world: World, token: str, batch_id: str
+) -> None:
+    response = post_batch(token, batch(owner("C-1"), batch_id=batch_id))
+    assert response.status_code == 200, response.content
+    answer = response.json()
+    assert answer["status"] == SyncRun.Status.SUCCEEDED
+    status = agent(token).get(answer["status_url"].removeprefix("http://testserver"))
+    assert status.status_code == 200, status.content
+    assert status.json()["run_id"] == answer["run_id"]
+    # Sent again (the agent never saw the first answer): the same run, said so.
+    again = post_batch(token, batch(owner("C-1"), batch_id=batch_id))
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+
+
 def test_a_content_length_of_abc_is_a_400(world: World, token: str) -> None:
     response = post_batch(token, batch(owner()), headers={"Content-Length": "abc"})
     assert_json_error(response, 400, "Content-Length")
@@ -255,3 +295,17 @@ def test_a_nul_character_anywhere_in_the_request_is_a_400(world: World, token: s
     assert_json_error(feed, 400, "NUL character")
     page = login(world.a.staff).get(reverse("records:client-list", args=["alder"]), {"q": "a\x00"})
     assert page.status_code == 400 and b"NUL character" in page.content
+
+
+@pytest.mark.parametrize("vet", ["²", "9" * 30, "", "-1"])
+def test_a_prescriber_mapping_for_an_odd_vet_id_is_a_404(world: World, vet: str) -> None:
+    from clinics.models import Membership, Role
+
+    Membership.objects.filter(user=world.a.staff).update(role=Role.ADMIN)  # may map prescribers
+    url = reverse("clinics:prescribers", args=["alder"])
+    response = login(world.a.staff).post(url, {"vet": vet, "pims_user_id": "U-1"})
+    assert response.status_code == 404
+    other_clinics_vet = {"vet": str(world.b.vet.pk), "pims_user_id": "U-1"}
+    assert login(world.a.staff).post(url, other_clinics_vet).status_code == 404
+    world.b.vet.refresh_from_db()
+    assert world.b.vet.pims_user_id != "U-1"

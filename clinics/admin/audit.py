@@ -3,9 +3,12 @@ read-only."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin
-from django.db.models import Model
+from django.db import transaction
+from django.db.models import Model, QuerySet
 from django.forms.models import BaseModelFormSet, model_to_dict
 from django.http import HttpRequest
 
@@ -93,13 +96,30 @@ class AuditedAdmin(admin.ModelAdmin):
         formset_audited_save(request=request, formset=formset)
 
     def delete_model(self, request: HttpRequest, obj: Model) -> None:
+        deletions_audited(request=request, objects=[obj])
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        # "Delete selected" deletes the queryset at once, never through delete_model.
+        with transaction.atomic():
+            deletions_audited(request=request, objects=list(queryset))
+            super().delete_queryset(request, queryset)
+
+
+def deletions_audited(*, request: HttpRequest, objects: list[Model]) -> None:
+    """One audit row per object the admin is about to delete, with its values."""
+    for obj in objects:
+        values = {
+            # A many-to-many field (a group's permissions) reads as its objects: kept as text.
+            k: [str(item) for item in v] if isinstance(v, list) else v
+            for k, v in model_to_dict(obj).items()
+        }
         audit_log(
             action=f"admin.{obj._meta.model_name}.deleted",
             request=request,
             obj=obj,
-            before=model_to_dict(obj),
+            before=values,
         )
-        super().delete_model(request, obj)
 
 
 @admin.register(AuditEvent)

@@ -19,6 +19,7 @@ from django.utils.html import format_html
 
 from clinics import onboarding
 from clinics.admin.audit import AuditedAdmin
+from clinics.admin.filters import RelationLookupsByKey
 from clinics.admin.onboarding_progress import (
     onboarding_progress_link,
     onboarding_state_filter,
@@ -155,7 +156,7 @@ class OnboardingEmailInline(admin.TabularInline):
 
 
 @admin.register(OnboardingChecklist)
-class OnboardingChecklistAdmin(AuditedAdmin):
+class OnboardingChecklistAdmin(RelationLookupsByKey, AuditedAdmin):
     list_display = ["clinic", "path", "progress", "receiving_data_since", "created_at"]
     list_filter = ["path"]
     search_fields = ["integration__clinic__name", "integration__clinic__slug"]

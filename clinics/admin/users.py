@@ -12,13 +12,17 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import ActionLocation
 from django.contrib.auth import get_user_model
-from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from clinics.admin.audit import deletions_audited
+from clinics.admin.filters import RelationLookupsByKey
 from clinics.audit import audit_log
 from clinics.models import Clinic, Membership, Role
 from clinics.two_factor.services import TwoFactorError, has_two_factor, two_factor_reset
@@ -41,6 +45,8 @@ if admin.site.is_registered(User):
     admin.site.unregister(User)
 if admin.site.is_registered(AccessAttempt):
     admin.site.unregister(AccessAttempt)
+if admin.site.is_registered(Group):
+    admin.site.unregister(Group)
 
 
 class InviteForm(forms.ModelForm):
@@ -83,7 +89,7 @@ class MembershipOfUserInline(admin.TabularInline):
 
 
 @admin.register(User)
-class VetSyncUserAdmin(UserAdmin):
+class VetSyncUserAdmin(RelationLookupsByKey, UserAdmin):
     list_display = ["username", "email", "first_name", "last_name", "is_active", "is_staff"]
     inlines = [MembershipOfUserInline]
     actions = ["deactivate", "resend_invitation", "reset_two_factor"]
@@ -127,6 +133,15 @@ class VetSyncUserAdmin(UserAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Users are deactivated, never deleted (their audit trail points at them).
         return bool(request.user.is_superuser) and super().has_delete_permission(request, obj)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        deletions_audited(request=request, objects=[obj])
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        with transaction.atomic():
+            deletions_audited(request=request, objects=list(queryset))
+            super().delete_queryset(request, queryset)
 
     @admin.display(description="two-factor")
     def two_factor(self, obj: Any) -> str:
@@ -228,3 +243,49 @@ def _audit_unlock(request: HttpRequest, attempts: list[Any]) -> None:
                 "failures": attempt.failures_since_start,
             },
         )
+
+
+def _permission_names(group: Any) -> set[str]:
+    return {
+        f"{p.content_type.app_label}.{p.codename}"
+        for p in group.permissions.select_related("content_type")
+    }
+
+
+@admin.register(Group)
+class AuditedGroupAdmin(GroupAdmin):
+    """The teams' permissions (superusers only): each change and deletion is audit-logged,
+    with the permissions granted and taken away."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        stored = Group.objects.filter(pk=obj.pk).first() if change else None
+        obj._vetsync_before = (  # the permissions are saved after the group (save_related)
+            (stored.name, _permission_names(stored)) if stored is not None else ("", set())
+        )
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        group = form.instance
+        name, before = getattr(group, "_vetsync_before", ("", set()))
+        after = _permission_names(group)
+        audit_log(
+            action=f"admin.group.{'changed' if change else 'created'}",
+            request=request,
+            obj=group,
+            before={"name": name} if change else None,
+            after={
+                "name": group.name,
+                "permissions_added": sorted(after - before),
+                "permissions_removed": sorted(before - after),
+            },
+        )
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        deletions_audited(request=request, objects=[obj])
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        with transaction.atomic():
+            deletions_audited(request=request, objects=list(queryset))
+            super().delete_queryset(request, queryset)

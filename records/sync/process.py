@@ -120,13 +120,15 @@ def _read_batch(run: SyncRun) -> tuple[list[Entry], list[QuarantinedRecord]]:
         entries = parse_entries(raw_clients if isinstance(raw_clients, list) else [])
     del body
     # Records a connector could not read (an ezyVet pull's) are quarantined with the
-    # first chunk, so that they are written exactly once.
+    # first chunk, so that they are written exactly once. Only a pull's body, which VetSync
+    # wrote itself, says so: an agent's batch with a "quarantined" member could otherwise fail
+    # its run or put made-up records in its report.
     extra = (
         [
             QuarantinedRecord(q["kind"], q["pims_id"], q["reason"], {}, q["client_pims_id"])
             for q in payload.get("quarantined", [])
         ]
-        if run.position == 0
+        if run.position == 0 and run.trigger == SyncRun.Trigger.PULL
         else []
     )
     return entries, extra

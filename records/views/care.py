@@ -118,8 +118,10 @@ def care_client_change(request: HttpRequest, client_id: int) -> HttpResponse:
                 )
                 return redirect("care:client", client_id=client.pk)
     else:
-        care.care_client_opened(client=client, request=request)
         form = care.OwnerChangeForm(initial=care.owner_change_initial(client))
+    # The page shows whose record it is: opening it is logged, whether by the link or by a
+    # change refused (a POST straight here must not show a client unlogged).
+    care.care_client_opened(client=client, request=request)
     return TemplateResponse(
         request,
         "records/care_client_change.html",

@@ -117,6 +117,23 @@ def test_rate_limited_for_too_long_gives_up(
     assert clock.sleeps == [7, 7, 7]
 
 
+@pytest.mark.parametrize("asked", [10**400, 10**12])
+def test_a_retry_after_of_forever_is_waited_out_no_longer_than_an_hour(
+    emulator: EzyVetEmulator, make_client: MakeClient, asked: int
+) -> None:
+    # 401 digits read as infinity: a worker asleep for ever, a writeback's next attempt
+    # overflowing the calendar, "try again in inf s" failing the prescribers page.
+    clock = FakeClock()
+    client = make_client(clock=clock, sleep=clock.sleep, max_rate_limited=2)
+    emulator.inject_fault("rate_limit", 10, endpoint="sex", retry_after=asked)
+
+    with pytest.raises(EzyVetRateLimited) as raised:
+        client.request("GET", "sex")
+
+    assert clock.sleeps == [3600, 3600]
+    assert raised.value.retry_after == 3600
+
+
 def test_5xx_backs_off_exponentially_then_succeeds(
     emulator: EzyVetEmulator, make_client: MakeClient
 ) -> None:

@@ -976,3 +976,48 @@ def test_a_double_submitted_prescription_is_made_once(world: World, catalogue) -
 
     assert Prescription.objects.count() == 1
     assert first["Location"] == second["Location"] == Prescription.objects.get().get_absolute_url()
+
+
+# A quantity no database integer column holds (PostgreSQL's stops at 2,147,483,647) is a form
+# error, never a 500 or a prescription for a trillion tablets.
+TOO_MANY = ["2147483648", "9" * 20]
+
+
+@pytest.mark.parametrize("quantity", TOO_MANY)
+def test_a_prescription_quantity_too_big_to_store_is_a_form_error(
+    world: World, pet: Patient, catalogue: Catalogue, quantity: str
+) -> None:
+    vet = login(world.a.vet_user)
+    address = url("prescription-new", world.a) + f"?patient={pet.pk}"
+    response = vet.post(address, new_rx_data(world, catalogue, **{"items-0-quantity": quantity}))
+    assert response.status_code == 200
+    assert "less than or equal to" in text(response)
+    assert not Prescription.objects.exists()
+
+
+@pytest.mark.parametrize("quantity", TOO_MANY)
+def test_an_order_or_autoship_quantity_too_big_to_store_is_a_form_error(
+    world: World, pet: Patient, catalogue: Catalogue, quantity: str
+) -> None:
+    prescription = rx(world.a, pet, catalogue.carprofen)
+    item = prescription.items.get()
+    staff = login(world.a.staff)
+    order = staff.post(
+        url("order-new", world.a) + f"?patient={pet.pk}",
+        {
+            "channel": Channel.PORTAL,
+            "lines-TOTAL_FORMS": "1",
+            "lines-INITIAL_FORMS": "0",
+            "lines-0-product": str(catalogue.dasuquin.pk),  # over the counter: no Rx to run out
+            "lines-0-quantity": quantity,
+        },
+    )
+    assert order.status_code == 200 and "less than or equal to" in text(order)
+    assert not Order.objects.exists()
+    autoship = staff.post(
+        action_url(prescription),
+        {"action": "autoship", "item": str(item.pk), "interval_days": "28", "quantity": quantity},
+        follow=True,
+    )
+    assert autoship.status_code == 200 and "less than or equal to" in text(autoship)
+    assert not Autoship.objects.exists()

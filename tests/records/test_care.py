@@ -166,6 +166,22 @@ def _change(world: World, client: Client, **values: str) -> Any:
     return login(world.care).post(reverse("care:client-change", args=[client.pk]), data)
 
 
+def test_a_refused_owner_change_that_shows_the_client_is_logged_as_opened(
+    world: World, whitfields: dict[str, Client]
+) -> None:
+    # A POST straight to the change page (no verification note) shows the client's name and
+    # clinic: that is opening the record, and the log says so, as for a GET.
+    dana = whitfields["dana"]
+    response = login(world.care).post(reverse("care:client-change", args=[dana.pk]), {})
+    assert response.status_code == 200
+    assert dana.full_name in response.text and "Alder Vet Clinic" in response.text
+    assert "Note how you verified the caller" in response.text
+    event = AuditEvent.objects.get(action=care.OPENED_ACTION)
+    assert (event.actor, event.object_id) == (world.care, str(dana.pk))
+    dana.refresh_from_db()
+    assert dana.last_name == "Whitfield"  # nothing changed
+
+
 def test_owner_change_applies_and_shows_on_the_clinics_timeline(
     world: World, whitfields: dict[str, Client]
 ) -> None:

@@ -34,6 +34,9 @@ from vetsync.pims.ezyvet.wire import _epoch_datetime, _id_order, _unwrap
 
 PAGE_LIMIT = 200  # ezyVet's maximum page size
 ID_BATCH = 200  # ids per ``in`` filter: keeps URLs near 3 kB, well under server limits
+# The longest Retry-After honoured: ezyVet's limits are per minute, and a bigger value (401
+# digits read as infinity) would keep a worker asleep and overflow a next attempt's date.
+RETRY_AFTER_MAX = 3600.0
 
 
 def _zone(timezone: str | dt.tzinfo) -> dt.tzinfo:
@@ -253,16 +256,21 @@ class EzyVetTransport:
 
     def _retry_after(self, response: requests.Response, attempt: int) -> float:
         header = response.headers.get("Retry-After", "").strip()
+        asked: float | None = None
         if header:
             try:
-                return max(0.0, float(header))
+                asked = float(header)
             except ValueError:
                 try:
                     when = parsedate_to_datetime(header)
-                except (TypeError, ValueError):
+                except (TypeError, ValueError, OverflowError):
                     when = None
                 if when is not None:
-                    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+                    if when.tzinfo is None:  # "-0000": UTC, with no zone said (RFC 5322)
+                        when = when.replace(tzinfo=dt.UTC)
+                    asked = (when - dt.datetime.now(dt.UTC)).total_seconds()
+        if asked is not None and asked == asked:  # NaN is no wait: the backoff below
+            return min(max(0.0, asked), RETRY_AFTER_MAX)
         return min(self.backoff_cap, self.backoff_base * 2**attempt)
 
     def request(
