@@ -65,7 +65,22 @@ class ClinicUserChoices:
         return super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
 
 
-class AuditedAdmin(admin.ModelAdmin):
+class AuditedDeletions:
+    """A ModelAdmin mixin: each object deleted, one by one or by "Delete selected" (which
+    deletes the queryset at once, never through ``delete_model``), leaves an AuditEvent with
+    its values, in the deletion's transaction."""
+
+    def delete_model(self, request: HttpRequest, obj: Model) -> None:
+        deletions_audited(request=request, objects=[obj])
+        super().delete_model(request, obj)  # type: ignore[misc]
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        with transaction.atomic():
+            deletions_audited(request=request, objects=list(queryset))
+            super().delete_queryset(request, queryset)  # type: ignore[misc]
+
+
+class AuditedAdmin(AuditedDeletions, admin.ModelAdmin):
     """Every save and delete in the admin leaves an AuditEvent with what changed."""
 
     def save_model(
@@ -94,16 +109,6 @@ class AuditedAdmin(admin.ModelAdmin):
         self, request: HttpRequest, form: forms.ModelForm, formset: BaseModelFormSet, change: bool
     ) -> None:
         formset_audited_save(request=request, formset=formset)
-
-    def delete_model(self, request: HttpRequest, obj: Model) -> None:
-        deletions_audited(request=request, objects=[obj])
-        super().delete_model(request, obj)
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        # "Delete selected" deletes the queryset at once, never through delete_model.
-        with transaction.atomic():
-            deletions_audited(request=request, objects=list(queryset))
-            super().delete_queryset(request, queryset)
 
 
 def deletions_audited(*, request: HttpRequest, objects: list[Model]) -> None:

@@ -15,13 +15,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from clinics.admin.audit import deletions_audited
+from clinics.admin.audit import AuditedDeletions
 from clinics.admin.filters import RelationLookupsByKey
 from clinics.audit import audit_log
 from clinics.models import Clinic, Membership, Role
@@ -89,7 +88,7 @@ class MembershipOfUserInline(admin.TabularInline):
 
 
 @admin.register(User)
-class VetSyncUserAdmin(RelationLookupsByKey, UserAdmin):
+class VetSyncUserAdmin(RelationLookupsByKey, AuditedDeletions, UserAdmin):
     list_display = ["username", "email", "first_name", "last_name", "is_active", "is_staff"]
     inlines = [MembershipOfUserInline]
     actions = ["deactivate", "resend_invitation", "reset_two_factor"]
@@ -133,15 +132,6 @@ class VetSyncUserAdmin(RelationLookupsByKey, UserAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Users are deactivated, never deleted (their audit trail points at them).
         return bool(request.user.is_superuser) and super().has_delete_permission(request, obj)
-
-    def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        deletions_audited(request=request, objects=[obj])
-        super().delete_model(request, obj)
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        with transaction.atomic():
-            deletions_audited(request=request, objects=list(queryset))
-            super().delete_queryset(request, queryset)
 
     @admin.display(description="two-factor")
     def two_factor(self, obj: Any) -> str:
@@ -253,7 +243,7 @@ def _permission_names(group: Any) -> set[str]:
 
 
 @admin.register(Group)
-class AuditedGroupAdmin(GroupAdmin):
+class AuditedGroupAdmin(AuditedDeletions, GroupAdmin):
     """The teams' permissions (superusers only): each change and deletion is audit-logged,
     with the permissions granted and taken away."""
 
@@ -280,12 +270,3 @@ class AuditedGroupAdmin(GroupAdmin):
                 "permissions_removed": sorted(before - after),
             },
         )
-
-    def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        deletions_audited(request=request, objects=[obj])
-        super().delete_model(request, obj)
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        with transaction.atomic():
-            deletions_audited(request=request, objects=list(queryset))
-            super().delete_queryset(request, queryset)
