@@ -82,6 +82,8 @@ class Fleet:
                 *("--window-seconds", str(60 / a.compression)),
                 *("--change-rate", str(a.change_per_hour)),
                 *("--change-period", str(3600 / a.compression)),
+                # ezyVet has its data before a site is onboarded: its making is not timed.
+                "--generate-first",
             ],
             cwd=ROOT,
             stdout=subprocess.PIPE,

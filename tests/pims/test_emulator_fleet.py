@@ -144,6 +144,19 @@ def test_idle_sites_are_compressed_and_keep_their_changes() -> None:
     assert fleet.site(1).resident
 
 
+def test_sites_generated_first_hold_the_same_data_within_the_resident_budget() -> None:
+    fleet = FleetEmulator(sites=5, clients=20, seed=2, resident_clients=45)
+    on_demand = FleetEmulator(sites=5, clients=20, seed=2, resident_clients=45)
+
+    fleet.generate_all()
+
+    state = fleet.state()
+    assert state["resident_clients"] <= 45 and state["frozen_bytes"] > 0
+    assert all(site.resident or site.frozen_bytes for site in fleet.sites.values())
+    for n in (1, 5):
+        assert _site_names(fleet, n) == _site_names(on_demand, n)
+
+
 def test_client_counts_come_from_a_mapping_or_a_seeded_lognormal() -> None:
     pinned = FleetEmulator(sites=3, clients=10, site_clients={2: 40})
     drawn = lognormal_client_counts(1000, seed=1, median=1000, sigma=0.9, cap=10_000)

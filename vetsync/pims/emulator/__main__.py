@@ -67,6 +67,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="share of each site's clients changed per --change-period (0.01: 1 %%)",
     )
     fleet.add_argument("--change-period", type=float, default=3600.0, help="seconds")
+    fleet.add_argument(
+        "--generate-first",
+        action="store_true",
+        help="generate every site's data before listening (else on each site's first call)",
+    )
     return parser.parse_args(argv)
 
 
@@ -102,6 +107,8 @@ def serve_fleet(args: argparse.Namespace) -> None:
         timezone=args.timezone,
     )
     fleet.verbose = args.verbose
+    if args.generate_first:
+        fleet.generate_all()
     url = fleet.bind(args.host, args.port)
     total = sum(site.clients for site in fleet.sites.values())
     print(
