@@ -18,7 +18,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from clinics import onboarding
-from clinics.admin.audit import AuditedAdmin
+from clinics.admin.audit import AuditedAdmin, AuditedDeletions
 from clinics.admin.filters import RelationLookupsByKey
 from clinics.admin.onboarding_progress import (
     onboarding_progress_link,
@@ -314,7 +314,9 @@ class OnboardingPathAdmin(AuditedAdmin):
 
 
 @admin.register(OnboardingSummary)
-class OnboardingSummaryAdmin(admin.ModelAdmin):
+class OnboardingSummaryAdmin(AuditedDeletions, admin.ModelAdmin):
+    """The daily overdue-steps emails, as sent (read-only; a deletion is audit-logged)."""
+
     list_display = ["day", "sent_at", "overdue_steps", "recipients"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from axes.admin import AccessAttemptAdmin
-from axes.models import AccessAttempt
+from axes.admin import AccessAttemptAdmin, AccessFailureLogAdmin, AccessLogAdmin
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import ActionLocation
@@ -42,8 +42,9 @@ for _model in (TOTPDevice, StaticDevice):
         admin.site.unregister(_model)
 if admin.site.is_registered(User):
     admin.site.unregister(User)
-if admin.site.is_registered(AccessAttempt):
-    admin.site.unregister(AccessAttempt)
+for login_model in (AccessAttempt, AccessLog, AccessFailureLog):
+    if admin.site.is_registered(login_model):
+        admin.site.unregister(login_model)
 if admin.site.is_registered(Group):
     admin.site.unregister(Group)
 
@@ -202,6 +203,16 @@ class VetSyncUserAdmin(RelationLookupsByKey, AuditedDeletions, UserAdmin):
             actions.pop("reset_two_factor", None)
             actions.pop("delete_selected", None)
         return actions
+
+
+@admin.register(AccessLog)
+class AuditedAccessLogAdmin(AuditedDeletions, AccessLogAdmin):
+    """Logins and logouts (django-axes): removing one is on the audit trail."""
+
+
+@admin.register(AccessFailureLog)
+class AuditedAccessFailureLogAdmin(AuditedDeletions, AccessFailureLogAdmin):
+    """Failed logins as logged (django-axes): removing one is on the audit trail."""
 
 
 @admin.register(AccessAttempt)

@@ -120,7 +120,9 @@ def run_resume(request: HttpRequest, clinic_slug: str, run_id: int) -> HttpRespo
         messages.info(request, "Only a failed run can be resumed.")
         return redirect(run)
     sync_run_resume(run=run)
-    audit_log(action="sync.run_resumed", request=request, clinic=clinic, obj=run)
+    resumed = run.status in (SyncRun.Status.FETCHING, SyncRun.Status.QUEUED)
+    action = "sync.run_resumed" if resumed else "sync.run_resume_refused"
+    audit_log(action=action, request=request, clinic=clinic, obj=run)
     if run.status == SyncRun.Status.FETCHING:
         ezyvet_pull_enqueue(run)
         messages.success(request, f"Run {run.pk} is pulling from ezyVet again.")

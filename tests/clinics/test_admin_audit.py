@@ -90,3 +90,39 @@ def test_a_superusers_change_to_a_teams_permissions_is_on_the_audit_trail(world:
 
     login(root).post(reverse("admin:auth_group_delete", args=[care.pk]), {"post": "yes"})
     assert AuditEvent.objects.filter(action="admin.group.deleted", actor=root).exists()
+
+
+def test_every_list_a_superuser_can_delete_from_leaves_an_audit_row(world: World) -> None:
+    """Deleting in the admin, one object or "Delete selected", is audit-logged on every model
+    that allows it (failed logins are logged as unlocks)."""
+    import datetime as dt
+
+    from axes.models import AccessAttempt
+    from django.contrib import admin
+    from django.test import RequestFactory
+
+    from clinics.admin.audit import AuditedDeletions
+    from clinics.models import OnboardingSummary
+
+    superuser = get_user_model().objects.create_superuser("root", "root@example.org", "x")
+    request = RequestFactory().get("/admin/")
+    request.user = superuser
+    unaudited = [
+        model._meta.label
+        for model, model_admin in admin.site._registry.items()
+        if model_admin.has_delete_permission(request)
+        and not isinstance(model_admin, AuditedDeletions)
+        and model is not AccessAttempt
+    ]
+    assert unaudited == []
+
+    summary = OnboardingSummary.objects.create(
+        day=dt.date(2026, 12, 1), overdue_steps=3, recipients="team@example.org"
+    )
+    response = login(superuser).post(
+        reverse("admin:clinics_onboardingsummary_changelist"),
+        {"action": "delete_selected", "post": "yes", ACTION_CHECKBOX_NAME: [summary.pk]},
+    )
+    assert response.status_code == 302
+    row = AuditEvent.objects.get(action="admin.onboardingsummary.deleted")
+    assert (row.actor, row.before["overdue_steps"]) == (superuser, 3)

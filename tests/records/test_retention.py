@@ -127,6 +127,11 @@ def test_a_failed_runs_stored_batch_goes_with_age_an_unfinished_ones_stays(world
     response = login(world.a.staff).post(reverse("records:run-resume", args=["alder", failed.pk]))
     assert response.status_code == 302
     assert SyncRun.objects.get(pk=failed.pk).status == SyncRun.Status.FAILED
+    # The audit trail says what happened: asked, and refused, not "resumed".
+    from clinics.models import AuditEvent
+
+    actions = AuditEvent.objects.filter(object_id=str(failed.pk), action__startswith="sync.run_")
+    assert list(actions.values_list("action", flat=True)) == ["sync.run_resume_refused"]
 
 
 def test_the_page_of_a_pruned_run_says_its_outcomes_were_removed(world: World) -> None:
