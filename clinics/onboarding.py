@@ -238,19 +238,25 @@ def onboarding_step_send_email(
 def onboarding_first_data_claim(*, clinic_id: int, now: datetime) -> None:
     """The first successful sync claims the checklist (one conditional update: exactly one
     run wins, even when two finish at once) and sends the final confirmation after commit."""
-    checklist = OnboardingChecklist.objects.filter(integration__clinic_id=clinic_id).first()
-    if checklist is None:
+    found = (
+        OnboardingChecklist.objects.filter(integration__clinic_id=clinic_id)
+        .values_list("pk", "receiving_data_since")
+        .first()
+    )
+    if found is not None and found[1] is not None:
+        return  # claimed long ago: every later sync of a live clinic ends here
+    if found is None:
         integration = Integration.objects.filter(clinic_id=clinic_id).first()
-        checklist = OnboardingChecklist.objects.ensure_for(integration) if integration else None
-    if checklist is None:
-        return
+        if integration is None:
+            return
+        found = (OnboardingChecklist.objects.ensure_for(integration).pk, None)
     claimed = OnboardingChecklist.objects.filter(
-        pk=checklist.pk, receiving_data_since__isnull=True
+        pk=found[0], receiving_data_since__isnull=True
     ).update(receiving_data_since=now)
     if claimed:
         from clinics.tasks import onboarding_final_confirmation_task
 
-        onboarding_final_confirmation_task.delay_on_commit(checklist.pk)
+        onboarding_final_confirmation_task.delay_on_commit(found[0])
 
 
 # The onboarding team sends these by hand (no address, no template): the sweep leaves them.

@@ -23,7 +23,7 @@ from clinics.models import (
 )
 from clinics.onboarding import onboarding_first_data_claim, onboarding_steps_complete
 from clinics.problems import ProblemKind
-from clinics.sync_health import integration_sync_failed, integration_sync_recovered
+from clinics.sync_health import integration_sync_failed
 from vetsync.pims import ezyvet
 from vetsync.pims.ezyvet.shared_limits import PULL
 
@@ -166,10 +166,15 @@ def integration_record_sync(
     integrations = Integration.objects.filter(clinic_id=clinic_id)
     now = timezone.now()
     if ok:
+        # A success also ends a failing spell: the count and the alert start afresh.
         integrations.update(
-            last_successful_sync_at=now, last_error="", failing_since=None, failure_kind=""
+            last_successful_sync_at=now,
+            last_error="",
+            failing_since=None,
+            failure_kind="",
+            failures=0,
+            failure_alerted_at=None,
         )
-        integration_sync_recovered(clinic_id=clinic_id)
         if watermark is not None:
             integrations.filter(Q(watermark__isnull=True) | Q(watermark__lt=watermark)).update(
                 watermark=watermark

@@ -69,13 +69,6 @@ def integration_sync_failed(*, clinic_id: int, now: dt.datetime) -> None:
             integration_failing_alert_task.delay_on_commit(integration.pk)
 
 
-def integration_sync_recovered(*, clinic_id: int) -> None:
-    """A success ends the failing spell: the count and the alert start afresh."""
-    Integration.objects.filter(clinic_id=clinic_id).filter(
-        Q(failures__gt=0) | Q(failure_alerted_at__isnull=False)
-    ).update(failures=0, failure_alerted_at=None)
-
-
 def integration_failing_alert(*, integration_id: int) -> bool:
     """Email the clinic and the onboarding team that syncs are failing; once per spell.
 

@@ -23,14 +23,15 @@ def sync_lock_acquire(run: SyncRun, owner: str) -> bool:
     A second worker with the same run (a duplicate message, the sweep) is refused while the
     first one's lease is valid: two workers must never apply one run side by side.
     """
-    SyncLock.objects.get_or_create(clinic_id=run.clinic_id)
     now = timezone.now()
-    claimed = (
-        SyncLock.objects.filter(clinic_id=run.clinic_id)
-        .filter(Q(run__isnull=True) | Q(expires_at__lt=now) | Q(run=run, owner=owner))
-        .update(run=run, owner=owner, expires_at=now + LOCK_LEASE)
+    free = SyncLock.objects.filter(clinic_id=run.clinic_id).filter(
+        Q(run__isnull=True) | Q(expires_at__lt=now) | Q(run=run, owner=owner)
     )
-    return claimed == 1
+    if free.update(run=run, owner=owner, expires_at=now + LOCK_LEASE) == 1:
+        return True
+    # Not claimed: the lock is held, or this is the clinic's first sync and it has no row yet.
+    SyncLock.objects.get_or_create(clinic_id=run.clinic_id)
+    return free.update(run=run, owner=owner, expires_at=now + LOCK_LEASE) == 1
 
 
 def sync_lock_renew(run: SyncRun, owner: str) -> None:

@@ -61,12 +61,21 @@ def _replace_patients(client: PimsClient, patients: tuple[PimsPatient, ...]) -> 
     return replace(client, patients=patients)
 
 
+# Up to this many ids a batch's known clients are looked up without asking first whether the
+# clinic has any PIMS record at all.
+LOOKUP_DIRECTLY = 1000
+
+
 def match_plan(run: SyncRun, entries: list[Entry]) -> dict[str, list[Any]]:
     """Merge verdicts for the batch's clients that VetSync has never seen."""
     clinic = run.clinic
     batch_ids = [c.pims_id for c, _ in entries if c is not None]
-    # A first copy into a clinic with no PIMS record yet need not look its 100,000 ids up.
-    any_linked = Client.objects.filter(clinic=clinic).exclude(pims_id="").exists()
+    # A first copy into a clinic with no PIMS record yet need not look its 100,000 ids up
+    # (a small batch looks its ids up at once).
+    any_linked = (
+        len(batch_ids) <= LOOKUP_DIRECTLY
+        or Client.objects.filter(clinic=clinic).exclude(pims_id="").exists()
+    )
     linked = {
         pims_id
         for (pims_id,) in by_pims_id(
@@ -80,11 +89,12 @@ def match_plan(run: SyncRun, entries: list[Entry]) -> dict[str, list[Any]]:
         customer_ref=""
     )
     region = clinic.region
+    candidates = people_of(customers, key="pk", region=region, unlinked_pets_only=True)
+    if not candidates:
+        return {}  # no home-delivery customer to merge into
     pool = CustomerPool(rejected=rejected_pairs(clinic), prior_m=pooled_prior(clinic=clinic))
-    for person, _ in people_of(customers, key="pk", region=region, unlinked_pets_only=True):
+    for person, _ in candidates:
         pool.add(person)
-    if not pool:
-        return {}
     people = [_person(client, region) for client in new_clients]
     plan = plan_matches(pool, people)
     if pool.fit is not None:

@@ -45,7 +45,8 @@ def sync_run_process(
     owner = lock_owner or uuid.uuid4().hex
     if not sync_lock_acquire(run, owner):
         raise SyncBusy(f"Another sync of {run.clinic} is running.")
-    run.refresh_from_db()  # a previous worker may have moved it on before its lease ran out
+    # A previous worker may have moved it on before its lease ran out.
+    run.refresh_from_db(from_queryset=SyncRun.objects.select_related("clinic"))
     if run.is_finished:
         sync_lock_release(run, owner)
         return run
@@ -74,17 +75,20 @@ def _apply_run(
 ) -> None:
     """Start (or resume) the run, apply its chunks still to apply, and mark it succeeded."""
     entries, extra = _read_batch(run)
+    changed = []
     if run.status != SyncRun.Status.RUNNING or run.started_at is None:
         run.status = SyncRun.Status.RUNNING
         run.started_at = run.started_at or timezone.now()
         run.error = ""
-        run.save(update_fields=["status", "started_at", "error"])
+        changed += ["status", "started_at", "error"]
     if run.match_plan is None:
         run.match_plan = match_plan(run, entries)
-        run.save(update_fields=["match_plan"])
+        changed.append("match_plan")
+    if changed:
+        run.save(update_fields=changed)
     engine = Engine(run=run)
-    if run.position == 0:
-        engine.fresh_start()
+    if run.position == 0 and len(entries) > chunk_size:
+        engine.fresh_start()  # a first copy's chunks need not look their records up
     ranges = _chunk_ranges(run.position, len(entries), chunk_size, bool(extra))
     if _pipelines(ranges):
         _apply_pipelined(run, owner, engine, entries, extra, ranges, on_progress)
