@@ -8,7 +8,8 @@ the process's name:
 
     web              gunicorn (WEB_CONCURRENCY processes, on BIND, default 127.0.0.1:8000)
     worker-<queue>   a Celery worker per queue (sync, pull, writeback, bulk, default), its
-                     concurrency from CELERY_CONCURRENCY_<QUEUE>
+                     concurrency from CELERY_CONCURRENCY_<QUEUE>, its niceness from
+                     CELERY_NICE_<QUEUE> (bulk 10, the others 0)
     beat             Celery beat
 
 Ctrl-C (SIGINT) or SIGTERM stops them all (a second Ctrl-C kills at once). A worker or beat
@@ -41,6 +42,10 @@ REQUIRED = {
 # site (ezyVet's per-site rate limits, the network), so one site's copy is fetched while
 # another's is applied.
 QUEUES = {"sync": 1, "pull": 2, "writeback": 4, "bulk": 2, "default": 2}
+# Default niceness (CELERY_NICE_<QUEUE> overrides): a first copy is minutes of CPU that nobody
+# waits on by the second, so when the cores are busy the kernel gives them first to what
+# people do wait on (pages, agents' answers, writebacks, live clinics' deltas).
+NICENESS = {"bulk": 10}
 STOP_TIMEOUT = float(os.environ.get("SERVE_STOP_TIMEOUT", "30"))
 RESTARTS_PER_MINUTE = 3
 _print_lock = threading.Lock()
@@ -74,7 +79,9 @@ def commands(python: str, var_dir: Path) -> dict[str, list[str]]:
     }
     for queue, default in QUEUES.items():
         concurrency = os.environ.get(f"CELERY_CONCURRENCY_{queue.upper()}", str(default))
+        niceness = os.environ.get(f"CELERY_NICE_{queue.upper()}", str(NICENESS.get(queue, 0)))
         procs[f"worker-{queue}"] = [
+            *(["nice", "-n", niceness] if niceness.strip() not in ("", "0") else []),
             *celery,
             "worker",
             "--loglevel=INFO",

@@ -46,6 +46,20 @@ def processes_marked(mark: str) -> list[int]:
     return found
 
 
+def worker_niceness(pids: list[int], queue: str) -> set[int]:
+    """The niceness of each of ``pids`` that is a Celery worker of ``queue`` (``-Q queue``)."""
+    found = set()
+    for pid in pids:
+        try:
+            argv = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")
+            stat = (Path("/proc") / str(pid) / "stat").read_text()
+        except OSError:
+            continue
+        if b"-Q" in argv and argv[argv.index(b"-Q") + 1] == queue.encode():
+            found.add(int(stat.rsplit(")", 1)[1].split()[16]))  # field 19: nice
+    return found
+
+
 @dataclass
 class Served:
     url: str
@@ -157,7 +171,11 @@ def test_make_serve_runs_as_production_and_ctrl_c_stops_everything(
     finally:
         context.close()
 
-    assert len(processes_marked(served.mark)) >= 8  # supervisor, web, five workers, beat
+    marked = processes_marked(served.mark)
+    assert len(marked) >= 8  # supervisor, web, five workers, beat
+    # First copies yield the cores to what people wait on; live work runs at normal priority.
+    assert worker_niceness(marked, "bulk") == {10}
+    assert worker_niceness(marked, "writeback") == {0}
     served.proc.send_signal(signal.SIGINT)  # Ctrl-C
     assert served.proc.wait(timeout=60) == 0, served.log.read_text()[-3000:]
     deadline = time.monotonic() + 10
