@@ -137,6 +137,16 @@ def writebacks(fleet: Any) -> None:
         f"p50 {pct(latencies, 0.5):.2f} s, p95 {p95:.2f} s, max {max(latencies, default=0):.2f} s "
         f"(target p95 <= 2 s: {'met' if p95 <= 2 and len(rows) == len(delivered) else 'MISSED'})"
     )
+    live = when(fleet.marks.all_live)
+    for phase, kept in (
+        ("during the onboarding", [r for r in delivered if r.created_at < live]),
+        ("after it", [r for r in delivered if r.created_at >= live]),
+    ):
+        part = [(r.delivered_at - r.created_at).total_seconds() for r in kept]
+        print(
+            f"    {phase}: {len(part)} delivered, p50 {pct(part, 0.5):.2f} s, "
+            f"p95 {pct(part, 0.95):.2f} s, max {max(part, default=0):.2f} s"
+        )
 
 
 def answers(fleet: Any) -> None:

@@ -142,3 +142,17 @@ def rx(world_clinic: Any, patient: Patient, *products: Product, approve: bool = 
         channel=kw.pop("channel", Channel.PORTAL),
         **kw,
     )
+
+
+@pytest.fixture
+def pet(world: World) -> Patient:
+    owner = ClientFactory(
+        clinic=world.a.clinic, first_name="Dana", last_name="Whitfield", email="dana@example.org"
+    )
+    return PatientFactory(client=owner, name="Biscuit")
+
+
+@pytest.fixture
+def other_pet(world: World) -> Patient:
+    owner = ClientFactory(clinic=world.a.clinic, first_name="Omar", last_name="Quill")
+    return PatientFactory(client=owner, name="Pickle")
