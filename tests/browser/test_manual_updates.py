@@ -17,7 +17,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 LATER = "2026-11-25T09:00:00Z"
 
 
-def test_staff_work_the_queue_in_place(world: World, page: Any) -> None:
+def four_updates_waiting(world: World) -> dict[str, ManualUpdate]:
+    """A changed address, name and pet name of C-1, and C-9 held as a possible match of the
+    home-delivery customer HD-9; by kind."""
     ClientFactory(
         clinic=world.a.clinic,
         customer_ref="HD-9",
@@ -54,7 +56,11 @@ def test_staff_work_the_queue_in_place(world: World, page: Any) -> None:
             )
         ),
     )
-    updates = {u.kind: u for u in ManualUpdate.objects.all()}
+    return {u.kind: u for u in ManualUpdate.objects.all()}
+
+
+def test_staff_work_the_queue_in_place(world: World, page: Any) -> None:
+    updates = four_updates_waiting(world)
 
     log_in(page, world.a.staff.username)
     page.goto("/c/alder/")
