@@ -63,6 +63,15 @@ def cycle(fleet: Any) -> None:
             f"(target <= 10 min: {'met' if scaled <= 600 else 'MISSED'})"
         )
     print(line)
+    if "herd_end" in m.cpu:
+        spent = cpu_between(fleet, "herd_start", "herd_end")
+        print(
+            "    cores busy during it, by process: "
+            + ", ".join(
+                f"{name} {spent.get(name, 0.0) / max(seconds, 1e-9):.2f}"
+                for name in (*VETSYNC, "emulator", "bench")
+            )
+        )
     runs = delta_runs(fleet, m.all_live, m.steady_end)
     fetched = [(r.started_at - r.created_at).total_seconds() for r in runs if r.started_at]
     applied = [

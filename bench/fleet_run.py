@@ -350,6 +350,7 @@ class Fleet:
 
         healthy = [c.clinic_id for c in self.ezy if c not in self.failing]
         self.marks.herd_of = len(healthy)
+        self.marks.cpu["herd_start"] = self.sampler.cpu_by_name()
         self.marks.herd_start = time.monotonic()
         started = timezone.now()
         Integration.objects.filter(connector=Connector.EZYVET, clinic_id__in=healthy).update(
@@ -372,6 +373,7 @@ class Fleet:
                 break
             time.sleep(1)
         self.marks.herd_end = time.monotonic()
+        self.marks.cpu["herd_end"] = self.sampler.cpu_by_name()
 
     def settle(self) -> None:
         """Give the writebacks committed last a minute to be delivered."""
