@@ -1,10 +1,12 @@
-"""Property-based: whatever JSON body or query string arrives, the agent API and the list
-views answer with a 2xx or a 4xx (JSON for agents), never a 500 (Hypothesis)."""
+"""Property-based: whatever JSON body, query string or form values arrive, the agent API, the
+list views and the account forms (login, password reset, the second factor) answer with a 2xx,
+3xx or 4xx (JSON for agents), never a 500 (Hypothesis)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from django.test import Client as HttpClient
@@ -167,3 +169,48 @@ def test_any_query_string_on_the_list_views_is_answered_without_a_500(
         query = dict(zip(params, values, strict=False))
         response = staff.get(reverse(name, args=["alder"]), query)
         assert_no_500(response, json_errors=False)
+
+
+# --- the account forms: logging in, password resets, the second factor --------------------
+
+form_values = st.lists(query_values, min_size=4, max_size=4)
+# A reset link's two parts as a mail client might mangle them (any text, quoted into the path).
+link_parts = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=40)
+
+
+TWO_FACTOR_FORMS = {
+    "two-factor-verify": ("token", "next"),
+    "two-factor-enrol": ("token",),
+    "two-factor-reset": ("password", "token"),
+    "account-email": ("email", "password", "token"),
+    "two-factor-recovery-codes": ("password",),
+}
+
+
+@PROPERTY_SETTINGS
+@given(values=form_values, uidb64=link_parts, token=link_parts)
+def test_any_values_in_the_account_forms_are_answered_without_a_500(
+    world: World, values: list[str], uidb64: str, token: str
+) -> None:
+    anonymous = HttpClient(raise_request_exception=False)
+    posted = [
+        (anonymous, reverse("login"), ("username", "password", "next")),
+        (anonymous, reverse("password_reset"), ("email",)),
+        (
+            anonymous,
+            reverse("password_reset_confirm", args=["u", "t"]).replace(
+                "/u/t/", f"/{quote(uidb64, safe='')}/{quote(token, safe='')}/"
+            ),
+            ("new_password1", "new_password2"),
+        ),
+    ]
+    staff = login(world.a.staff)
+    staff.raise_request_exception = False
+    posted.append(
+        (staff, reverse("password_change"), ("old_password", "new_password1", "new_password2"))
+    )
+    posted += [(staff, reverse(name), fields) for name, fields in TWO_FACTOR_FORMS.items()]
+    for client, url, fields in posted:
+        response = client.post(url, dict(zip(fields, values, strict=False)))
+        assert_no_500(response, json_errors=False)
+        assert client.get(url).status_code < 500
