@@ -164,3 +164,42 @@ def test_the_sweep_resends_a_queued_run_only_once_its_message_may_be_lost(
         sync_run_apply_task.apply(args=(run.pk,))
     sync_runs_sweep_task()
     assert waiting(own_sync_queue) == 1
+
+
+SEEN_CONNECTIONS: list[object] = []
+
+
+@celery_app.task(name="tests.ops.note_connection")
+def note_connection() -> None:
+    """Runs in the test's own worker thread: note which database connection the task used."""
+    from django.db import connection
+
+    connection.ensure_connection()
+    SEEN_CONNECTIONS.append(connection.connection)  # kept, so no later one can take its id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_keeps_its_database_connection_from_task_to_task(
+    own_sync_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Celery's Django fixup would close it around every task: a new PostgreSQL backend (fork,
+    # authentication, cold caches) for each writeback, pull and apply. The connection lives as
+    # long as CONN_MAX_AGE says (PostgreSQL's default; SQLite's settings use 0).
+    from django.db import connections
+
+    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 60)
+    SEEN_CONNECTIONS.clear()
+    with start_worker(
+        celery_app,
+        pool="solo",
+        perform_ping_check=False,
+        shutdown_timeout=10,
+        queues=[own_sync_queue],
+    ):
+        for _ in range(3):
+            note_connection.apply_async(queue=own_sync_queue)
+        deadline = time.monotonic() + 30
+        while len(SEEN_CONNECTIONS) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert len(SEEN_CONNECTIONS) == 3
+    assert len({id(c) for c in SEEN_CONNECTIONS}) == 1
