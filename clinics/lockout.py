@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.forms import PasswordResetForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
 from django.contrib.auth.signals import user_login_failed
 from django.contrib.auth.views import PasswordResetView
 from django.core.cache import cache
+from django.core.validators import MaxLengthValidator
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -114,3 +115,14 @@ class ThrottledPasswordResetView(PasswordResetView):
         if not password_reset_allowed(request=self.request, email=form.cleaned_data["email"]):
             return _refusal(self.request, minutes=60, reset=True)
         return super().form_valid(form)
+
+
+class LoginForm(AuthenticationForm):
+    """Django's login form, refusing a username longer than any account's before it is looked
+    up: django-axes records a failed attempt's username in a 255-character column, and a 5,000-
+    character one failed the login page with a 500 on PostgreSQL."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        username = self.fields["username"]
+        username.validators.append(MaxLengthValidator(username.max_length))

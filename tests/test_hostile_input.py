@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from axes.models import AccessAttempt
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client as HttpClient
 from django.urls import reverse
@@ -309,3 +310,12 @@ def test_a_prescriber_mapping_for_an_odd_vet_id_is_a_404(world: World, vet: str)
     assert login(world.a.staff).post(url, other_clinics_vet).status_code == 404
     world.b.vet.refresh_from_db()
     assert world.b.vet.pims_user_id != "U-1"
+
+
+def test_a_username_longer_than_any_accounts_is_refused_not_a_500(world: World) -> None:
+    # django-axes stores a failed attempt's username in 255 characters: PostgreSQL refused it.
+    browser = HttpClient(raise_request_exception=False)
+    response = browser.post(reverse("login"), {"username": HUGE, "password": "0"})
+    assert response.status_code == 200
+    assert "Your username and password didn't match" in response.content.decode()
+    assert not AccessAttempt.objects.exists()
