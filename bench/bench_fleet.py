@@ -83,14 +83,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="100 + 100 clinics at 1/10 size, half an hour of steady state (too short for the "
-        "data age), a 15-minute fault",
+        help="100 + 100 clinics at 1/10 size, 18 minutes of steady state (too short for the "
+        "data age), a 12-minute fault",
     )
     args = parser.parse_args(argv)
     if args.quick:
         args.sites, args.agents, args.client_scale = 100, 100, 0.1
-        args.compression, args.interval, args.hours = 12.0, 60.0, 0.5
-        args.waves, args.wave_gap, args.fault_minutes = 2, 10.0, 15.0
+        args.compression, args.interval, args.hours = 12.0, 60.0, 0.3
+        args.waves, args.wave_gap, args.fault_minutes = 2, 10.0, 12.0
     if args.interval / args.compression < 5:
         parser.error(
             "the pull interval on the wall clock must be at least 5 minutes (the model's floor)"
