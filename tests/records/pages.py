@@ -8,10 +8,7 @@ from typing import Any
 
 from django.urls import reverse
 
-from records.models import (
-    Client,
-    Patient,
-)
+from records.models import Client, Patient
 from tests.conftest import World
 from tests.factories import ClientFactory
 from tests.records.batches import batch, ingest, owner
@@ -20,10 +17,10 @@ LATER = "2026-11-30T09:00:00Z"
 LATEST = "2026-12-05T09:00:00Z"
 
 
-def possible_match_pair(clinic: Any) -> None:
-    """A store customer and a PIMS client with the same surname and address but another
-    first name (a household?), no phone or pet to tell: a possible match."""
-    ClientFactory(
+def possible_match_pair(clinic: Any) -> Client:
+    """A store customer (returned) and a PIMS client with the same surname and address but
+    another first name (a household?), no phone or pet to tell: a possible match."""
+    customer = ClientFactory(
         clinic=clinic,
         customer_ref="HD-3",
         first_name="Pat",
@@ -47,6 +44,7 @@ def possible_match_pair(clinic: Any) -> None:
             )
         ),
     )
+    return customer
 
 
 def list_url(world: World, **params: str) -> str:

@@ -303,30 +303,7 @@ def test_pims_differs_for_a_pets_breed_on_the_pet_page(world: World) -> None:
 
 def test_a_possible_match_is_confirmed_from_the_client_page(world: World) -> None:
     clinic = world.a.clinic
-    customer = ClientFactory(
-        clinic=clinic,
-        customer_ref="HD-3",
-        first_name="Pat",
-        last_name="Maybe",
-        email="",
-        phone="",
-        address_line1="7 Oak Ln",
-        postcode="97001",
-    )
-    ingest(
-        clinic,
-        batch(
-            owner(
-                "C-4",
-                first_name="Robin",
-                last_name="Maybe",
-                email="",
-                phone="",
-                address={"line1": "7 Oak Lane", "postcode": "97001"},
-                patients=[],
-            )
-        ),
-    )
+    customer = possible_match_pair(clinic)
     match = ManualUpdate.objects.get(kind="possible_match")
     staff = login(world.a.staff)
     page = staff.get(client_url(customer))
