@@ -12,6 +12,7 @@ from django.contrib.auth.views import PasswordResetView
 from django.core.cache import cache
 from django.core.validators import MaxLengthValidator
 from django.dispatch import receiver
+from django.forms import CharField
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -125,4 +126,5 @@ class LoginForm(AuthenticationForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         username = self.fields["username"]
+        assert isinstance(username, CharField)  # Django's UsernameField
         username.validators.append(MaxLengthValidator(username.max_length))

@@ -247,9 +247,10 @@ def onboarding_first_data_claim(*, clinic_id: int, now: datetime) -> None:
         return  # claimed long ago: every later sync of a live clinic ends here
     if found is None:
         integration = Integration.objects.filter(clinic_id=clinic_id).first()
-        if integration is None:
+        made = OnboardingChecklist.objects.ensure_for(integration) if integration else None
+        if made is None:
             return
-        found = (OnboardingChecklist.objects.ensure_for(integration).pk, None)
+        found = (made.pk, None)
     claimed = OnboardingChecklist.objects.filter(
         pk=found[0], receiving_data_since__isnull=True
     ).update(receiving_data_since=now)
