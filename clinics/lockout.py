@@ -6,13 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.forms import AuthenticationForm, PasswordResetForm
+from django.contrib.auth.forms import PasswordResetForm
 from django.contrib.auth.signals import user_login_failed
 from django.contrib.auth.views import PasswordResetView
 from django.core.cache import cache
-from django.core.validators import MaxLengthValidator
 from django.dispatch import receiver
-from django.forms import CharField
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -49,6 +47,19 @@ def _refusal(request: HttpRequest, *, minutes: int, reset: bool) -> HttpResponse
     )
     response["Retry-After"] = str(minutes * 60)
     return response
+
+
+# django-axes keeps an attempt's username in 255 characters (AccessAttempt, AccessLog).
+ATTEMPT_USERNAME_CHARS = 255
+
+
+def attempt_username(request: Any, credentials: dict[str, Any] | None = None) -> str | None:
+    """The username django-axes counts and records a login attempt under (AXES_USERNAME_CALLABLE):
+    what was typed, as axes reads it itself, cut to its column. A 5,000-character username
+    failed the login pages (the site's and the admin's) with a 500 on PostgreSQL."""
+    source = credentials if credentials else getattr(request, "POST", None) or {}
+    value = source.get(settings.AXES_USERNAME_FORM_FIELD)
+    return None if value is None else str(value)[:ATTEMPT_USERNAME_CHARS]
 
 
 @receiver(user_login_failed, dispatch_uid="clinics.lockout.login_failed")
@@ -116,15 +127,3 @@ class ThrottledPasswordResetView(PasswordResetView):
         if not password_reset_allowed(request=self.request, email=form.cleaned_data["email"]):
             return _refusal(self.request, minutes=60, reset=True)
         return super().form_valid(form)
-
-
-class LoginForm(AuthenticationForm):
-    """Django's login form, refusing a username longer than any account's before it is looked
-    up: django-axes records a failed attempt's username in a 255-character column, and a 5,000-
-    character one failed the login page with a 500 on PostgreSQL."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        username = self.fields["username"]
-        assert isinstance(username, CharField)  # Django's UsernameField
-        username.validators.append(MaxLengthValidator(username.max_length))

@@ -312,10 +312,20 @@ def test_a_prescriber_mapping_for_an_odd_vet_id_is_a_404(world: World, vet: str)
     assert world.b.vet.pims_user_id != "U-1"
 
 
-def test_a_username_longer_than_any_accounts_is_refused_not_a_500(world: World) -> None:
-    # django-axes stores a failed attempt's username in 255 characters: PostgreSQL refused it.
+@pytest.mark.parametrize(
+    ("login_url", "refusal"),
+    [
+        ("/accounts/login/", "Your username and password didn't match"),
+        ("/admin/login/", "Please enter the correct username and password"),
+    ],
+)
+def test_a_5000_character_username_is_a_failed_login_not_a_500(
+    world: World, login_url: str, refusal: str
+) -> None:
+    # django-axes records a failed attempt's username in 255 characters: PostgreSQL refused it.
     browser = HttpClient(raise_request_exception=False)
-    response = browser.post(reverse("login"), {"username": HUGE, "password": "0"})
+    response = browser.post(login_url, {"username": HUGE, "password": "0"})
     assert response.status_code == 200
-    assert "Your username and password didn't match" in response.content.decode()
-    assert not AccessAttempt.objects.exists()
+    assert refusal in response.content.decode()
+    attempt = AccessAttempt.objects.get()
+    assert (attempt.username, attempt.failures_since_start) == (HUGE[:255], 1)

@@ -338,6 +338,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "clinics.lockout.lockout_response"
 AXES_CLIENT_IP_CALLABLE = "clinics.audit.client_ip"
+AXES_USERNAME_CALLABLE = "clinics.lockout.attempt_username"
 # Password reset requests: per address and per email, within an hour.
 PASSWORD_RESET_LIMIT_PER_HOUR = env_int("PASSWORD_RESET_LIMIT_PER_HOUR", 5)
 # Two-factor (django-otp): the issuer shown in the authenticator app.

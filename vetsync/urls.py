@@ -4,10 +4,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.contrib.auth.views import LoginView
 from django.urls import include, path
 
-from clinics.lockout import LoginForm, ThrottledPasswordResetView
+from clinics.lockout import ThrottledPasswordResetView
 from vetsync import views
 from vetsync.ops import views as ops_views
 
@@ -19,7 +18,6 @@ urlpatterns = [
     path("favicon.ico", views.favicon, name="favicon"),
     path("accounts/two-factor/", include("clinics.two_factor.urls")),
     path("accounts/password_reset/", ThrottledPasswordResetView.as_view(), name="password_reset"),
-    path("accounts/login/", LoginView.as_view(authentication_form=LoginForm), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("care/", include("records.urls_care")),
