@@ -58,7 +58,7 @@ def attempt_username(request: Any, credentials: dict[str, Any] | None = None) ->
     what was typed, as axes reads it itself, cut to its column. A 5,000-character username
     failed the login pages (the site's and the admin's) with a 500 on PostgreSQL."""
     source = credentials if credentials else getattr(request, "POST", None) or {}
-    value = source.get(settings.AXES_USERNAME_FORM_FIELD)
+    value = source.get(getattr(settings, "AXES_USERNAME_FORM_FIELD", "username"))
     return None if value is None else str(value)[:ATTEMPT_USERNAME_CHARS]
 
 
