@@ -23,7 +23,7 @@ from clinics.models import (
 )
 from clinics.onboarding import onboarding_first_data_claim, onboarding_steps_complete
 from clinics.problems import ProblemKind
-from clinics.sync_health import integration_sync_failed
+from clinics.sync_health import SPELL_ENDED, integration_sync_failed
 from vetsync.pims import ezyvet
 from vetsync.pims.ezyvet.shared_limits import PULL
 
@@ -166,14 +166,12 @@ def integration_record_sync(
     integrations = Integration.objects.filter(clinic_id=clinic_id)
     now = timezone.now()
     if ok:
-        # A success also ends a failing spell: the count and the alert start afresh.
         integrations.update(
             last_successful_sync_at=now,
             last_error="",
             failing_since=None,
             failure_kind="",
-            failures=0,
-            failure_alerted_at=None,
+            **SPELL_ENDED,
         )
         if watermark is not None:
             integrations.filter(Q(watermark__isnull=True) | Q(watermark__lt=watermark)).update(

@@ -68,6 +68,11 @@ def integration_sync_failed(*, clinic_id: int, now: dt.datetime) -> None:
             integration_failing_alert_task.delay_on_commit(integration.pk)
 
 
+# What a success writes to end a failing spell: the count and the alert start afresh (written
+# with the success's other fields in ``clinics.services.integration_record_sync``).
+SPELL_ENDED = {"failures": 0, "failure_alerted_at": None}
+
+
 def integration_failing_alert(*, integration_id: int) -> bool:
     """Email the clinic and the onboarding team that syncs are failing; once per spell.
 
