@@ -3,7 +3,7 @@ pharmacy already has (the verdicts are kept on the run, so a resumed run decides
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -21,17 +21,25 @@ from vetsync.pims.records import PimsClient, PimsPatient, QuarantinedRecord
 Entry = tuple[PimsClient | None, list[QuarantinedRecord]]
 
 
-def parse_entries(raw_clients: Iterable[Any]) -> list[Entry]:
-    """Validate every entry; a pims_id seen earlier in the batch is quarantined as a repeat."""
+def parse_entries(
+    raw_clients: Iterable[Any],
+    read: Callable[[Any], Entry] = agent.parse_client_entry,
+    as_object: Callable[[Any], Any] = lambda raw: raw,
+) -> list[Entry]:
+    """Validate every entry; a pims_id seen earlier in the batch is quarantined as a repeat.
+
+    ``read`` reads one entry (``compiled.read_entry`` takes entries as their JSON text, and
+    ``compiled.entry_object`` is then their ``as_object``, for what is kept of a repeat)."""
     entries: list[Entry] = []
     seen_clients: set[str] = set()
     seen_patients: set[str] = set()
     for raw in raw_clients:
-        client, quarantined = agent.parse_client_entry(raw)
+        client, quarantined = read(raw)
         if client is not None:
             if client.pims_id in seen_clients:
                 reason = f"Client {client.pims_id} appears more than once in this batch."
-                quarantined = [QuarantinedRecord("client", client.pims_id, reason, dict(raw))]
+                entry = dict(as_object(raw))
+                quarantined = [QuarantinedRecord("client", client.pims_id, reason, entry)]
                 client = None
             else:
                 seen_clients.add(client.pims_id)
@@ -44,7 +52,7 @@ def parse_entries(raw_clients: Iterable[Any]) -> list[Entry]:
                                 patient.pims_id,
                                 f"Patient {patient.pims_id} appears under two clients in "
                                 "this batch.",
-                                dict(raw),
+                                dict(as_object(raw)),
                                 client.pims_id,
                             )
                         )

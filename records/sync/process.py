@@ -7,7 +7,6 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from django.db import connection, connections, transaction
 from django.utils import timezone
@@ -20,6 +19,7 @@ from records.sync.lock import LockLost, sync_lock_acquire, sync_lock_release, sy
 from records.sync.plan import Entry, match_plan, parse_entries
 from records.sync.runs import SyncBusy
 from vetsync.lib import json_input
+from vetsync.pims import compiled
 from vetsync.pims.records import QuarantinedRecord
 
 CHUNK_SIZE = 1000
@@ -115,13 +115,21 @@ def _read_batch(run: SyncRun) -> tuple[list[Entry], list[QuarantinedRecord]]:
     if body is None:
         raise RuntimeError("The batch of this run is no longer stored.")
     # Entry by entry: a big first copy is never held as JSON objects and as records at once.
-    payload: dict[str, Any] = {}
-    try:
-        entries = parse_entries(json_input.member_items(body, "clients", payload))
-    except json_input.RepeatedKey:  # read as the whole text says (the last "clients")
-        payload = json_input.loads(body)
-        raw_clients = payload.get("clients")
-        entries = parse_entries(raw_clients if isinstance(raw_clients, list) else [])
+    # Regular JSON is split by the compiled reader, entries as their text; anything else is
+    # read the careful way, which refuses it with its reason.
+    compiled_batch = compiled.read_batch(body)
+    if compiled_batch is not None:
+        raw_entries, payload = compiled_batch
+        entries = parse_entries(raw_entries, compiled.read_entry, compiled.entry_object)
+        del raw_entries, compiled_batch
+    else:
+        payload = {}
+        try:
+            entries = parse_entries(json_input.member_items(body, "clients", payload))
+        except json_input.RepeatedKey:  # read as the whole text says (the last "clients")
+            payload = json_input.loads(body)
+            raw_clients = payload.get("clients")
+            entries = parse_entries(raw_clients if isinstance(raw_clients, list) else [])
     del body
     # Records a connector could not read (an ezyVet pull's) are quarantined with the
     # first chunk, so that they are written exactly once. Only a pull's body, which VetSync

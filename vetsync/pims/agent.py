@@ -59,7 +59,7 @@ def has_lone_surrogate(text: str) -> bool:
     return bool(_LONE_SURROGATE.search(text))
 
 
-_WEIGHT_UNITS = {unit.value: unit for unit in WeightUnit}
+WEIGHT_UNITS = {unit.value: unit for unit in WeightUnit}
 # datetime.UTC is Python 3.11+; this module also runs in the agent's wheel on 3.10.
 _UTC = dt.timezone.utc
 
@@ -137,7 +137,7 @@ def parse_header(payload: object) -> BatchHeader:
         problems.append("full must be true or false.")
     sent_at = None
     try:
-        sent_at = _datetime(payload.get("sent_at"), "sent_at")
+        sent_at = read_datetime(payload.get("sent_at"), "sent_at")
     except RecordError as exc:
         problems.append(str(exc))
     extract_id, part, parts, extract_problems = _extract_fields(payload, full)
@@ -351,7 +351,7 @@ def _client_fields(raw: Mapping[str, Any]) -> dict[str, Any]:
             country=sys.intern(country.upper()),
         ),
         "active": _bool(raw, "active", default=True),
-        "modified_at": _datetime(raw.get("modified_at"), "modified_at"),
+        "modified_at": read_datetime(raw.get("modified_at"), "modified_at"),
     }
 
 
@@ -371,21 +371,21 @@ def _patient(raw: object) -> PimsPatient:
     if type(raw) is not dict and not isinstance(raw, Mapping):  # abc checks are slow
         raise RecordError("The patient entry is not an object.")
     unit = raw.get("weight_unit") or "kg"
-    weight_unit = _WEIGHT_UNITS.get(unit) if isinstance(unit, str) else None
+    weight_unit = WEIGHT_UNITS.get(unit) if isinstance(unit, str) else None
     if weight_unit is None:
         raise RecordError(f"weight_unit must be kg or lb (got {unit!r}).")
-    weight = _weight(raw.get("weight"))
+    weight = read_weight(raw.get("weight"))
     deceased = _bool(raw, "deceased", default=False)
-    deceased_on = _date(raw.get("deceased_on"), "deceased_on")
+    deceased_on = read_date(raw.get("deceased_on"), "deceased_on")
     if deceased_on is not None and not deceased:
         raise RecordError("deceased_on is set but deceased is false.")
     texts = _tidy_texts(raw, _PATIENT_TEXTS)
     if texts is None or not texts[0] or not texts[1]:  # the slow way, which says what is wrong
         texts = [_text(raw, key, required=key in ("pims_id", "name")) for key in _PATIENT_TEXTS[:5]]
-        birth_date = _date(raw.get("birth_date"), "birth_date")
+        birth_date = read_date(raw.get("birth_date"), "birth_date")
         texts.append(_text(raw, "microchip"))
     else:
-        birth_date = _date(raw.get("birth_date"), "birth_date")
+        birth_date = read_date(raw.get("birth_date"), "birth_date")
     pims_id, name, species, breed, sex, microchip = texts
     return PimsPatient(
         pims_id=pims_id,
@@ -400,7 +400,7 @@ def _patient(raw: object) -> PimsPatient:
         deceased_on=deceased_on,
         microchip=microchip,
         active=_bool(raw, "active", default=True),
-        modified_at=_datetime(raw.get("modified_at"), "modified_at"),
+        modified_at=read_datetime(raw.get("modified_at"), "modified_at"),
     )
 
 
@@ -441,7 +441,7 @@ def _bool(raw: Mapping[str, Any], key: str, *, default: bool) -> bool:
     return value
 
 
-def _weight(value: object) -> Decimal | None:
+def read_weight(value: object) -> Decimal | None:
     if value is None or value == "":
         return None
     if type(value) in (float, int, str):
@@ -468,7 +468,7 @@ def _number_weight(value: float | str) -> Decimal:
     return weight
 
 
-def _date(value: object, key: str) -> dt.date | None:
+def read_date(value: object, key: str) -> dt.date | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
@@ -479,7 +479,7 @@ def _date(value: object, key: str) -> dt.date | None:
         raise RecordError(f"{key} is not a date like 2019-04-02 (got {value!r}).") from exc
 
 
-def _datetime(value: object, key: str) -> dt.datetime | None:
+def read_datetime(value: object, key: str) -> dt.datetime | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
