@@ -7,8 +7,10 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from django.db import connection, connections, transaction
+from django.db.models import BinaryField, Func
 from django.utils import timezone
 
 from clinics.problems import ProblemKind
@@ -109,9 +111,24 @@ def _apply_run(
         integration_record_sync(clinic_id=run.clinic_id, ok=True, watermark=run.pims_watermark)
 
 
+class _Utf8(Func):
+    """A text column as its UTF-8 bytes: the compiled reader reads them as they are, where
+    text would be a second copy of a big batch (four bytes a character, should one character
+    of 70 MB need it)."""
+
+    output_field = BinaryField()
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        if connection.vendor == "postgresql":
+            return super().as_sql(
+                compiler, connection, template="convert_to(%(expressions)s, 'UTF8')"
+            )
+        return super().as_sql(compiler, connection, template="CAST(%(expressions)s AS BLOB)")
+
+
 def _read_batch(run: SyncRun) -> tuple[list[Entry], list[QuarantinedRecord]]:
     """The run's entries, and the records a connector could not read (first chunk only)."""
-    body = SyncRunPayload.objects.filter(run=run).values_list("body", flat=True).first()
+    body = SyncRunPayload.objects.filter(run=run).values_list(_Utf8("body"), flat=True).first()
     if body is None:
         raise RuntimeError("The batch of this run is no longer stored.")
     # Entry by entry: a big first copy is never held as JSON objects and as records at once.
@@ -123,13 +140,15 @@ def _read_batch(run: SyncRun) -> tuple[list[Entry], list[QuarantinedRecord]]:
         entries = parse_entries(raw_entries, compiled.read_entry, compiled.entry_object)
         del raw_entries, compiled_batch
     else:
+        text = bytes(body).decode("utf-8")
         payload = {}
         try:
-            entries = parse_entries(json_input.member_items(body, "clients", payload))
+            entries = parse_entries(json_input.member_items(text, "clients", payload))
         except json_input.RepeatedKey:  # read as the whole text says (the last "clients")
-            payload = json_input.loads(body)
+            payload = json_input.loads(text)
             raw_clients = payload.get("clients")
             entries = parse_entries(raw_clients if isinstance(raw_clients, list) else [])
+        del text
     del body
     # Records a connector could not read (an ezyVet pull's) are quarantined with the
     # first chunk, so that they are written exactly once. Only a pull's body, which VetSync

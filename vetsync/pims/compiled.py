@@ -83,12 +83,21 @@ class _Client(msgspec.Struct):
 
 
 class _Envelope(msgspec.Struct):
-    """The members of a stored batch the sync reads: each client entry as its JSON text."""
+    """A stored batch: each client entry as its JSON text, the other members the sync reads
+    as theirs (empty when absent)."""
 
     clients: list[msgspec.Raw]
-    quarantined: msgspec.Raw = msgspec.Raw()  # empty when the batch has none
+    source: msgspec.Raw = msgspec.Raw()
+    batch_id: msgspec.Raw = msgspec.Raw()
+    sent_at: msgspec.Raw = msgspec.Raw()
+    full: msgspec.Raw = msgspec.Raw()
+    extract_id: msgspec.Raw = msgspec.Raw()
+    part: msgspec.Raw = msgspec.Raw()
+    parts: msgspec.Raw = msgspec.Raw()
+    quarantined: msgspec.Raw = msgspec.Raw()
 
 
+_MEMBERS = tuple(name for name in _Envelope.__struct_fields__ if name != "clients")
 _NO_ADDRESS = _Address()
 _DECODE_ENTRY = msgspec.json.Decoder(_Client).decode
 _DECODE_ENVELOPE = msgspec.json.Decoder(_Envelope).decode
@@ -98,20 +107,22 @@ class _Irregular(Exception):
     """The entry needs ``agent``'s closer look."""
 
 
-def read_batch(body: str) -> tuple[list[msgspec.Raw], dict[str, Any]] | None:
-    """The batch's client entries (each as its JSON text, for ``read_entry``) and its
-    ``quarantined`` member; None when the envelope is anything but regular JSON (the caller
-    reads it the careful way, which says what is wrong)."""
+def read_batch(body: str | bytes) -> tuple[list[msgspec.Raw], dict[str, Any]] | None:
+    """The batch's client entries (each as its JSON text, for ``read_entry``) and its other
+    members the sync reads (the envelope's, and a pull's ``quarantined``), as ``json_input``
+    reads them. None when the text is anything but regular JSON: the caller reads it the
+    careful way, which says what is wrong."""
     try:
         envelope = _DECODE_ENVELOPE(body)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
     others: dict[str, Any] = {}
-    if quarantined := bytes(envelope.quarantined):
-        try:
-            others["quarantined"] = json_input.loads(quarantined)
-        except json_input.JsonInputError:
-            return None
+    for name in _MEMBERS:
+        if text := bytes(getattr(envelope, name)):
+            try:
+                others[name] = json_input.loads(text)
+            except json_input.JsonInputError:
+                return None
     return envelope.clients, others
 
 
