@@ -339,7 +339,7 @@ def child(first: Path, delta: Path, customers_csv: Path) -> None:
         created, _ = sync_run_create(clinic=clinic, body=body, trigger=SyncRun.Trigger.COMMAND)
         stored = time.perf_counter() - started
         run_id = created.pk
-        del body, created  # the run caches its stored text: a worker would start without it
+        del body, created  # a worker starts without the text the batch was sent as
         run = sync_run_process(run_id=run_id)
         elapsed = time.perf_counter() - started
         timings[label] = elapsed

@@ -147,7 +147,8 @@ def _fetch(run_id: int) -> tuple[SyncRun, str]:
         default=str,
     )
     with transaction.atomic():
-        SyncRunPayload.objects.create(run=run, body=body)
+        # By id, not cached on the run: the two would keep the batch alive as a cycle.
+        SyncRunPayload.objects.create(run_id=run.pk, body=body)
         run.total = len(entries)
         run.status = SyncRun.Status.QUEUED
         run.pims_watermark = pull.watermark if pull.complete else None

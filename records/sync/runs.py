@@ -66,7 +66,9 @@ def sync_run_create(
                 total=header.client_count,
                 requested_by=requested_by if getattr(requested_by, "pk", None) else None,
             )
-            SyncRunPayload.objects.create(run=run, body=text)
+            # By id: a payload created with its run would be cached on it, and the two in a
+            # reference cycle keep the batch's text alive until Python's collector runs.
+            SyncRunPayload.objects.create(run_id=run.pk, body=text)
     except IntegrityError:
         # The same batch arrived twice at once: the other request created it.
         return SyncRun.objects.get(clinic=clinic, batch_id=header.batch_id), False

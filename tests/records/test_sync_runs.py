@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
+import sys
 import threading
 import time
 
@@ -54,6 +56,21 @@ def test_the_same_batch_twice_changes_nothing_the_second_time(world: World) -> N
     assert sync_run_process(run_id=again.pk).counts == first.counts
     assert state(world.a.clinic) == before
     assert SyncRun.objects.count() == 1
+
+
+def test_a_stored_batch_is_not_kept_in_memory_by_its_run(world: World) -> None:
+    """A first copy's text is 70 MB: once stored, the process that received it lets it go
+    (a payload cached on its run would hold it in a reference cycle until a collection)."""
+    body = batch(*many(3))
+    before = sys.getrefcount(body)
+    gc.disable()
+    try:
+        run, created = sync_run_create(clinic=world.a.clinic, body=body, trigger="agent")
+        del run
+
+        assert created and sys.getrefcount(body) == before
+    finally:
+        gc.enable()
 
 
 def test_the_same_records_in_a_new_batch_are_all_unchanged(world: World) -> None:
