@@ -112,18 +112,17 @@ def _apply_run(
 
 
 class _Utf8(Func):
-    """A text column as its UTF-8 bytes: the compiled reader reads them as they are, where
-    text would be a second copy of a big batch (four bytes a character, should one character
-    of 70 MB need it)."""
+    """A text column as its UTF-8 bytes on SQLite: the compiled reader reads them as they are,
+    where text would be a second copy of a big batch. PostgreSQL sends bytes as hexadecimal
+    text (twice the size again): there the column is read as text, which the reader takes
+    without a copy when it is ASCII."""
 
-    output_field = BinaryField()
+    output_field = BinaryField()  # bytes on SQLite, text (str) on PostgreSQL
 
     def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        if connection.vendor == "postgresql":
-            return super().as_sql(
-                compiler, connection, template="convert_to(%(expressions)s, 'UTF8')"
-            )
-        return super().as_sql(compiler, connection, template="CAST(%(expressions)s AS BLOB)")
+        if connection.vendor == "sqlite":
+            return super().as_sql(compiler, connection, template="CAST(%(expressions)s AS BLOB)")
+        return compiler.compile(self.source_expressions[0])
 
 
 def _read_batch(run: SyncRun) -> tuple[list[Entry], list[QuarantinedRecord]]:
@@ -140,7 +139,7 @@ def _read_batch(run: SyncRun) -> tuple[list[Entry], list[QuarantinedRecord]]:
         entries = parse_entries(raw_entries, compiled.read_entry, compiled.entry_object)
         del raw_entries, compiled_batch
     else:
-        text = bytes(body).decode("utf-8")
+        text = body if isinstance(body, str) else body.decode("utf-8")
         payload = {}
         try:
             entries = parse_entries(json_input.member_items(text, "clients", payload))
