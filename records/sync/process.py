@@ -118,11 +118,12 @@ class _Utf8(Func):
     without a copy when it is ASCII."""
 
     output_field = BinaryField()  # bytes on SQLite, text (str) on PostgreSQL
+    template = "%(expressions)s"
 
-    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        if connection.vendor == "sqlite":
-            return super().as_sql(compiler, connection, template="CAST(%(expressions)s AS BLOB)")
-        return compiler.compile(self.source_expressions[0])
+    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        return self.as_sql(
+            compiler, connection, template="CAST(%(expressions)s AS BLOB)", **extra_context
+        )
 
 
 def _read_batch(run: SyncRun) -> tuple[list[Entry], list[QuarantinedRecord]]:
