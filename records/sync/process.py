@@ -7,6 +7,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 from django.db import connection, connections, transaction
@@ -20,7 +21,7 @@ from records.sync.engine import Engine
 from records.sync.lock import LockLost, sync_lock_acquire, sync_lock_release, sync_lock_renew
 from records.sync.plan import Entry, match_plan, parse_entries
 from records.sync.runs import SyncBusy
-from vetsync.lib import json_input
+from vetsync.lib import collector, json_input
 from vetsync.pims import compiled
 from vetsync.pims.records import QuarantinedRecord
 
@@ -76,7 +77,22 @@ def _apply_run(
     run: SyncRun, owner: str, chunk_size: int, on_progress: ProgressCallback | None
 ) -> None:
     """Start (or resume) the run, apply its chunks still to apply, and mark it succeeded."""
-    entries, extra = _read_batch(run)
+    with collector.paused():  # 100,000s of records, and not one reference cycle among them
+        entries, extra = _read_batch(run)
+    # The records live as long as the run: a big one's collections need not walk them.
+    with collector.spared() if len(entries) > chunk_size else nullcontext():
+        _apply_entries(run, owner, chunk_size, on_progress, entries, extra)
+
+
+def _apply_entries(
+    run: SyncRun,
+    owner: str,
+    chunk_size: int,
+    on_progress: ProgressCallback | None,
+    entries: list[Entry],
+    extra: list[QuarantinedRecord],
+) -> None:
+    """Start (or go on with) the run's chunks from its position; mark it succeeded."""
     changed = []
     if run.status != SyncRun.Status.RUNNING or run.started_at is None:
         run.status = SyncRun.Status.RUNNING

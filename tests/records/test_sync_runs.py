@@ -125,6 +125,26 @@ def test_quarantined_records_can_be_retried_once_fixed_upstream(world: World) ->
     assert sync_run_retry_quarantined(run=run, actor=world.a.staff) is None
 
 
+def test_a_big_run_spares_its_records_from_collections_and_gives_them_back(
+    world: World,
+) -> None:
+    """While a run of several chunks writes, the collector skips the records it read (they
+    hold no cycle and live as long as the run); a run that dies gives them back all the same."""
+    frozen_during: list[int] = []
+    before = gc.get_freeze_count()
+
+    def progress(position: int, total: int) -> None:
+        frozen_during.append(gc.get_freeze_count())
+        killed_after_chunks(1)(position, total)
+
+    run, _ = sync_run_create(clinic=world.a.clinic, body=batch(*many(12)), trigger="agent")
+    with pytest.raises(Killed):
+        sync_run_process(run_id=run.pk, chunk_size=5, on_progress=progress)
+
+    assert frozen_during and frozen_during[0] > before
+    assert gc.get_freeze_count() == before and gc.isenabled()
+
+
 def test_a_killed_run_resumes_to_the_same_state_as_an_uninterrupted_one(world: World) -> None:
     clients = many(12)
     body_a = batch(*clients, batch_id="same")
