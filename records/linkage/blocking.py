@@ -8,7 +8,7 @@ shared by too many customers (a surname and initial everyone has) says nothing a
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterator
 from functools import lru_cache
 
@@ -58,29 +58,44 @@ class BlockIndex:
     def __init__(self) -> None:
         self._index: dict[tuple[str, ...], list[int]] = defaultdict(list)
         self._initials: list[tuple[str, str]] = []
+        self._usable: dict[tuple[str, ...], list[int]] | None = None
 
     def add(self, position: int, person: Person) -> None:
         """Index the customer at ``position`` (positions are added in order: 0, 1, 2…)."""
         self._initials.append((person.first_name[:1], person.last_name[:1]))
         for key in set(blocking_keys(person)):
             self._index[key].append(position)
+        self._usable = None
+
+    def _blocks(self) -> dict[tuple[str, ...], list[int]]:
+        """The blocks that say something: a key more than ``MAX_BLOCK`` customers share is
+        left out once, rather than measured for every person looked up."""
+        if self._usable is None:
+            self._usable = {k: block for k, block in self._index.items() if len(block) <= MAX_BLOCK}
+        return self._usable
 
     def candidates(self, person: Person) -> set[int]:
         """The customers worth comparing: sharing an identifying key (phone, email, a name
         key), or two of the others, or one of them and the surname's initial (a shared
-        postcode and first name alone is every neighbour called Sam)."""
-        strong: set[int] = set()
-        weak: Counter[int] = Counter()
+        postcode and first name alone is every neighbour called Sam).
+
+        A first copy asks for 100,000 people: sets and lists, no counter per person."""
+        block_of = self._blocks().get
+        found: set[int] = set()
+        weak: list[int] = []
         for key in blocking_keys(person):
-            block = self._index.get(key)
-            if block and len(block) <= MAX_BLOCK:
+            block = block_of(key)
+            if block is not None:
                 if key[0] in STRONG_KEYS:
-                    strong.update(block)
+                    found.update(block)
                 else:
-                    weak.update(block)
-        initial = person.last_name[:1]
-        return strong | {
-            position
-            for position, hits in weak.items()
-            if hits > 1 or (initial and initial in self._initials[position])
-        }
+                    weak += block
+        if weak:
+            # A customer is in a weak block once per key it shares: seen before is two keys.
+            initial, initials = person.last_name[:1], self._initials
+            seen: set[int] = set()
+            for position in weak:
+                if position in seen or (initial and initial in initials[position]):
+                    found.add(position)
+                seen.add(position)
+        return found
