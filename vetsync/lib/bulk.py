@@ -6,8 +6,9 @@ SQL per batch, ``bulk_update`` builds one ``CASE WHEN`` per field over every row
 go straight to the driver in the fastest form each backend has:
 
 - SQLite: one prepared statement run with ``executemany`` (a C loop in the driver);
-- PostgreSQL: ``COPY … FROM STDIN`` for inserts and one ``UPDATE … FROM unnest(…)`` per
-  batch for updates (Django's client-side-binding cursor sends ``executemany`` row by row).
+- PostgreSQL: ``COPY … FROM STDIN`` for inserts, and for updates into a temporary table
+  that one ``UPDATE … FROM`` reads (Django's client-side-binding cursor sends
+  ``executemany`` row by row, and quotes array parameters value by value in Python).
 
 Values go through the backend's own adapters (dates, decimals; JSON as text), so the stored
 form is the one ``save()`` would write.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
@@ -24,8 +26,6 @@ from typing import Any, cast
 
 from django.db import connections, models, router
 from django.db.models import Lookup
-
-UPDATE_BATCH = 2000
 
 
 def bulk_update_rows[M: models.Model](
@@ -50,27 +50,37 @@ def bulk_update_rows[M: models.Model](
             sql = f"UPDATE {table} SET {assignments} WHERE {pk} = %s"  # noqa: S608
             cursor.executemany(sql, cast(Any, params))
             return len(rows)
-        # One array parameter per column, unnested: a handful of placeholders however many
-        # rows (psycopg splits a query into its placeholders in Python, and thousands of
-        # them in a VALUES list cost more than the update itself).
-        names = ", ".join([*(quote(f"c{i}") for i in range(len(concrete))), quote("pk")])
-        arrays = ", ".join(
-            [
-                *(f"%s::{f.db_type(connection)}[]" for f in concrete),
-                f"%s::{_pk_type(meta, connection)}[]",
-            ]
-        )
-        assignments = ", ".join(
-            f"{quote(str(f.column))} = v.{quote(f'c{i}')}" for i, f in enumerate(concrete)
-        )
-        sql = (
-            f"UPDATE {table} AS t SET {assignments} "  # noqa: S608
-            f"FROM unnest({arrays}) AS v({names}) WHERE t.{pk} = v.{quote('pk')}"
-        )
-        for start in range(0, len(params), UPDATE_BATCH):
-            batch = params[start : start + UPDATE_BATCH]
-            cursor.execute(sql, [list(column) for column in zip(*batch, strict=True)])
+        _update_through_stage(cursor, meta, concrete, params)
     return len(rows)
+
+
+def _update_through_stage(
+    cursor: Any, meta: Any, fields: Sequence[Any], params: list[list[Any]]
+) -> None:
+    """PostgreSQL: the rows COPYed into a temporary table shaped like the updated columns,
+    then one ``UPDATE … FROM`` it. Django's cursor binds parameters client-side, quoting
+    each value of an array in Python (a fifth of a 1,000-client delta's time); COPY formats
+    the rows in the driver's C code."""
+    quote = cursor.db.ops.quote_name
+    table, pk = quote(meta.db_table), quote(str(meta.pk.column))
+    columns = [quote(str(f.column)) for f in fields] + [pk]
+    listed = ", ".join(columns)
+    digest = hashlib.blake2s(f"{meta.db_table}:{listed}".encode(), digest_size=6).hexdigest()
+    stage = quote(f"bulk_update_{digest}")
+    # TEMP: private to the connection, never logged; emptied at each commit, and here for a
+    # second update in the same transaction.
+    cursor.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "  # noqa: S608
+        f"SELECT {listed} FROM {table} WITH NO DATA"
+    )
+    cursor.execute(f"DELETE FROM {stage}")  # noqa: S608 (a name made here)
+    with cursor.cursor.copy(f"COPY {stage} ({listed}) FROM STDIN") as copy:
+        for row in params:
+            copy.write_row(row)
+    assignments = ", ".join(f"{column} = s.{column}" for column in columns[:-1])
+    cursor.execute(
+        f"UPDATE {table} AS t SET {assignments} FROM {stage} AS s WHERE t.{pk} = s.{pk}"  # noqa: S608
+    )
 
 
 class AnyOf(Lookup):
@@ -83,10 +93,6 @@ class AnyOf(Lookup):
     def as_sql(self, compiler: Any, connection: Any) -> Any:
         lhs, lhs_params = self.process_lhs(compiler, connection)
         return f"{lhs} = ANY(%s)", (*lhs_params, list(self.rhs))
-
-
-def _pk_type(meta: Any, connection: Any) -> str:
-    return str(meta.pk.rel_db_type(connection))
 
 
 class RowInserter:
