@@ -26,6 +26,11 @@ from vetsync.pims import compiled
 from vetsync.pims.records import QuarantinedRecord
 
 CHUNK_SIZE = 1000
+# SQLite writes every page a transaction changed to its log at commit, and a first copy's
+# chunks change the same index pages again and again: fewer, bigger chunks write each less
+# often (100,000 clients: 22 s, 26-29 s in chunks of 1,000). A chunk holds the write lock for
+# about a second. PostgreSQL gains nothing from bigger ones and keeps two in flight.
+SQLITE_CHUNK_SIZE = 5000
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -33,15 +38,18 @@ ProgressCallback = Callable[[int, int], None]
 def sync_run_process(
     *,
     run_id: int,
-    chunk_size: int = CHUNK_SIZE,
+    chunk_size: int | None = None,
     on_progress: ProgressCallback | None = None,
     lock_owner: str | None = None,
 ) -> SyncRun:
     """Apply a queued (or interrupted) run, chunk by chunk. Safe to call twice.
 
     Raises ``SyncBusy`` when another worker holds the clinic's lock (for this run or another).
-    ``lock_owner`` is given by a caller that already holds the lock (an ezyVet pull).
+    ``lock_owner`` is given by a caller that already holds the lock (an ezyVet pull);
+    ``chunk_size`` (clients a transaction) is the database's own by default.
     """
+    if chunk_size is None:
+        chunk_size = SQLITE_CHUNK_SIZE if connection.vendor == "sqlite" else CHUNK_SIZE
     run = SyncRun.objects.select_related("clinic").get(pk=run_id)
     if run.is_finished or run.status == SyncRun.Status.FETCHING:
         return run  # done, or its batch is still being fetched from the PIMS
