@@ -83,6 +83,7 @@ def test_the_compiled_reader_reads_every_entry_as_agent_does(entry: dict[str, An
         b' "weight": 1' + b"0" * 50 + b"}]}",
         b"[1, 2]",
         b"17",
+        b'{"pims_id": "C-1", "first_name": "Dana", "address": ' + b"[" * 5000 + b"]" * 5000 + b"}",
     ],
 )
 def test_what_json_allows_and_agent_refuses_is_read_by_agent(text: bytes) -> None:
@@ -112,7 +113,13 @@ def test_a_batch_reads_the_same_either_way() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    ['{"clients": {"pims_id": "C-1"}}', '{"clients": [1, 2', "[]", '{"clients": [], "x": NaN}'],
+    [
+        '{"clients": {"pims_id": "C-1"}}',
+        '{"clients": [1, 2',
+        "[]",
+        '{"clients": [], "x": NaN}',
+        '{"clients": [' + "[" * 100_000 + "]" * 100_000 + "]}",
+    ],
 )
 def test_a_batch_that_is_not_regular_json_is_left_to_the_careful_reader(body: str) -> None:
     assert compiled.read_batch(body) is None

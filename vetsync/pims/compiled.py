@@ -114,7 +114,7 @@ def read_batch(body: str | bytes) -> tuple[list[msgspec.Raw], dict[str, Any]] | 
     careful way, which says what is wrong."""
     try:
         envelope = _DECODE_ENVELOPE(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.MsgspecError, RecursionError):  # too deep a nesting is RecursionError
         return None
     others: dict[str, Any] = {}
     for name in _MEMBERS:
@@ -130,7 +130,7 @@ def read_entry(raw: msgspec.Raw) -> Entry:
     """One client entry with its patients, as ``agent.parse_client_entry`` reads it."""
     try:
         return _client(_DECODE_ENTRY(raw)), []
-    except (msgspec.DecodeError, msgspec.ValidationError, agent.RecordError, _Irregular):
+    except (msgspec.MsgspecError, RecursionError, agent.RecordError, _Irregular):
         return agent.parse_client_entry(entry_object(raw))
 
 
