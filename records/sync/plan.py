@@ -4,7 +4,6 @@ pharmacy already has (the verdicts are kept on the run, so a resumed run decides
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
 from typing import Any
 
 from django.db import connection
@@ -66,7 +65,7 @@ def parse_entries(
 
 
 def _replace_patients(client: PimsClient, patients: tuple[PimsPatient, ...]) -> PimsClient:
-    return replace(client, patients=patients)
+    return client._replace(patients=patients)
 
 
 # Up to this many ids a batch's known clients are looked up without asking first whether the

@@ -5,9 +5,10 @@ what is wrong with it. Most entries of a big batch are regular (every field of i
 text tidy and within its length), and this module reads those into the very same records at a
 fraction of the cost: msgspec splits the batch, types each entry and checks each text's length
 in C, and Python is left with one check of all the entry's texts at once (``_tidy``) and
-``agent``'s field readers, which cache the dates, timestamps and weights a batch repeats. An entry it does not accept at once (a
-null where text was expected, stray white space, a bad date, a patient twice…) is handed to
-``agent.parse_client_entry``, so every quarantine reason stays defined in one place.
+``agent``'s field readers, which cache the dates, timestamps and weights a batch repeats. An
+entry it does not accept at once (a null where text was expected, stray white space, a bad
+date, a patient twice…) is handed to ``agent.parse_client_entry``, so every quarantine reason
+stays defined in one place.
 
 Server side only: the agent's wheel carries ``agent.py``, not msgspec.
 """
