@@ -308,6 +308,21 @@ def bare_copy(clinic_id: int) -> tuple[int, float]:
     return rows, time.perf_counter() - started
 
 
+def settle() -> None:
+    """Start a measured phase with nothing of the last one still to write out: PostgreSQL's
+    changed buffers checkpointed, SQLite's log folded into its file. The first copy, the delta
+    and the floor each start so (a checkpoint the previous phase left due otherwise lands in
+    the next one: the same first copy measured 24 and 38 s)."""
+    from django.db import DatabaseError, connection
+
+    try:
+        with connection.cursor() as cursor:
+            postgres = connection.vendor == "postgresql"
+            cursor.execute("CHECKPOINT" if postgres else "PRAGMA wal_checkpoint(TRUNCATE)")
+    except DatabaseError as exc:  # CHECKPOINT needs a superuser (or pg_checkpoint)
+        print(f"  (not settled: {exc})")
+
+
 def peak_rss_reset() -> None:
     """Start this process's peak resident set (VmHWM) again from its current size (Linux)."""
     Path("/proc/self/clear_refs").write_text("5")
@@ -339,6 +354,7 @@ def child(first: Path, delta: Path, customers_csv: Path) -> None:
     timings: dict[str, float] = {}
     for label, path in (("first copy", first), ("delta (1 %)", delta)):
         body = path.read_text()
+        settle()
         started = time.perf_counter()
         created, _ = sync_run_create(clinic=clinic, body=body, trigger=SyncRun.Trigger.COMMAND)
         stored = time.perf_counter() - started
@@ -358,6 +374,7 @@ def child(first: Path, delta: Path, customers_csv: Path) -> None:
             f"peak RSS storing {stored_peak:.0f} MB, applying {peak_rss_mib(os.getpid()):.0f} MB"
         )
         print(f"    outcomes: {json.dumps(dict(sorted(run.counts.items())))}")
+    settle()
     rows, floor = bare_copy(clinic.pk)
     print(
         f"  bare {'COPY' if connection.vendor == 'postgresql' else 'executemany'} of the same "
