@@ -25,9 +25,10 @@ from clinics.models import Connector, Integration
 from clinics.problems import problem_kind
 from clinics.services import CredentialsError, ezyvet_client, integration_record_sync
 from clinics.sync_health import pull_slot_next
-from records.models import SyncRun, SyncRunPayload
+from records.models import SyncRun
 from records.sync import (
     SyncBusy,
+    payload_store,
     sync_lock_acquire,
     sync_lock_release,
     sync_lock_renew,
@@ -147,8 +148,7 @@ def _fetch(run_id: int) -> tuple[SyncRun, str]:
         default=str,
     )
     with transaction.atomic():
-        # By id, not cached on the run: the two would keep the batch alive as a cycle.
-        SyncRunPayload.objects.create(run_id=run.pk, body=body)
+        payload_store(run_id=run.pk, body=body)
         run.total = len(entries)
         run.status = SyncRun.Status.QUEUED
         run.pims_watermark = pull.watermark if pull.complete else None

@@ -33,6 +33,7 @@ from records.sync.plan import people_of, rejected_pairs
 from records.sync.process import CHUNK_SIZE, ProgressCallback, sync_run_process
 from records.sync.runs import (
     SyncBusy,
+    payload_store,
     sync_fetches_abandoned,
     sync_run_create,
     sync_run_resume,
@@ -46,6 +47,7 @@ __all__ = [
     "LockLost",
     "ProgressCallback",
     "SyncBusy",
+    "payload_store",
     "people_of",
     "rejected_pairs",
     "sync_fetches_abandoned",
