@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Any, cast
 
-from django.db import connections, models, router
+from django.db import connections, models, router, transaction
 from django.db.models import Lookup
 
 
@@ -69,18 +69,21 @@ def _update_through_stage(
     stage = quote(f"bulk_update_{digest}")
     # TEMP: private to the connection, never logged; emptied at each commit, and here for a
     # second update in the same transaction.
-    cursor.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "  # noqa: S608
-        f"SELECT {listed} FROM {table} WITH NO DATA"
-    )
-    cursor.execute(f"DELETE FROM {stage}")  # noqa: S608 (a name made here)
-    with cursor.cursor.copy(f"COPY {stage} ({listed}) FROM STDIN") as copy:
-        for row in params:
-            copy.write_row(row)
     assignments = ", ".join(f"{column} = s.{column}" for column in columns[:-1])
-    cursor.execute(
-        f"UPDATE {table} AS t SET {assignments} FROM {stage} AS s WHERE t.{pk} = s.{pk}"  # noqa: S608
-    )
+    # One transaction (a savepoint inside the caller's): in autocommit the stage would be
+    # emptied between the COPY and the UPDATE.
+    with transaction.atomic(using=cursor.db.alias):
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "  # noqa: S608
+            f"SELECT {listed} FROM {table} WITH NO DATA"
+        )
+        cursor.execute(f"DELETE FROM {stage}")  # noqa: S608 (a name made here)
+        with cursor.cursor.copy(f"COPY {stage} ({listed}) FROM STDIN") as copy:
+            for row in params:
+                copy.write_row(row)
+        cursor.execute(
+            f"UPDATE {table} AS t SET {assignments} FROM {stage} AS s WHERE t.{pk} = s.{pk}"  # noqa: S608
+        )
 
 
 class AnyOf(Lookup):
