@@ -181,7 +181,8 @@ class Person(NamedTuple):
 
 def _phone_digits(phone: str) -> str:
     """The last ten digits of a normalised phone (E.164 is "+" and digits)."""
-    digits = phone[1:] if phone[:1] == "+" and phone[1:].isdigit() else _NOT_DIGITS.sub("", phone)
+    # isdecimal() is exactly what \d matches (isdigit() would also take "²").
+    digits = phone[1:] if phone[:1] == "+" and phone[1:].isdecimal() else _NOT_DIGITS.sub("", phone)
     return digits[-10:]
 
 

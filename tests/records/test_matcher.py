@@ -9,10 +9,13 @@ from collections import Counter
 
 import pytest
 from django.urls import reverse
+from hypothesis import given
+from hypothesis import strategies as st
 
 from records.linkage import compare as c
 from records.linkage.compare import FIELDS, compare
 from records.linkage.model import PRIOR_M, PRIOR_U, em, prior_fit, weight
+from records.linkage.people import normalize_phone
 from records.matching import (
     CustomerPool,
     Person,
@@ -443,3 +446,12 @@ def test_a_small_clinic_starts_from_what_other_clinics_learnt(world: World) -> N
     kept = MatchModelFit.objects.get(clinic=world.a.clinic)
     assert kept.version == MODEL_VERSION
     assert kept.m[c.PHONE_I][2] > 0.5  # it started from the pooled prior
+
+
+@given(st.text(alphabet=st.sampled_from("+0123456789 ()-x²٣"), max_size=20))
+def test_a_phones_digits_for_comparing_are_its_last_ten_decimal_digits(phone: str) -> None:
+    """Whatever the number, "²" and other digits that are not decimal are no part of it."""
+    person = Person.build(key="1", first_name="Dana", last_name="Okafor", phone=phone)
+
+    e164 = normalize_phone(phone, "US")
+    assert person.phone_digits == "".join(ch for ch in e164 if ch.isdecimal())[-10:]
