@@ -15,9 +15,8 @@ from records.matching import CustomerPool, Person, plan_matches
 from records.models import Client, MatchRejection, Patient, SyncRun
 from vetsync.lib.bulk import AnyOf
 from vetsync.pims import agent
+from vetsync.pims.agent import Entry
 from vetsync.pims.records import PimsClient, PimsPatient, QuarantinedRecord
-
-Entry = tuple[PimsClient | None, list[QuarantinedRecord]]
 
 
 def parse_entries(

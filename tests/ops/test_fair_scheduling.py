@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.utils import timezone
 
 from clinics.models import Integration
@@ -19,7 +18,7 @@ from records.models import Client, SyncRun
 from records.pulls import ezyvet_pull_run, ezyvet_pull_start
 from records.tasks import ezyvet_first_copy_task, ezyvet_pulls_due_task, run_is_bulk
 from tests.conftest import World
-from tests.ops.test_queues import reroute, waiting
+from tests.ops.test_queues import reroute, waiting, worker
 from tests.records.batches import batch, owner
 from tests.records.fleet import ezyvet_clinic, on_site, running_fleet
 from tests.records.test_agent_api import post
@@ -98,13 +97,7 @@ def test_a_queued_first_copy_does_not_block_a_due_delta(
     assert waiting(own_queues["bulk"]) == 1 and waiting(own_queues["pull"]) == 1
     # The live clinics' workers (pull and sync) finish the delta; the first copy waits for
     # the bulk worker, however long the wave.
-    with start_worker(
-        celery_app,
-        pool="solo",
-        perform_ping_check=False,
-        shutdown_timeout=10,
-        queues=[own_queues["pull"], own_queues["sync"]],
-    ):
+    with worker(own_queues["pull"], own_queues["sync"]):
         delta = wait_for(delta, SyncRun.Status.SUCCEEDED)
     assert delta.status == SyncRun.Status.SUCCEEDED
     assert Client.objects.filter(clinic_id=live.clinic_id, pims_id=new_client).exists()
@@ -112,13 +105,7 @@ def test_a_queued_first_copy_does_not_block_a_due_delta(
     assert copy.status == SyncRun.Status.FETCHING
     assert waiting(own_queues["bulk"]) == 1
 
-    with start_worker(
-        celery_app,
-        pool="solo",
-        perform_ping_check=False,
-        shutdown_timeout=10,
-        queues=[own_queues["bulk"]],
-    ):
+    with worker(own_queues["bulk"]):
         copy = wait_for(copy, SyncRun.Status.SUCCEEDED)
     assert copy.status == SyncRun.Status.SUCCEEDED
     assert Client.objects.filter(clinic_id=onboarding.clinic_id).count() >= 10

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -97,6 +98,13 @@ def waiting(queue: str) -> int:
             return 0
 
 
+def worker(*queues: str) -> Any:
+    """A real Celery worker in this process, consuming ``queues`` until the block ends."""
+    return start_worker(
+        celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10, queues=list(queues)
+    )
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_pull_stores_its_batch_and_leaves_the_apply_to_a_sync_worker(
     world: World, site: EzyVetEmulator, own_sync_queue: str
@@ -117,13 +125,7 @@ def test_a_pull_stores_its_batch_and_leaves_the_apply_to_a_sync_worker(
     assert run.status == SyncRun.Status.QUEUED and run.total > 0
     assert not Client.objects.filter(clinic=world.a.clinic, pims_id__gt="").exists()
     assert waiting(own_sync_queue) == 1
-    with start_worker(
-        celery_app,
-        pool="solo",
-        perform_ping_check=False,
-        shutdown_timeout=10,
-        queues=[own_sync_queue],
-    ):
+    with worker(own_sync_queue):
         deadline = time.monotonic() + 60
         while run.status != SyncRun.Status.SUCCEEDED and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -189,13 +191,7 @@ def test_a_worker_keeps_its_database_connection_from_task_to_task(
 
     monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 60)
     SEEN_CONNECTIONS.clear()
-    with start_worker(
-        celery_app,
-        pool="solo",
-        perform_ping_check=False,
-        shutdown_timeout=10,
-        queues=[own_sync_queue],
-    ):
+    with worker(own_sync_queue):
         for _ in range(3):
             note_connection.apply_async(queue=own_sync_queue)
         deadline = time.monotonic() + 30

@@ -64,6 +64,10 @@ WEIGHT_UNITS = {unit.value: unit for unit in WeightUnit}
 _UTC = dt.timezone.utc
 
 
+# One client entry as read: the client (None when quarantined) and what was quarantined of it.
+Entry = tuple[PimsClient | None, list[QuarantinedRecord]]
+
+
 class BatchError(ValueError):
     """The batch as a whole cannot be read (not a record-level problem)."""
 
@@ -160,7 +164,7 @@ def parse_header(payload: object) -> BatchHeader:
 
 def parse_client_entry(
     raw: object,
-) -> tuple[PimsClient | None, list[QuarantinedRecord]]:
+) -> Entry:
     """One client entry with its patients; whatever is wrong with it, never an exception."""
     try:
         return _parse_client_entry(raw)
@@ -179,7 +183,7 @@ def parse_client_entry(
 
 def _parse_client_entry(
     raw: object,
-) -> tuple[PimsClient | None, list[QuarantinedRecord]]:
+) -> Entry:
     """One client entry with its patients.
 
     A bad client quarantines the client and its patients (their owner is unknown); a bad

@@ -22,10 +22,8 @@ import msgspec
 
 from vetsync.lib import json_input
 from vetsync.pims import agent
-from vetsync.pims.records import PimsAddress, PimsClient, PimsPatient, QuarantinedRecord
-
-Entry = tuple[PimsClient | None, list[QuarantinedRecord]]
-
+from vetsync.pims.agent import Entry
+from vetsync.pims.records import PimsAddress, PimsClient, PimsPatient
 
 # Text of at most its field's length (``agent.MAX_LENGTHS``), checked as it is decoded.
 _PimsId = Annotated[str, msgspec.Meta(max_length=agent.MAX_LENGTHS["pims_id"])]
