@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import connections, models, router
 
 from records.models import Client, Outcome, Patient, SyncRecordOutcome, WeightRecord
@@ -382,9 +383,23 @@ def _seen(keys: Sequence[tuple[str, str]], postgres: bool) -> str:
 
 
 def _datetime_adapter(connection: Any) -> Callable[[dt.datetime | None], Any]:
+    """The database's value of a timestamp, as Django's field would give it.
+
+    On SQLite an aware timestamp is its text in the connection's zone (UTC), which Django's
+    adapter reaches through a settings lookup per value: a first copy adapts 250,000, so
+    the aware ones take the direct way (a test holds the two to the same text)."""
     adapt = connection.ops.adapt_datetimefield_value
+    if connection.vendor != "sqlite" or not settings.USE_TZ:
 
-    def when(value: dt.datetime | None) -> Any:
-        return None if value is None else adapt(value)
+        def when(value: dt.datetime | None) -> Any:
+            return None if value is None else adapt(value)
 
-    return when
+        return when
+    zone = connection.timezone
+
+    def when_sqlite(value: dt.datetime | None) -> Any:
+        if value is None or value.utcoffset() is None:
+            return adapt(value)
+        return str(value.astimezone(zone).replace(tzinfo=None))
+
+    return when_sqlite

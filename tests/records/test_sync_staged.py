@@ -66,7 +66,16 @@ def first_copy() -> list[dict[str, Any]]:
                 email=f"p{i}@example.org",
                 phone=f"503555{i:04d}",
                 address={"line1": f"{i} Birch Ave", "postcode": "97210"},
-                patients=[pet(f"P-{i}", name=f"Pet{i}", weight=3.25 + i)],
+                # Timestamps in other zones are kept as their UTC time.
+                modified_at=f"2026-11-23T20:04:00.{i:06d}+02:00",
+                patients=[
+                    pet(
+                        f"P-{i}",
+                        name=f"Pet{i}",
+                        weight=3.25 + i,
+                        modified_at=f"2026-11-23T{i:02d}:04:00-06:00",
+                    )
+                ],
             )
             for i in range(7, 19)
         ],
@@ -287,3 +296,18 @@ def test_a_record_that_appears_during_a_fresh_first_copy_stops_it_and_the_retry_
     assert Client.objects.filter(clinic=clinic, pims_id="C-4").count() == 1
     assert finished.outcomes.get(pims_id="C-4").outcome != "created"
     assert finished.counts["created"] == 11  # C-0…C-5 and their pets, but C-4 itself
+
+
+@pytest.mark.django_db
+def test_the_stage_gives_a_timestamp_the_value_django_would() -> None:
+    from django.db import connection
+
+    when = staged._datetime_adapter(connection)
+    plus_two = dt.timezone(dt.timedelta(hours=2))
+    for value in (
+        None,
+        dt.datetime(2026, 11, 23, 18, 4, tzinfo=dt.UTC),
+        dt.datetime(2026, 11, 23, 20, 4, 0, 250000, tzinfo=plus_two),
+        dt.datetime(2026, 3, 29, 1, 30),  # naive: Django's own handling
+    ):
+        assert when(value) == connection.ops.adapt_datetimefield_value(value)
