@@ -194,7 +194,19 @@ class Engine:
         """Whether the customers the chunk read (to merge or to suggest) are as it read them:
         for a chunk decided before it took the write lock (``records.sync.pipeline``)."""
         ids, values = chunk.customers_read
-        return not ids or _values(*self._customers(ids)) == values
+        if not ids:
+            return True
+        # As stored values, not model instances: this runs under the write lock.
+        customers = (
+            Client.objects.filter(pk__in=ids, pims_id="", merged_into__isnull=True)
+            .filter(clinic_id=self.clinic.pk)
+            .order_by("pk")
+            .values_list(*_ATTNAMES[Client])
+        )
+        rows = [(Client, *row) for row in customers]
+        pets = Patient.objects.filter(client_id__in=[row[1] for row in rows], pims_id="")
+        rows += [(Patient, *row) for row in pets.order_by("pk").values_list(*_ATTNAMES[Patient])]
+        return rows == values
 
     def fresh_start(self) -> None:
         """Called before a run's first chunk: chunks need not look their records up when the
@@ -614,10 +626,13 @@ def _changed(old: dict[str, Any], new: dict[str, Any], keys: Sequence[str]) -> b
     return any(old.get(key) != new.get(key) for key in keys)
 
 
+_ATTNAMES = {model: [f.attname for f in model._meta.concrete_fields] for model in (Client, Patient)}
+
+
 def _values(customers: dict[int, Client], pets: dict[int, list[Patient]]) -> list[tuple[Any, ...]]:
-    """Every stored value of the customers and their pets, in order."""
-    rows = [*customers.values(), *(pet for found in pets.values() for pet in found)]
-    return [
-        (obj._meta.label, *(getattr(obj, f.attname) for f in obj._meta.concrete_fields))
-        for obj in rows
+    """Every stored value of the customers, then of their pets, each in id order."""
+    rows: list[Client | Patient] = [
+        *customers.values(),
+        *sorted((pet for found in pets.values() for pet in found), key=lambda pet: pet.pk),
     ]
+    return [(type(obj), *(getattr(obj, name) for name in _ATTNAMES[type(obj)])) for obj in rows]
