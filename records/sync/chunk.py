@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import models
 from django.utils import timezone
 
 from clinics.models import AuditEvent
@@ -83,12 +82,6 @@ class Chunk:
     deceased: list[Patient] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     now: dt.datetime = field(default_factory=timezone.now)
-    # The customers' ids the chunk read and their values (``Engine.still_current``).
-    customers_read: tuple[list[int], list[tuple[Any, ...]]] = field(
-        default_factory=lambda: ([], [])
-    )
-    # Where the chunk's new rows take their ids (``reserve_ids``, or a run's ``ReservedIds``).
-    take_ids: Callable[[type[models.Model], int], list[int]] = reserve_ids
     # Ids reserved for the clients and pets the chunk creates.
     client_ids: Iterator[int] = field(default_factory=lambda: iter(()))
     patient_ids: Iterator[int] = field(default_factory=lambda: iter(()))
@@ -198,9 +191,7 @@ class Chunk:
         if self.staged:
             # The outcome rows of both paths numbered in batch order: the report reads so.
             count = len(self.outcomes) + sum(entry.rows for entry in self.staged)
-            number_outcomes(
-                self.outcomes, self.staged, iter(self.take_ids(SyncRecordOutcome, count))
-            )
+            number_outcomes(self.outcomes, self.staged, iter(reserve_ids(SyncRecordOutcome, count)))
             self.staged_rows = StagedCreates.build(
                 self.staged, region=self.region, phone=normalize_phone
             )

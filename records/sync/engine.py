@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
-
-from django.db import models
 
 from records.fields import (
     CLIENT_NAME_ATTRS,
@@ -58,10 +56,6 @@ class _Known:
     patients: dict[str, Patient]  # by PIMS id
     customers: dict[int, Client]  # by pk
     customer_pets: dict[int, list[Patient]]  # the customers' pets not linked to the PIMS
-    # The customers' ids asked for, and every value read of them and their pets.
-    customers_read: tuple[list[int], list[tuple[Any, ...]]] = field(
-        default_factory=lambda: ([], [])
-    )
 
 
 class Engine:
@@ -84,8 +78,6 @@ class Engine:
         # Set when the clinic had no PIMS record as the run started (``fresh_start``): then no
         # record of a chunk can be known yet, and chunks skip looking their ids up.
         self.fresh = False
-        # Where chunks take the ids of their new rows (``reserve_ids``: in their transaction).
-        self.take_ids: Callable[[type[models.Model], int], list[int]] = reserve_ids
 
     def prepare(
         self, entries: Sequence[Entry], quarantined: Sequence[QuarantinedRecord] = ()
@@ -100,18 +92,16 @@ class Engine:
             clinic_id=self.clinic.pk,
             region=self.region,
             country=self.clinic.country,
-            take_ids=self.take_ids,
         )
         for record in quarantined:
             chunk.quarantine(record)
         clients = [client for client, _ in entries if client is not None]
         known = self._read_known(clients)
-        chunk.customers_read = known.customers_read
         chunk.client_ids = iter(
-            self.take_ids(Client, sum(c.pims_id not in known.clients for c in clients))
+            reserve_ids(Client, sum(c.pims_id not in known.clients for c in clients))
         )
         chunk.patient_ids = iter(
-            self.take_ids(
+            reserve_ids(
                 Patient,
                 sum(p.pims_id not in known.patients for c in clients for p in c.patients),
             )
@@ -168,16 +158,10 @@ class Engine:
             if c.pims_id in self.plan and c.pims_id not in existing
             if (customer_id := int(self.plan[c.pims_id].customer_key)) not in self.merged_customers
         ]
-        customers, customer_pets = self._customers(customer_ids)
-        read = (customer_ids, _values(customers, customer_pets))
-        return _Known(existing, existing_patients, customers, customer_pets, read)
-
-    def _customers(self, ids: list[int]) -> tuple[dict[int, Client], dict[int, list[Patient]]]:
-        """The clinic's unlinked customers of ``ids`` (locked), and their unlinked pets."""
         customers = {
             c.pk: c
             for c in Client.objects.select_for_update()
-            .filter(pk__in=ids, pims_id="", merged_into__isnull=True)
+            .filter(pk__in=customer_ids, pims_id="", merged_into__isnull=True)
             .order_by("pk")
             if c.clinic_id == self.clinic.pk
         }
@@ -188,25 +172,7 @@ class Engine:
             .order_by("pk")
         ):
             customer_pets.setdefault(pet.client_id, []).append(pet)
-        return customers, customer_pets
-
-    def still_current(self, chunk: Chunk) -> bool:
-        """Whether the customers the chunk read (to merge or to suggest) are as it read them:
-        for a chunk decided before it took the write lock (``records.sync.pipeline``)."""
-        ids, values = chunk.customers_read
-        if not ids:
-            return True
-        # As stored values, not model instances: this runs under the write lock.
-        customers = (
-            Client.objects.filter(pk__in=ids, pims_id="", merged_into__isnull=True)
-            .filter(clinic_id=self.clinic.pk)
-            .order_by("pk")
-            .values_list(*_ATTNAMES[Client])
-        )
-        rows = [(Client, *row) for row in customers]
-        pets = Patient.objects.filter(client_id__in=[row[1] for row in rows], pims_id="")
-        rows += [(Patient, *row) for row in pets.order_by("pk").values_list(*_ATTNAMES[Patient])]
-        return rows == values
+        return _Known(existing, existing_patients, customers, customer_pets)
 
     def fresh_start(self) -> None:
         """Called before a run's first chunk: chunks need not look their records up when the
@@ -624,15 +590,3 @@ def _describe(applied: dict[str, Any], held: list[str], differs: list[str]) -> s
 
 def _changed(old: dict[str, Any], new: dict[str, Any], keys: Sequence[str]) -> bool:
     return any(old.get(key) != new.get(key) for key in keys)
-
-
-_ATTNAMES = {model: [f.attname for f in model._meta.concrete_fields] for model in (Client, Patient)}
-
-
-def _values(customers: dict[int, Client], pets: dict[int, list[Patient]]) -> list[tuple[Any, ...]]:
-    """Every stored value of the customers, then of their pets, each in id order."""
-    rows: list[Client | Patient] = [
-        *customers.values(),
-        *sorted((pet for found in pets.values() for pet in found), key=lambda pet: pet.pk),
-    ]
-    return [(type(obj), *(getattr(obj, name) for name in _ATTNAMES[type(obj)])) for obj in rows]

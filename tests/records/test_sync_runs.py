@@ -292,22 +292,10 @@ def customer_of(clinic, ref: str, number: int) -> Client:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_big_run_with_two_chunks_in_flight_ends_as_one_chunk_at_a_time(
-    world: World, monkeypatch, caplog
-) -> None:
-    """A first copy of many chunks keeps two in flight (on PostgreSQL each written on its own
-    connection; on SQLite, which has one writer, each decided on a second thread while the
-    one before is written); killed mid-run and resumed, it ends exactly as a run applied one
-    chunk at a time."""
-    from records.sync.engine import Engine
-
-    deciding: set[str] = set()
-    real_prepare = Engine.prepare
-
-    def prepare(self, entries, quarantined=()):
-        deciding.add(threading.current_thread().name)
-        return real_prepare(self, entries, quarantined)
-
+def test_a_big_run_with_two_chunks_in_flight_ends_as_one_chunk_at_a_time(world: World) -> None:
+    """On PostgreSQL a run of many chunks keeps two in flight, on two connections; killed
+    mid-run and resumed, it ends exactly as a run applied one chunk at a time. (SQLite has one
+    writer: there every run goes one chunk at a time, and the same holds.)"""
     clients = many(40, phone="")
     for clinic in (world.a.clinic, world.b.clinic):
         # Customers a PIMS client merges with (same email, same name): the first one, and one
@@ -319,18 +307,14 @@ def test_a_big_run_with_two_chunks_in_flight_ends_as_one_chunk_at_a_time(
 
     run, _ = sync_run_create(clinic=world.a.clinic, body=batch(*clients), trigger="agent")
     threads: set[str] = set()
-    deciding.clear()
-    monkeypatch.setattr(Engine, "prepare", prepare)
 
     def die_on_third_chunk(position: int, total: int) -> None:
         threads.add(threading.current_thread().name)
         if position == 15:
             raise Killed
 
-    with pytest.raises(Killed), caplog.at_level("INFO", logger="records.sync.process"):
+    with pytest.raises(Killed):
         sync_run_process(run_id=run.pk, chunk_size=5, on_progress=die_on_third_chunk)
-    # The customers the chunks read (to merge, to suggest) were found unchanged.
-    assert "Going on one chunk at a time" not in caplog.text
     run.refresh_from_db()
     assert (run.status, run.position) == ("running", 15)
     assert Client.objects.filter(clinic=world.a.clinic).exclude(pims_id="").count() == 15
@@ -339,8 +323,7 @@ def test_a_big_run_with_two_chunks_in_flight_ends_as_one_chunk_at_a_time(
     )
     finished = sync_run_process(run_id=run.pk, chunk_size=5, on_progress=die_on_third_chunk)
 
-    assert len(threads) == (2 if connection.vendor == "postgresql" else 1)  # the writers
-    assert f"sync-{run.pk}" in deciding  # chunks decided on the second thread
+    assert len(threads) == (2 if connection.vendor == "postgresql" else 1)
     assert finished.status == "succeeded"
     assert state(world.a.clinic) == state(world.b.clinic)
     assert sum(finished.counts.values()) == 80
@@ -391,49 +374,6 @@ def test_a_customer_merged_by_one_chunk_is_nobodys_possible_match_in_the_next(
     assert not ManualUpdate.objects.filter(kind="possible_match").exists()
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_customer_changed_while_its_chunk_waits_keeps_the_change(
-    world: World, monkeypatch, caplog
-) -> None:
-    """Staff edit a customer after a chunk read it to merge and before the chunk is written:
-    the edit is kept (PostgreSQL: the chunk holds the customer's row lock, the edit waits for
-    its commit; SQLite: the chunk finds the customer changed, and the run goes on one chunk
-    at a time from there), and the merge still happens."""
-    from records.sync.engine import Engine
-
-    customer = customer_of(world.a.clinic, "HD-2", 22)
-    real_prepare = Engine.prepare
-    edits: list[threading.Thread] = []
-
-    def staff_edit() -> None:
-        try:
-            Client.objects.filter(pk=customer.pk).update(address_line2="Gate code 4410")
-        finally:
-            connection.close()
-
-    def prepare_then_staff_edit(self, entries, quarantined=()):
-        chunk = real_prepare(self, entries, quarantined)
-        merging = any(client and client.pims_id == "C-22" for client, _ in entries)
-        if merging and not edits:
-            edits.append(threading.Thread(target=staff_edit))
-            edits[0].start()
-            if connection.vendor == "sqlite":
-                edits[0].join()  # decided outside the write lock: the edit lands first
-        return chunk
-
-    monkeypatch.setattr(Engine, "prepare", prepare_then_staff_edit)
-    with caplog.at_level("INFO", logger="records.sync.process"):
-        run = ingest(world.a.clinic, batch(*many(40, phone="")), chunk_size=5)
-    edits[0].join()
-
-    assert run.status == "succeeded"
-    customer.refresh_from_db()
-    assert (customer.pims_id, customer.address_line2) == ("C-22", "Gate code 4410")
-    went_on_alone = "Going on one chunk at a time" in caplog.text
-    assert went_on_alone == (connection.vendor == "sqlite")
-    assert sum(run.counts.values()) == 80
-
-
 class TimeLimit(Exception):
     """Stands in for Celery's soft time limit, which interrupts the worker's main thread."""
 
@@ -447,7 +387,7 @@ def test_a_run_interrupted_while_its_second_thread_writes_waits_for_it(
     if connection.vendor != "postgresql":
         pytest.skip("two chunks are in flight on PostgreSQL only")
     from records import sync
-    from records.sync import pipeline
+    from records.sync import process
 
     class InterruptedJoin(threading.Thread):
         def join(self, timeout: float | None = None) -> None:
@@ -460,7 +400,7 @@ def test_a_run_interrupted_while_its_second_thread_writes_waits_for_it(
         if threading.current_thread().name != "MainThread":
             time.sleep(0.3)  # still working when the main thread is interrupted
 
-    monkeypatch.setattr(pipeline.threading, "Thread", InterruptedJoin)
+    monkeypatch.setattr(process.threading, "Thread", InterruptedJoin)
     run, _ = sync_run_create(clinic=world.a.clinic, body=batch(*many(20)), trigger="agent")
     with pytest.raises(TimeLimit):
         sync_run_process(run_id=run.pk, chunk_size=5, on_progress=slow_in_second_thread)
@@ -470,41 +410,6 @@ def test_a_run_interrupted_while_its_second_thread_writes_waits_for_it(
     assert run.status == "failed" and "soft time limit" in run.error
     assert Client.objects.filter(clinic=world.a.clinic).count() == run.position
     monkeypatch.undo()
-    sync.sync_run_resume(run=run)
-    assert sync_run_process(run_id=run.pk, chunk_size=5).status == "succeeded"
-    assert Client.objects.filter(clinic=world.a.clinic).count() == 20
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_run_interrupted_while_the_next_chunk_is_decided_waits_for_it(
-    world: World, monkeypatch
-) -> None:
-    """A time limit reaches the main thread while the second thread decides (or writes) the
-    next chunk: the run is marked failed once that thread has stopped, and resumes."""
-    from records import sync
-    from records.sync.engine import Engine
-
-    real_prepare = Engine.prepare
-
-    def slow_off_the_main_thread(self, entries, quarantined=()):
-        if threading.current_thread() is not threading.main_thread():
-            time.sleep(0.3)  # still deciding when the main thread is interrupted
-        return real_prepare(self, entries, quarantined)
-
-    def time_limit_after_first_chunk(position: int, total: int) -> None:
-        if threading.current_thread() is threading.main_thread() and position == 5:
-            raise TimeLimit("soft time limit exceeded")
-
-    monkeypatch.setattr(Engine, "prepare", slow_off_the_main_thread)
-    run, _ = sync_run_create(clinic=world.a.clinic, body=batch(*many(20)), trigger="agent")
-    with pytest.raises(TimeLimit):
-        sync_run_process(run_id=run.pk, chunk_size=5, on_progress=time_limit_after_first_chunk)
-
-    assert not any(t.name == f"sync-{run.pk}" for t in threading.enumerate())
-    run.refresh_from_db()
-    assert run.status == "failed" and "soft time limit" in run.error
-    assert run.position == 5
-    assert Client.objects.filter(clinic=world.a.clinic).count() == 5
     sync.sync_run_resume(run=run)
     assert sync_run_process(run_id=run.pk, chunk_size=5).status == "succeeded"
     assert Client.objects.filter(clinic=world.a.clinic).count() == 20

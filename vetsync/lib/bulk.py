@@ -108,13 +108,13 @@ class RowInserter:
 
     def __init__(self, model: type[models.Model], *, with_pk: bool = False) -> None:
         self.model = model
-        connection = connections[router.db_for_write(model)]
+        self.connection = connections[router.db_for_write(model)]
         self.fields = [f for f in model._meta.concrete_fields if with_pk or not f.primary_key]
         self._pairs = [(f.attname, f.get_default()) for f in self.fields]
         self._adapted = [
             (i, adapt)
             for i, f in enumerate(self.fields)
-            if (adapt := _adapter(f, connection)) is not None
+            if (adapt := _adapter(f, self.connection)) is not None
         ]
         self.rows: list[list[Any]] = []
 
@@ -138,8 +138,7 @@ class RowInserter:
     def flush(self) -> int:
         if not self.rows:
             return 0
-        # This thread's connection: rows may be built on one thread and sent on another.
-        connection = connections[router.db_for_write(self.model)]
+        connection = self.connection
         quote = connection.ops.quote_name
         table = quote(self.model._meta.db_table)
         columns = ", ".join(quote(str(f.column)) for f in self.fields)
@@ -186,40 +185,6 @@ def reserve_ids(model: type[models.Model], count: int) -> list[int]:
         )
         top = int(cursor.fetchone()[0])
     return list(range(top + 1, top + count + 1))
-
-
-class ReservedIds:
-    """Primary keys reserved ahead for several transactions, taken in order (``take``).
-
-    ``reserve_ids`` gives ids for the transaction that asks: on SQLite its write lock keeps
-    them free. A writer that decides a transaction's rows before it takes the lock (the
-    sync's chunks on SQLite, ``records.sync.process``) takes them from here instead: the
-    reservation is written (SQLite's ``sqlite_sequence``, which every later insert counts
-    from), so the ids stay the reserver's after its transaction commits. Unused ones are
-    skipped, as after a rollback on PostgreSQL.
-    """
-
-    def __init__(self, counts: dict[type[models.Model], int]) -> None:
-        """Reserve ``counts`` ids per model; call inside a transaction that may write."""
-        self._free: dict[type[models.Model], range] = {}
-        for model, count in counts.items():
-            ids = reserve_ids(model, count)
-            connection = connections[router.db_for_write(model)]
-            if ids and connection.vendor == "sqlite":
-                with connection.cursor() as cursor:
-                    table = model._meta.db_table
-                    cursor.execute("DELETE FROM sqlite_sequence WHERE name = %s", [table])
-                    cursor.execute(
-                        "INSERT INTO sqlite_sequence (name, seq) VALUES (%s, %s)", [table, ids[-1]]
-                    )
-            self._free[model] = range(ids[0], ids[-1] + 1) if ids else range(0)
-
-    def take(self, model: type[models.Model], count: int) -> list[int]:
-        free = self._free.get(model, range(0))
-        if count > len(free):
-            raise RuntimeError(f"The ids reserved for {model._meta.label} ran out.")
-        self._free[model] = free[count:]
-        return list(free[:count])
 
 
 def _adapter(field: Any, connection: Any) -> Callable[[Any], Any] | None:
