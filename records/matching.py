@@ -23,7 +23,7 @@ each field.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import chain
@@ -293,8 +293,11 @@ def plan_matches(pool: CustomerPool, people: Iterable[Person]) -> dict[str, Matc
     limits = thresholds()
     model = fit.summary()
     table = weight_table(fit)
+    hopeful = _hopeful_patterns(fit, table, limits["suggest"])
     scored: dict[str, list[Scored]] = defaultdict(list)
     for pair in pairs:
+        if not hopeful(pair.levels):
+            continue
         weights = field_weights(fit, table, pair)
         total = sum(w for _, _, w in weights)
         p = probability(fit, total)
@@ -306,6 +309,40 @@ def plan_matches(pool: CustomerPool, people: Iterable[Person]) -> dict[str, Matc
         found.sort(key=lambda item: (-item[1], item[2].customer.key))
         plan[key] = _verdict(found, limits, model, phones)
     return _one_customer_one_client(plan)
+
+
+def _hopeful_patterns(
+    fit: Fit, table: list[list[float]], suggest: float
+) -> Callable[[Levels], bool]:
+    """Whether a pattern of levels can reach ``suggest`` whatever the values behind it: with
+    each exact agreement on a field weighed by frequency at its rarest value. Most candidate
+    pairs are neighbours that cannot; they are not weighed value by value (``field_weights``).
+    """
+    rarest = {  # the rarest value the clinic has, or one it has never seen
+        index: max(
+            weight(fit, index, 1, value)
+            for value in (min(tf, key=tf.__getitem__, default=_NEVER_SEEN), _NEVER_SEEN)
+        )
+        for index, tf in fit.tf.items()
+    }
+    known: dict[Levels, bool] = {}
+
+    def hopeful(levels: Levels) -> bool:
+        found = known.get(levels)
+        if found is None:
+            most = sum(
+                rarest[i] if i in rarest and level == 1 else table[i][level]
+                for i, level in enumerate(levels)
+                if level
+            )
+            # A hair over: the same weights summed in another order may differ in the last bit.
+            found = known[levels] = probability(fit, most + 1e-9) >= suggest
+        return found
+
+    return hopeful
+
+
+_NEVER_SEEN = "\x00"  # no field holds it: the weight of a value the clinic has never seen
 
 
 def _verdict(

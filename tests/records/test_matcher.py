@@ -14,15 +14,19 @@ from hypothesis import strategies as st
 
 from records.linkage import compare as c
 from records.linkage.compare import FIELDS, compare
-from records.linkage.model import PRIOR_M, PRIOR_U, em, prior_fit, weight
+from records.linkage.model import PRIOR_M, PRIOR_U, em, prior_fit, probability, weight
 from records.linkage.people import normalize_phone
 from records.matching import (
     CustomerPool,
     Person,
     Verdict,
+    _hopeful_patterns,
     candidate_pairs,
+    field_weights,
     fit_model,
     plan_matches,
+    thresholds,
+    weight_table,
 )
 from records.models import ClientMerge, ManualUpdate, Outcome
 from records.services import possible_match_reject
@@ -270,6 +274,57 @@ def test_a_first_name_that_differs_outright_merges_on_the_persons_own_phone() ->
     same, the phone no other customer's: the same person."""
     plan = _plan([person("hd", first_name="Oakleigh")], [person("C-1", first_name="Bordin")])
     assert plan["C-1"].verdict == Verdict.MERGE
+
+
+def test_a_pair_passed_over_unweighed_could_never_have_been_suggested() -> None:
+    """The plan weighs value by value only the patterns of levels that can reach the
+    suggestion threshold at the rarest values; every pair it passes over falls short when
+    weighed in full (common and rare surnames, typos, neighbours on the same streets)."""
+    rng = random.Random(11)
+    surnames = ["Smith"] * 40 + ["Jones"] * 20 + [f"Rare{i}x" for i in range(40)]
+    firsts = ["Dana", "Sam", "Alex", "Jordan", "Robin"]
+    customers = [
+        person(
+            f"hd{i}",
+            first_name=rng.choice(firsts),
+            last_name=surname,
+            email=f"c{i}@example.org" if i % 3 else "",
+            phone=f"503555{i:04d}" if i % 2 else "",
+            line1=f"{i % 25 + 1} {rng.choice(['Cedar Road', 'Alder Street'])}",
+            postcode=f"972{i % 4:02d}",
+        )
+        for i, surname in enumerate(surnames)
+    ]
+    people = [
+        person(
+            f"C-{i}",
+            first_name=c.first_name.title() if i % 4 else rng.choice(firsts),
+            last_name=(c.last_name[:-1] if i % 5 == 0 else c.last_name).title(),
+            email=c.email if i % 2 else "",
+            phone=c.phone if i % 3 else "",
+            line1=f"{c.street_number} {c.street}",
+            postcode=c.postcode,
+        )
+        for i, c in enumerate(customers)
+    ]
+    pool = CustomerPool()
+    for customer in customers:
+        pool.add(customer)
+    pairs = candidate_pairs(pool, people)
+    fit = fit_model(customers, people, pairs)
+    table, limit = weight_table(fit), thresholds()["suggest"]
+    hopeful = _hopeful_patterns(fit, table, limit)
+
+    passed_over = [pair for pair in pairs if not hopeful(pair.levels)]
+    assert len(passed_over) > len(pairs) / 2  # most candidates are neighbours
+    for pair in passed_over:
+        weights = field_weights(fit, table, pair)
+        assert probability(fit, sum(w for _, _, w in weights)) < limit
+    assert any(
+        probability(fit, sum(w for _, _, w in field_weights(fit, table, pair))) >= limit
+        for pair in pairs
+        if hopeful(pair.levels)
+    )
 
 
 def test_a_rejected_pair_is_never_compared() -> None:
