@@ -104,8 +104,7 @@ def known_given_names() -> frozenset[str]:
     return frozenset(name.lower() for name in names)
 
 
-def jaro_winkler(a: str, b: str) -> float:
-    return float(JaroWinkler.similarity(a, b))
+jaro_winkler = JaroWinkler.similarity  # (a, b) -> float: a compare asks up to seven times
 
 
 @cache
@@ -129,13 +128,16 @@ def _names_match(a: str, b: str) -> bool:
     return bool(a) and bool(b) and (a == b or jaro_winkler(a, b) >= CLOSE)
 
 
-def first_name_level(a: Person, b: Person, names: frozenset[str] | None = None) -> int:
+def first_name_level(
+    a: Person, b: Person, names: frozenset[str] | None = None, swapped: bool | None = None
+) -> int:
+    """``swapped``: ``_swapped(a, b)`` when the caller knows it already."""
     x, y = a.first_name, b.first_name
     if not x or not y:
         return MISSING
     if x == y:
         return 1
-    if _swapped(a, b):
+    if _swapped(a, b) if swapped is None else swapped:
         return 2
     short, long = sorted((x, y), key=len)
     if long.startswith(short) and (len(short) == 1 or len(short) >= 3):
@@ -157,13 +159,13 @@ def _swapped(a: Person, b: Person) -> bool:
     )
 
 
-def last_name_level(a: Person, b: Person) -> int:
+def last_name_level(a: Person, b: Person, swapped: bool | None = None) -> int:
     x, y = a.last_name, b.last_name
     if not x or not y:
         return MISSING
     if x == y:
         return 1
-    if _swapped(a, b):
+    if _swapped(a, b) if swapped is None else swapped:
         return 2
     similarity = jaro_winkler(x, y)
     if similarity >= CLOSE:
@@ -225,9 +227,12 @@ def pets_level(a: Person, b: Person) -> int:
 
 def compare(a: Person, b: Person, names: frozenset[str] | None = None) -> Levels:
     """The level of every field, in ``FIELDS`` order."""
+    # Asked by each name's level when that name differs (most candidate pairs): answered once.
+    differ = a.first_name != b.first_name or a.last_name != b.last_name
+    swapped = differ and _swapped(a, b)
     return (
-        first_name_level(a, b, names),
-        last_name_level(a, b),
+        first_name_level(a, b, names, swapped),
+        last_name_level(a, b, swapped),
         phone_level(a, b),
         one_edit_level(a.email, b.email, same_digits=True),
         one_edit_level(a.street_number, b.street_number),

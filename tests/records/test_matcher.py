@@ -510,3 +510,19 @@ def test_a_phones_digits_for_comparing_are_its_last_ten_decimal_digits(phone: st
 
     e164 = normalize_phone(phone, "US")
     assert person.phone_digits == "".join(ch for ch in e164 if ch.isdecimal())[-10:]
+
+
+_NAMES = st.sampled_from(["", "Lee", "Leeh", "Lea", "Dana", "Dan", "D", "Whitfield", "Witfield"])
+
+
+@given(_NAMES, _NAMES, _NAMES, _NAMES)
+def test_a_pairs_name_levels_are_each_names_own(
+    first: str, last: str, other: str, theirs: str
+) -> None:
+    """``compare`` asks whether the names are swapped once for both; each level is still what
+    its own function says (names alike, equal, swapped, empty)."""
+    a = person("a", first_name=first, last_name=last)
+    b = person("b", first_name=other, last_name=theirs)
+    found = compare(a, b)
+    assert found[c.FIRST] == c.first_name_level(a, b)
+    assert found[c.LAST] == c.last_name_level(a, b)
