@@ -142,6 +142,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Redis switches the broker, the result backend and the cache together.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 BROKER_DIR = VAR_DIR / "broker"
+# A redis:// (or rediss://) broker is served by kombu's Redis transport with a worker that
+# survives the broker's restart (vetsync/lib/redisbroker.py).
+from kombu.transport import TRANSPORT_ALIASES  # noqa: E402
+
+for _scheme in ("redis", "rediss"):
+    TRANSPORT_ALIASES[_scheme] = "vetsync.lib.redisbroker:Transport"
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
@@ -156,8 +162,6 @@ else:
     for sub in ("out", "processed", "results", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     # kombu's filesystem transport, writing each message whole (vetsync/lib/fsbroker.py).
-    from kombu.transport import TRANSPORT_ALIASES
-
     TRANSPORT_ALIASES.setdefault("vetsync-filesystem", "vetsync.lib.fsbroker:Transport")
     CELERY_BROKER_URL = "vetsync-filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
