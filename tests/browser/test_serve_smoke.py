@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,14 +20,10 @@ from typing import Any
 import pytest
 import requests
 
+from tests.servers import free_port, redis_server
+
 ROOT = Path(__file__).resolve().parents[2]
 PROXY = {"X-Forwarded-Proto": "https"}  # what the TLS proxy in front adds
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def processes_marked(mark: str) -> list[int]:
@@ -70,19 +64,8 @@ class Served:
 
 @pytest.fixture
 def redis_url(tmp_path: Path) -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server not found: the smoke test starts its own")
-        pytest.skip("redis-server not found (apt-get install redis-server)")
-    port = free_port()
-    server = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", tmp_path],
-        stdout=subprocess.DEVNULL,
-    )
-    yield f"redis://127.0.0.1:{port}/0"
-    server.terminate()
-    server.wait()
+    with redis_server(tmp_path) as (_, url):
+        yield url
 
 
 @pytest.fixture

@@ -3,51 +3,24 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import signal
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from kombu import Connection, Queue
 from kombu.common import ignore_errors
 
-REDIS_SERVER = shutil.which("redis-server")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.servers import redis_server
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path):
+def own_redis(tmp_path: Path):
     """A redis-server of the test's own, without persistence, for the test to kill."""
-    if REDIS_SERVER is None:
-        pytest.fail("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [REDIS_SERVER, "--port", str(port), "--save", "", "--appendonly", "no"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield proc, f"redis://127.0.0.1:{port}/0"
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait()
+    with redis_server(tmp_path) as server:
+        yield server
 
 
-def test_a_lost_broker_connection_closes_as_a_connection_error(redis_server) -> None:
+def test_a_lost_broker_connection_closes_as_a_connection_error(own_redis) -> None:
     """Redis goes away under a worker holding an unacknowledged task. Celery 5.7 collects the
     connection, which may fail to close the channel (Redis is gone) and then detaches the
     transport from it, and closes the connection again: the channel's close then gives the
@@ -55,7 +28,7 @@ def test_a_lost_broker_connection_closes_as_a_connection_error(redis_server) -> 
     connection error, which Celery meets by reconnecting; with kombu's own transport the
     close fails with an AttributeError (the detached transport has no settings left), and the
     worker exits."""
-    proc, url = redis_server
+    proc, url = own_redis
     connection = Connection(url, transport="vetsync.lib.redisbroker:Transport")
     queue = Queue("vetsync-test", channel=connection.default_channel)
     queue.declare()

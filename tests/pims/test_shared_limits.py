@@ -4,9 +4,6 @@ window, two processes keep to one budget together (no 429), on Redis and on the 
 from __future__ import annotations
 
 import multiprocessing
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.servers import redis_server
 from vetsync.pims.emulator import EzyVetEmulator
 from vetsync.pims.ezyvet import EzyVetClient, parse_credentials_file
 from vetsync.pims.ezyvet.errors import EzyVetRateLimited
@@ -29,39 +27,14 @@ RATE, ENDPOINT_RATE, WINDOW, MARGIN = 4, 3, 2.0, 0.3
 CALLS_EACH = 6
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(params=["file", "redis"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """Where the windows live: a directory (file lock) or a redis:// URL (its own server)."""
     if request.param == "file":
         yield str(tmp_path / "windows")
         return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    port = _free_port()
-    server = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", tmp_path],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        server.terminate()
-        server.wait()
+    with redis_server(tmp_path) as (_, url):
+        yield url
 
 
 def backend_for(store: str) -> Any:
