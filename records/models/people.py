@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -29,11 +30,14 @@ def _prefix(expression: Any, prefix: str) -> Q:
     tenth of the pets was estimated at a hundredth (owners then sorted from a nested loop
     of 15,000 index probes instead of one pass over the names' covering index).
     """
-    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    return Q(
-        GreaterThanOrEqual(expression, prefix),
-        LessThan(expression, upper),
-    )
+    at_least = GreaterThanOrEqual(expression, prefix)
+    # The first text after every one starting with ``prefix``: its last character moved on
+    # one. The last code point cannot be: then the one before it moves on, and a prefix of
+    # nothing but last code points has no text after it to bound it.
+    stem = prefix.rstrip(chr(sys.maxunicode))
+    if not stem:
+        return Q(at_least)
+    return Q(at_least, LessThan(expression, stem[:-1] + chr(ord(stem[-1]) + 1)))
 
 
 # Phone punctuation people type: "(503) 555-0142", "503.555.0142", "+1 503 555 0142".

@@ -112,6 +112,23 @@ def test_search_finds_clients_by_each_key(
         assert "No clients match" in response.content.decode()
 
 
+def test_a_search_ending_in_the_last_code_point_finds_what_starts_so(world: World) -> None:
+    """U+10FFFF has no character after it to bound a prefix by (it was a 500)."""
+    last = chr(0x10FFFF)
+    ClientFactory(clinic=world.a.clinic, first_name="Max", last_name=f"Zed{last}{last}ka")
+    ClientFactory(clinic=world.a.clinic, first_name="Mo", last_name="Zedd")
+    ClientFactory(clinic=world.a.clinic, first_name="Mia", last_name="Zee")
+    for query, expected in (
+        (f"zed{last}", [f"Zed{last}{last}ka, Max"]),
+        (f"zed{last}{last}k", [f"Zed{last}{last}ka, Max"]),
+        ("zed", [f"Zed{last}{last}ka, Max", "Zedd, Mo"]),
+        (last * 2, []),
+    ):
+        response = login(world.a.staff).get(list_url(world, q=query))
+        assert response.status_code == 200
+        assert sorted(names_listed(response)) == sorted(expected)
+
+
 def test_search_as_you_type_returns_only_the_results_fragment(
     world: World, searchable: dict[str, Client]
 ) -> None:
