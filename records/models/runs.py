@@ -232,7 +232,8 @@ class SyncRecordOutcome(models.Model):
 
     class Kind(models.TextChoices):
         CLIENT = "client", "Client"
-        PATIENT = "patient", "Patient"
+        # "patient" is the report's value (PIMS.md); pages say "pet", as everywhere else.
+        PATIENT = "patient", "Pet"
 
     # The table takes a row per record per run (250,000 for a big first copy), written only
     # by the engine with the ids it has just inserted. So every index counts (the run's is

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -13,8 +14,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from clinics.access import clinic_for_user, get_for_clinic
 from clinics.audit import audit_log
-from clinics.models import Connector, Integration
-from records.models import Outcome, SyncRun
+from clinics.models import Clinic, Connector, Integration
+from records.models import Client, Outcome, SyncRun
 from records.pulls import ezyvet_pull_start
 from records.reports import REPORT_COLUMNS, report_rows
 from records.sync import sync_lock_holder, sync_run_resume, sync_run_retry_quarantined
@@ -23,6 +24,10 @@ from vetsync.lib.csv_safe import formula_safe_writer
 from vetsync.lib.numbers import id_from
 
 PAGE_SIZE = 50
+# The quarantine section lists this many; the outcomes below page through every one.
+QUARANTINE_SHOWN = 200
+# A longer search is cut here: no PIMS id, name or phone is longer.
+SEARCH_MAX = 200
 
 
 @login_required
@@ -51,17 +56,23 @@ def run_detail(request: HttpRequest, clinic_slug: str, run_id: int) -> HttpRespo
     clinic = clinic_for_user(request, clinic_slug)
     run = get_for_clinic(SyncRun.objects.all(), clinic, pk=run_id)
     shown = request.GET.get("outcome", "")
+    query = " ".join(request.GET.get("q", "").split())[:SEARCH_MAX]
     outcomes = run.outcomes.select_related("client", "patient").order_by("id")
     if shown in Outcome.values:
         outcomes = outcomes.filter(outcome=shown)
+    if query:
+        outcomes = outcomes.filter(_record_matching(query, clinic))
     quarantined = run.outcomes.filter(outcome=Outcome.QUARANTINED).select_related("retried_in")
     context = {
         "clinic": clinic,
         "run": run,
         "outcome_choices": Outcome.choices,
         "shown": shown,
+        "query": query,
         "page": Paginator(outcomes, PAGE_SIZE).get_page(request.GET.get("page")),
-        "quarantined": quarantined[:200],
+        "quarantined": quarantined[:QUARANTINE_SHOWN],
+        "quarantine_shown": QUARANTINE_SHOWN,
+        "quarantined_label": Outcome.QUARANTINED.label,
         "quarantined_open": quarantined.filter(retried_in__isnull=True, raw__isnull=False).count(),
         "retention_days": settings.SYNC_HISTORY_RETENTION_DAYS,
     }
@@ -71,6 +82,16 @@ def run_detail(request: HttpRequest, clinic_slug: str, run_id: int) -> HttpRespo
     if request.htmx.target == "run-live":  # type: ignore[attr-defined]
         template += "#run-live"
     return TemplateResponse(request, template, context)
+
+
+def _record_matching(query: str, clinic: Clinic) -> Q:
+    """The outcomes of a record with this PIMS id, or of a client the client list's search
+    finds (name, email, phone, postcode, store ref, pet's name), the client's pets included.
+
+    A quarantined record has only its PIMS id to be found by."""
+    return Q(pims_id__in={query, query.upper()}) | Q(
+        client_id__in=Client.objects.search_ids(query, clinic=clinic)
+    )
 
 
 class _Echo:

@@ -64,6 +64,17 @@ def page(browser: Any, live_server: Any) -> Iterator[Any]:
     context.close()
 
 
+# Set to a folder to keep screenshots of the pages the tests visit (for a person to look at).
+SHOTS = os.environ.get("VETSYNC_SCREENSHOTS", "")
+
+
+def shot(page: Any, name: str) -> None:
+    """A full-page screenshot named ``name``, when ``VETSYNC_SCREENSHOTS`` names a folder."""
+    if SHOTS:
+        # caret="initial": hiding the caret would inject a style, which the CSP blocks.
+        page.screenshot(path=os.path.join(SHOTS, f"{name}.png"), full_page=True, caret="initial")
+
+
 def log_in(page: Any, username: str, password: str = "pw-for-tests-only") -> None:
     """Log in through the form; whoever needs a second factor (enrolled beforehand through
     the same services as a person) enters the code their app would show."""

@@ -3,7 +3,6 @@ the log; the clinic sees the change on the client's history."""
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
@@ -11,17 +10,11 @@ import pytest
 from django.contrib.auth.models import Permission
 from playwright.sync_api import expect
 
-from tests.browser.conftest import log_in
+from tests.browser.conftest import log_in, shot
 from tests.conftest import World
 from tests.factories import ClientFactory, PatientFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-SHOTS = os.environ.get("VETSYNC_SCREENSHOTS", "")
-
-
-def shot(page: Any, name: str) -> None:
-    if SHOTS:
-        page.screenshot(path=os.path.join(SHOTS, f"{name}.png"), full_page=True, caret="initial")
 
 
 def test_care_lookup_open_change_and_log(world: World, page: Any) -> None:

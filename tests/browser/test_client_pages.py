@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import log_in
+from tests.browser.conftest import log_in, shot
 from tests.conftest import World
 from tests.factories import ClientFactory
 from tests.records.batches import batch, ingest, owner, pet
 
 pytestmark = pytest.mark.django_db(transaction=True)
-# Set to a folder to keep screenshots of the pages (for a person to look at).
-SHOTS = os.environ.get("VETSYNC_SCREENSHOTS", "")
-
-
-def shot(page: Any, name: str) -> None:
-    if SHOTS:
-        # caret="initial": hiding the caret would inject a style, which the CSP blocks.
-        page.screenshot(path=os.path.join(SHOTS, f"{name}.png"), full_page=True, caret="initial")
 
 
 def test_search_client_pet_and_weight_chart(world: World, page: Any) -> None:

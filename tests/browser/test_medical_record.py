@@ -3,14 +3,13 @@ prescription page too), and confirming a pending address change on the new-order
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
 from records.models import ManualUpdate, Patient
-from tests.browser.conftest import log_in
+from tests.browser.conftest import log_in, shot
 from tests.conftest import World
 from tests.factories import ClientFactory, PatientFactory
 from tests.prescriptions.conftest import Catalogue, rx
@@ -20,12 +19,6 @@ from tests.prescriptions.conftest import site as site  # the fixture
 from tests.prescriptions.writeback import ship
 
 pytestmark = pytest.mark.django_db(transaction=True)
-SHOTS = os.environ.get("VETSYNC_SCREENSHOTS", "")
-
-
-def shot(page: Any, name: str) -> None:
-    if SHOTS:
-        page.screenshot(path=os.path.join(SHOTS, f"{name}.png"), full_page=True, caret="initial")
 
 
 @pytest.fixture

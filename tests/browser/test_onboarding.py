@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from typing import Any
 from unittest import mock
@@ -13,19 +12,11 @@ from django.utils import timezone
 
 from clinics import onboarding
 from clinics.models import Connector, Integration
-from tests.browser.conftest import log_in
+from tests.browser.conftest import log_in, shot
 from tests.conftest import World
 from tests.factories import ClinicFactory, IntegrationFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-# Set to a folder to keep screenshots of the pages (for a person to look at).
-SHOTS = os.environ.get("VETSYNC_SCREENSHOTS", "")
-
-
-def shot(page: Any, name: str) -> None:
-    if SHOTS:
-        # caret="initial": hiding the caret would inject a style, which the CSP blocks.
-        page.screenshot(path=os.path.join(SHOTS, f"{name}.png"), full_page=True, caret="initial")
 
 
 def test_onboarder_works_through_an_overdue_datapoint_checklist(

@@ -4,7 +4,6 @@ script error."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
@@ -14,21 +13,13 @@ from playwright.sync_api import expect
 from prescriptions.models import Prescription, RxRequest
 from prescriptions.services import LineSpec, order_place, rx_request_submit
 from records.models import Patient
-from tests.browser.conftest import log_in
+from tests.browser.conftest import log_in, shot
 from tests.conftest import World
 from tests.factories import ClientFactory, PatientFactory
 from tests.prescriptions.conftest import Catalogue, rx
 from tests.prescriptions.conftest import catalogue as catalogue  # the fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
-# Set to a folder to keep screenshots of the pages (for a person to look at).
-SHOTS = os.environ.get("VETSYNC_SCREENSHOTS", "")
-
-
-def shot(page: Any, name: str) -> None:
-    if SHOTS:
-        # caret="initial": hiding the caret would inject a style, which the CSP blocks.
-        page.screenshot(path=os.path.join(SHOTS, f"{name}.png"), full_page=True, caret="initial")
 
 
 @pytest.fixture

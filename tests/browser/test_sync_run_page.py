@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from records.sync import sync_run_create, sync_run_process
-from tests.browser.conftest import log_in
+from tests.browser.conftest import log_in, shot
 from tests.conftest import World
 from tests.records.batches import batch, owner, pet
 
@@ -51,6 +51,18 @@ def test_every_section_updates_live_and_polling_stops(world: World, page: Any) -
     # Screen readers hear the end of the run.
     assert "finished" in page.locator("#run-announce").inner_text()
     page.wait_for_timeout(1500)  # polling has stopped: the page stays as it is
+    assert page.locator("table.outcomes tbody tr").count() == 5
+
+    # A pet's name finds its owner's records among the run's outcomes; the search is cleared.
+    page.get_by_label("Find a record").fill("pepper")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**q=pepper**")
+    rows = page.locator("table.outcomes tbody tr")
+    assert rows.locator("td:nth-child(2)").all_inner_texts() == ["Client", "Pet", "Pet"]
+    assert "Pepper" in rows.nth(2).inner_text()
+    shot(page, "run-outcomes-search")
+    page.get_by_role("link", name="Show every record").click()
+    page.wait_for_url(lambda url: "q=" not in url)
     assert page.locator("table.outcomes tbody tr").count() == 5
 
     # The list of runs says clients and pets apart too.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 from django.core.management import call_command
@@ -190,6 +191,57 @@ def test_run_page_shows_counts_quarantine_and_stops_polling_when_done(world: Wor
     )
     assert 'hx-trigger="every 1s"' in progress.content.decode()
     assert "<h1>" not in progress.content.decode()
+
+
+def outcome_rows(html: str) -> list[tuple[str, str]]:
+    """(PIMS id, kind) of each row of the run page's per-record outcomes."""
+    if '<table class="list outcomes">' not in html:
+        return []
+    table = html.split('<table class="list outcomes">', 1)[1].split("</table>", 1)[0]
+    return re.findall(r"<tr>\s*<td>([^<]*)</td>\s*<td>([^<]*)</td>", table)
+
+
+def test_a_runs_records_are_found_by_pims_id_name_or_pet_name(world: World) -> None:
+    run = ingest(
+        world.a.clinic,
+        batch(
+            owner("C-1", patients=[pet("P-1", name="Biscuit"), pet("P-2", name="Mochi")]),
+            owner("C-2", first_name="Sam", last_name="Okafor", patients=[pet("P-3", name="Pip")]),
+            owner("C-3", first_name="Lee", last_name="Ash", patients=[pet("P-4", weight=-2)]),
+        ),
+    )
+    staff = login(world.a.staff)
+
+    def found(**params: str) -> list[tuple[str, str]]:
+        response = staff.get(run.get_absolute_url(), params)
+        assert response.status_code == 200
+        return outcome_rows(response.content.decode())
+
+    assert len(found()) == 7  # three clients, three pets, the quarantined pet
+    assert found(q="okafor") == [("C-2", "Client"), ("P-3", "Pet")]  # the client and its pet
+    assert found(q="  Sam   Okafor ") == [("C-2", "Client"), ("P-3", "Pet")]
+    assert found(q="mochi") == [("C-1", "Client"), ("P-1", "Pet"), ("P-2", "Pet")]
+    assert found(q="p-2") == [("P-2", "Pet")]  # a PIMS id in any case
+    assert found(q="P-4") == [("P-4", "Pet")]  # quarantined: found by its PIMS id alone
+    assert found(q="P-4", outcome="quarantined") == [("P-4", "Pet")]
+    assert found(q="whitfield", outcome="quarantined") == []
+    missing = staff.get(run.get_absolute_url(), {"q": "Zebra"}).content.decode()
+    assert "No record of this run matches “Zebra”." in missing
+    # Another clinic's client with the same name is not this run's record.
+    ingest(world.b.clinic, batch(owner("C-9", first_name="Sam", last_name="Okafor", patients=[])))
+    assert found(q="okafor") == [("C-2", "Client"), ("P-3", "Pet")]
+
+
+def test_a_long_quarantine_says_how_to_see_the_rest(world: World, monkeypatch) -> None:
+    monkeypatch.setattr("records.views.runs.QUARANTINE_SHOWN", 2)
+    run = ingest(
+        world.a.clinic,
+        batch(*(owner(f"C-{k}", patients=[pet(f"P-{k}", weight=-2)]) for k in range(3))),
+    )
+    page = login(world.a.staff).get(run.get_absolute_url()).content.decode()
+    assert page.count('name="outcome" value=') == 2  # ticks for the two listed
+    assert "Showing the first 2 of 3 quarantined records" in page
+    assert "Retry the ticked records (none ticked: all 3)" in page
 
 
 def test_run_csv_and_sync_report_list_every_record(world: World) -> None:
