@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from clinics.models import Connector
 from clinics.services import integration_issue_agent_token
 from tests.conftest import World, login
+from tests.records.batches import batch, ingest, owner
 
 PROPERTY_SETTINGS = settings(
     max_examples=40,
@@ -79,7 +80,10 @@ raw_texts = st.text(max_size=200) | st.sampled_from(["NaN", "[1e999]", '{"a": -I
 # What a browser or agent can put in a URL (a lone surrogate cannot be encoded: its bytes come
 # as percent escapes, in the raw query strings below).
 url_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
-query_values = url_text | st.sampled_from(["²", "9" * 5000, "-1", "%00", "\x00"])
+# The last code point ends a prefix no character can follow (the client search's 500).
+query_values = url_text | st.sampled_from(
+    ["²", "9" * 5000, "-1", "%00", "\x00", "z\U0010ffff", "\U0010ffff" * 3, "\uffff"]
+)
 raw_queries = st.sampled_from(["after=%ED%A0%80", "after=%FF%FE", "after=1&after=2", "after"])
 
 
@@ -169,6 +173,20 @@ def test_any_query_string_on_the_list_views_is_answered_without_a_500(
         query = dict(zip(params, values, strict=False))
         response = staff.get(reverse(name, args=["alder"]), query)
         assert_no_500(response, json_errors=False)
+
+
+@PROPERTY_SETTINGS
+@given(values=st.lists(query_values, min_size=3, max_size=3))
+def test_any_search_of_a_runs_records_or_of_care_is_answered_without_a_500(
+    world: World, staff: HttpClient, values: list[str]
+) -> None:
+    run = ingest(world.a.clinic, batch(owner()))
+    q, outcome, page = values
+    response = staff.get(run.get_absolute_url(), {"q": q, "outcome": outcome, "page": page})
+    assert_no_500(response, json_errors=False)
+    care = login(world.care)
+    care.raise_request_exception = False
+    assert_no_500(care.get(reverse("care:search"), {"q": q}), json_errors=False)
 
 
 # --- the account forms: logging in, password resets, the second factor --------------------
