@@ -299,6 +299,20 @@ class SyncRecordOutcome(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} {self.pims_id}: {self.outcome}"
 
+    @property
+    def owner_in_batch(self) -> str:
+        """A quarantined pet's owner as its batch entry names them ("C-3, Lee Ash"): a PIMS
+        finds a pet through its client. Empty for anything else, or when the entry says no
+        more (the entry is as received: any member may be of any type)."""
+        if self.kind != self.Kind.PATIENT or not isinstance(self.raw, dict):
+            return ""
+        pims_id, first, last = (
+            value.strip() if isinstance(value, str) else ""
+            for value in (self.raw.get(key) for key in ("pims_id", "first_name", "last_name"))
+        )
+        name = " ".join(part for part in (first, last) if part)
+        return ", ".join(part for part in (pims_id, name) if part)[:200]
+
 
 class SyncLock(models.Model):
     """One sync at a time per clinic. A lease, so a crashed worker does not hold it forever."""

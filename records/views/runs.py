@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from clinics.access import clinic_for_user, get_for_clinic
 from clinics.audit import audit_log
 from clinics.models import Clinic, Connector, Integration
-from records.models import Client, Outcome, SyncRun
+from records.models import Client, Outcome, SyncRecordOutcome, SyncRun
 from records.pulls import ezyvet_pull_start
 from records.reports import REPORT_COLUMNS, report_rows
 from records.sync import sync_lock_holder, sync_run_resume, sync_run_retry_quarantined
@@ -88,9 +88,12 @@ def _record_matching(query: str, clinic: Clinic) -> Q:
     """The outcomes of a record with this PIMS id, or of a client the client list's search
     finds (name, email, phone, postcode, store ref, pet's name), the client's pets included.
 
-    A quarantined record has only its PIMS id to be found by."""
-    return Q(pims_id__in={query, query.upper()}) | Q(
-        client_id__in=Client.objects.search_ids(query, clinic=clinic)
+    A quarantined record is found by its PIMS id, or by its owner's as the batch gave it."""
+    ids = {query, query.upper()}
+    return (
+        Q(pims_id__in=ids)
+        | Q(client_id__in=Client.objects.search_ids(query, clinic=clinic))
+        | Q(outcome=Outcome.QUARANTINED, kind=SyncRecordOutcome.Kind.PATIENT, raw__pims_id__in=ids)
     )
 
 

@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from clinics.models import AuditEvent
-from records.models import Client, ManualUpdate, Patient, SyncRun
+from records.models import Client, ManualUpdate, Patient, SyncRecordOutcome, SyncRun
 from records.sync import sync_run_create
 from tests.conftest import World, login
 from tests.factories import ClientFactory
@@ -225,11 +225,35 @@ def test_a_runs_records_are_found_by_pims_id_name_or_pet_name(world: World) -> N
     assert found(q="P-4") == [("P-4", "Pet")]  # quarantined: found by its PIMS id alone
     assert found(q="P-4", outcome="quarantined") == [("P-4", "Pet")]
     assert found(q="whitfield", outcome="quarantined") == []
+    # A quarantined pet is found by its owner's PIMS id too, and named by its owner: a PIMS
+    # finds a pet through its client.
+    assert sorted(found(q="c-3")) == [("C-3", "Client"), ("P-4", "Pet")]
+    page = staff.get(run.get_absolute_url(), {"q": "C-3"}).content.decode()
+    assert page.count("Pet of C-3, Lee Ash") == 1  # its outcome row
+    assert '<span class="muted small" data-testid="quarantined-owner">of C-3, Lee Ash' in page
     missing = staff.get(run.get_absolute_url(), {"q": "Zebra"}).content.decode()
     assert "No record of this run matches “Zebra”." in missing
     # Another clinic's client with the same name is not this run's record.
     ingest(world.b.clinic, batch(owner("C-9", first_name="Sam", last_name="Okafor", patients=[])))
     assert found(q="okafor") == [("C-2", "Client"), ("P-3", "Pet")]
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw", "owner"),
+    [
+        ("patient", {"pims_id": " C-3 ", "first_name": "Lee", "last_name": "Ash"}, "C-3, Lee Ash"),
+        ("patient", {"pims_id": "C-3", "first_name": ["Lee"], "last_name": 7}, "C-3"),
+        ("patient", {"first_name": "Lee", "last_name": ""}, "Lee"),
+        ("patient", {"pims_id": "C-" + "9" * 500}, "C-" + "9" * 198),
+        ("patient", ["C-3"], ""),
+        ("patient", None, ""),
+        ("client", {"pims_id": "C-3", "first_name": "Lee"}, ""),  # a client is its own record
+    ],
+)
+def test_a_quarantined_pets_owner_is_read_from_whatever_the_entry_holds(
+    kind: str, raw: object, owner: str
+) -> None:
+    assert SyncRecordOutcome(kind=kind, raw=raw).owner_in_batch == owner
 
 
 def test_a_long_quarantine_says_how_to_see_the_rest(world: World, monkeypatch) -> None:
