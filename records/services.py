@@ -95,6 +95,12 @@ def _rename_checks(*, patient: Patient, name: str, reason: str, same_pet: bool) 
     return name
 
 
+def same_name(one: str, other: str) -> bool:
+    """Two spellings of one name: the same letters and words, whatever their case and spacing
+    ("Winston", "WINSTON ")."""
+    return " ".join(one.split()).casefold() == " ".join(other.split()).casefold()
+
+
 def _rename(
     *,
     patient: Patient,
@@ -105,8 +111,13 @@ def _rename(
     **extra: Any,
 ) -> None:
     """The rename itself, inside the caller's transaction: the record, the audit row that is
-    the pet's name history (who, when, why), and the prescriptions app's re-prescription."""
+    the pet's name history (who, when, why), and the prescriptions app's re-prescription.
+
+    A name written again in another case or spacing is the same name: the history keeps it,
+    and the pet's prescriptions, made out to that name, stand (a vet's approval is not ended
+    for "WINSTON")."""
     old = patient.name
+    respelled = same_name(old, name)
     patient.name = name
     patient.save(update_fields=["name", "updated_at"])
     audit_log(
@@ -116,9 +127,16 @@ def _rename(
         clinic=patient.clinic,
         obj=patient,
         before={"name": old},
-        after={"name": name, "reason": reason.strip(), "same_pet_attested": True, **extra},
+        after={
+            "name": name,
+            "reason": reason.strip(),
+            "same_pet_attested": True,
+            **({"respelled": True} if respelled else {}),
+            **extra,
+        },
     )
-    hooks.patient_was_renamed(patient, old, actor, reason.strip())
+    if not respelled:
+        hooks.patient_was_renamed(patient, old, actor, reason.strip())
 
 
 def patient_rename(

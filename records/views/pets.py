@@ -23,7 +23,7 @@ from records.history import (
 )
 from records.models import ClientMerge, ManualUpdate, Patient
 from records.panels import patient_panels
-from records.services import ManualUpdateError, patient_rename
+from records.services import ManualUpdateError, patient_rename, same_name
 
 WEIGHT_LIMIT = 200
 
@@ -86,7 +86,7 @@ def patient_rename_view(request: HttpRequest, clinic_slug: str, patient_id: int)
     form = PetRenameForm(request.POST or None, initial={"name": pet.name})
     if request.method == "POST" and form.is_valid():
         try:
-            patient_rename(
+            renamed = patient_rename(
                 patient=pet,
                 name=form.cleaned_data["name"],
                 reason=form.cleaned_data["reason"],
@@ -97,14 +97,22 @@ def patient_rename_view(request: HttpRequest, clinic_slug: str, patient_id: int)
         except ManualUpdateError as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(
-                request,
-                f"Renamed to {form.cleaned_data['name']}. Any open prescriptions were ended "
-                "and re-drafted under the new name for a vet to approve.",
-            )
+            messages.success(request, _renamed_message(pet.name, renamed.name))
             return redirect("records:patient-detail", clinic_slug=clinic.slug, patient_id=pet.pk)
     return TemplateResponse(
         request,
         "records/patient_rename.html",
         {"clinic": clinic, "pet": pet, "form": form, "panels": patient_panels(request, pet)},
+    )
+
+
+def _renamed_message(old: str, new: str) -> str:
+    if same_name(old, new):
+        return (
+            f"Now written {new}. Only the letter case or spacing changed, so its prescriptions "
+            "stand as they are."
+        )
+    return (
+        f"Renamed to {new}. Any open prescriptions were ended and re-drafted under the new name "
+        "for a vet to approve."
     )

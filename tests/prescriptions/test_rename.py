@@ -169,6 +169,38 @@ def test_a_rename_needs_the_attestation_and_a_reason(
     assert prescription.items.get().status == ItemStatus.PENDING
 
 
+def test_a_name_written_again_in_another_case_leaves_its_prescriptions_standing(
+    world: World, ezy_pet, catalogue
+) -> None:
+    old_name = ezy_pet.name
+    prescription = rx(world.a, ezy_pet, catalogue.carprofen)
+    rename_url = reverse("records:patient-rename", args=["alder", ezy_pet.pk])
+    response = login(world.a.staff).post(
+        rename_url,
+        {"name": f" {old_name.upper()} ", "same_pet": "on", "reason": "As the PIMS writes it"},
+        follow=True,
+    )
+
+    ezy_pet.refresh_from_db()
+    assert ezy_pet.name == old_name.upper()
+    # The vet's approval stands: the same name, nothing ended or re-drafted.
+    assert open_prescriptions(ezy_pet) == [prescription]
+    assert prescription.items.get().status == ItemStatus.PENDING
+    assert not WritebackItem.objects.filter(prescription=prescription, kind="status").exists()
+    assert "Only the letter case or spacing changed, so its prescriptions stand" in (
+        response.content.decode()
+    )
+    # The name history keeps it, as a respelling.
+    event = AuditEvent.objects.get(action="patient.renamed", object_id=str(ezy_pet.pk))
+    assert (event.before["name"], event.after["name"]) == (old_name, old_name.upper())
+    assert event.after["respelled"] is True
+    # A real rename after it still ends and re-drafts.
+    patient_rename(
+        patient=ezy_pet, name="Clementine", reason=REASON, same_pet=True, actor=world.a.staff
+    )
+    assert [p.replaces for p in open_prescriptions(ezy_pet)] == [prescription]
+
+
 def test_a_failure_in_the_hook_rolls_the_whole_rename_back(
     world: World, site, ezy_pet, catalogue, django_capture_on_commit_callbacks, monkeypatch
 ) -> None:
