@@ -193,6 +193,7 @@ def writeback_detail(request: HttpRequest, clinic_slug: str, item_id: int) -> Ht
             "item": item,
             "attempts": list(item.attempts_made.order_by("number")),
             "retried_by": WritebackItem.objects.filter(retry_of=item).first(),
+            "waiting_for": writeback.writeback_waiting_for(item),
             "fixes": writeback_fixes(request, clinic, item),
             "payload": _pretty(item.payload),
             "payload_dates": payload_dates(item.payload),

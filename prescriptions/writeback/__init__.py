@@ -7,7 +7,13 @@ Import from here.
 
 from __future__ import annotations
 
-from prescriptions.writeback.delivery import SWEEP_GRACE, Delivery, writeback_deliver, writeback_due
+from prescriptions.writeback.delivery import (
+    SWEEP_GRACE,
+    Delivery,
+    writeback_deliver,
+    writeback_due,
+    writeback_waiting_for,
+)
 from prescriptions.writeback.feed import FEED_PAGE, AckError, agent_ack, agent_feed
 from prescriptions.writeback.incidents import (
     DismissError,
@@ -53,4 +59,5 @@ __all__ = [
     "writeback_retry",
     "writeback_return_enqueue",
     "writeback_target",
+    "writeback_waiting_for",
 ]

@@ -25,6 +25,7 @@ from clinics.models import Clinic
 from clinics.prescribers import PimsListError, prescriber_hold_reason
 from clinics.services import CredentialsError, ezyvet_client
 from prescriptions.models import Prescription, WritebackAttempt, WritebackItem
+from prescriptions.writeback.feed import holding_back
 from prescriptions.writeback.incidents import _incident_close, _incident_open
 from prescriptions.writeback.outbox import Kind, Status, Target, _deliver_next_on_commit
 from vetsync.pims import ezyvet
@@ -40,15 +41,28 @@ BLOCKING = (Status.PENDING, Status.SENDING, Status.HELD, Status.FAILED)
 HOLD_RECHECK = dt.timedelta(minutes=5)
 
 
+def _blocking(prescription_id: Any, sequence: Any) -> QuerySet[WritebackItem]:
+    """The earlier rows of a prescription not through yet: its row ``sequence`` waits."""
+    return WritebackItem.objects.filter(
+        prescription_id=prescription_id, sequence__lt=sequence, status__in=BLOCKING
+    )
+
+
 def _blocked() -> Exists:
     """For a row in a queryset: an earlier row of its prescription is not through yet."""
-    return Exists(
-        WritebackItem.objects.filter(
-            prescription_id=OuterRef("prescription_id"),
-            sequence__lt=OuterRef("sequence"),
-            status__in=BLOCKING,
-        )
-    )
+    return Exists(_blocking(OuterRef("prescription_id"), OuterRef("sequence")))
+
+
+def writeback_waiting_for(item: WritebackItem) -> WritebackItem | None:
+    """The earlier row of its prescription an open row waits for (a prescription's rows reach
+    the PIMS in order), as its delivery holds it back: the agent's feed, or ezyVet's sends."""
+    if not item.is_open:
+        return None
+    if item.target == Target.AGENT:
+        earlier = holding_back(item.prescription_id, item.sequence, item.pk)
+    else:
+        earlier = _blocking(item.prescription_id, item.sequence)
+    return earlier.order_by("sequence", "pk").first()
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from clinics.models import Clinic
@@ -20,6 +20,15 @@ class AckError(ValueError):
     """An acknowledgement that cannot be taken (unknown item, bad body)."""
 
 
+def holding_back(prescription_id: Any, sequence: Any, pk: Any) -> QuerySet[WritebackItem]:
+    """The earlier lines of a prescription that hold its line (``sequence``, ``pk``) back
+    from the feed. Lines are listed by id, which is their order except for a retry (a new id
+    for an early line): a line waits while an earlier line of its prescription failed, or is
+    a retry that comes later in the list."""
+    earlier = WritebackItem.objects.filter(prescription_id=prescription_id, sequence__lt=sequence)
+    return earlier.filter(Q(status=Status.FAILED) | Q(status=Status.PENDING, pk__gt=pk))
+
+
 def agent_feed(
     *, clinic: Clinic, after: int = 0, limit: int = FEED_PAGE
 ) -> tuple[list[dict[str, Any]], int]:
@@ -29,14 +38,8 @@ def agent_feed(
     pending = WritebackItem.objects.filter(
         clinic=clinic, target=Target.AGENT, status=Status.PENDING, pk__gt=after
     )
-    # Lines are listed by id, which is their order except for a retry (a new id for an early
-    # line): a line waits while an earlier line of its prescription failed, or is a retry
-    # that comes later in the list.
-    earlier = WritebackItem.objects.filter(
-        prescription_id=OuterRef("prescription_id"), sequence__lt=OuterRef("sequence")
-    )
-    waiting = Exists(earlier.filter(status=Status.FAILED)) | Exists(
-        earlier.filter(status=Status.PENDING, pk__gt=OuterRef("pk"))
+    waiting = Exists(
+        holding_back(OuterRef("prescription_id"), OuterRef("sequence"), OuterRef("pk"))
     )
     rows = list(pending.exclude(waiting).order_by("pk").values("pk", "payload")[:limit])
     items = [{"id": row["pk"], **row["payload"]} for row in rows]

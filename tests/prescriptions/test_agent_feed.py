@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pytest
 from django.core import mail
 from django.test import Client as HttpClient
+from django.urls import reverse
 
 from clinics.services import integration_issue_agent_token, integration_revoke_agent_token
 from prescriptions import writeback
@@ -21,7 +23,7 @@ from prescriptions.services import (
     prescription_create,
     prescription_items_end,
 )
-from tests.conftest import World
+from tests.conftest import World, login
 from tests.factories import ClientFactory, PatientFactory
 from tests.prescriptions.conftest import rx
 from tests.prescriptions.writeback import ship
@@ -292,6 +294,38 @@ def test_a_line_for_a_pet_not_yet_linked_can_be_retried_once_linked(
     assert (again["client_pims_id"], again["patient_pims_id"]) == ("C-2900", "P-3900")
     assert again["kind"] == "dispense" and again["product_reference"] == "CARP-75"
     assert WritebackItem.objects.get(pk=line["id"]).status == Status.RETRIED
+
+
+def test_a_line_held_back_by_an_earlier_one_says_which_on_its_page(
+    world: World, token, agent_pet, catalogue
+) -> None:
+    prescription = rx(world.b, agent_pet, catalogue.carprofen)
+    ship(world.b, prescription)
+    (dispense,) = feed(token)["items"]
+    ack(token, dispense["id"], {"ok": False, "error": "Patient P-3001 is locked"})
+    prescription_items_end(prescription=prescription, actor=world.b.vet_user, reason="Stopped")
+    ended = WritebackItem.objects.get(prescription=prescription, kind="status")
+    staff = login(world.b.staff)
+    url = reverse("prescriptions:writeback-detail", args=["birch", ended.pk])
+
+    def waits() -> str:
+        html = staff.get(url).content.decode()
+        found = re.search(r'data-testid="waiting-for">(.*?)</dd>', html, re.S)
+        return re.sub(r"<[^>]+>", "", found.group(1)) if found else ""
+
+    assert feed(token, after=dispense["id"])["items"] == []  # held back ...
+    assert waits() == (  # ... and its page says by which line
+        f"writeback #{dispense['id']} (dispense (shipment), sequence 1, failed): this one is sent "
+        "once that one is through: fix or retry it first."
+    )
+    retry = writeback.writeback_retry(
+        item=WritebackItem.objects.get(pk=dispense["id"]), actor=world.b.staff
+    )
+    assert waits().startswith(f"writeback #{retry.pk} (dispense (shipment), sequence 1, pending)")
+    ack(token, retry.pk, {"ok": True})
+    assert waits() == ""
+    assert "when the agent next pulls the feed" in staff.get(url).content.decode()
+    assert [line["id"] for line in feed(token, after=dispense["id"])["items"]] == [ended.pk]
 
 
 @pytest.mark.parametrize("body", ["not json", '{"error": "no ok"}', '{"ok": "yes"}'])

@@ -24,11 +24,11 @@ from prescriptions.models import (
     WritebackIncident,
     WritebackItem,
 )
-from prescriptions.services import LineSpec, order_place, order_ship
 from records.models import Client
 from tests.conftest import World, login
 from tests.factories import ClientFactory, PatientFactory
 from tests.prescriptions.conftest import rx
+from tests.prescriptions.writeback import ship
 
 Status = WritebackItem.Status
 DEMO_MODELS = [Product, Prescription, Order, RxRequest, WritebackItem, Client]
@@ -47,17 +47,6 @@ def detail_url(world_clinic, item: WritebackItem) -> str:
 
 def retry_url(world_clinic, item: WritebackItem) -> str:
     return reverse("prescriptions:writeback-retry", args=[world_clinic.clinic.slug, item.pk])
-
-
-def ship(world_clinic, prescription, quantity: int = 10) -> Order:
-    item = prescription.items.get()
-    order = order_place(
-        clinic=world_clinic.clinic,
-        patient=prescription.patient,
-        lines=[LineSpec(product=item.product, quantity=quantity, prescription_item=item)],
-        actor=world_clinic.staff,
-    )
-    return order_ship(order=order, actor=world_clinic.staff)
 
 
 def feed_row(order: Order) -> WritebackItem:
@@ -82,7 +71,7 @@ def agent_rows(world: World, catalogue, agent_pet):
     """At the agent clinic (B): three shipments on the feed; the agent wrote the first,
     failed on the second, and has not pulled the third."""
     prescription = rx(world.b, agent_pet, catalogue.carprofen)
-    orders = [ship(world.b, prescription) for _ in range(3)]
+    orders = [ship(world.b, prescription, quantity=10) for _ in range(3)]
     delivered, failed, pending = (feed_row(o) for o in orders)
     writeback.agent_ack(clinic=world.b.clinic, item_id=delivered.pk, ok=True)
     writeback.agent_ack(
@@ -147,7 +136,7 @@ def test_an_open_incident_shows_a_banner_until_delivery_resumes(world: World, ag
 
 def test_search_by_order_and_prescription_number(world: World, catalogue, agent_rows) -> None:
     other = rx(world.b, agent_rows["prescription"].patient, catalogue.apoquel)
-    other_order = ship(world.b, other)
+    other_order = ship(world.b, other, quantity=10)
     staff = login(world.b.staff)
 
     by_order = staff.get(monitor_url(world.b, q=agent_rows["orders"][1].number)).content.decode()
@@ -235,6 +224,32 @@ def test_an_ezyvet_row_on_its_way_refreshes_until_delivered(
     assert 'data-testid="writeback-status">Delivered<' in fragment
     assert "every 5s" not in fragment  # done: the page stops asking
     assert '"external_reference": "VS-' in fragment.replace("&quot;", '"')  # ezyVet's answer
+
+
+def test_an_ezyvet_row_behind_an_earlier_one_says_it_waits_for_it(
+    world: World, site, ezy_pet, catalogue, django_capture_on_commit_callbacks
+) -> None:
+    prescription = rx(world.a, ezy_pet, catalogue.carprofen)  # the prescribe row, not yet sent
+    ship(world.a, prescription)
+    prescribe, dispense = WritebackItem.objects.filter(prescription=prescription).order_by(
+        "sequence"
+    )
+    staff = login(world.a.staff)
+    page = staff.get(detail_url(world.a, dispense)).content.decode()
+    assert (
+        f"writeback #{prescribe.pk}</a> (prescription sent, sequence 1, pending): this one is "
+        "sent once that one is through." in page
+    )
+    assert (
+        'data-testid="waiting-for"'
+        not in staff.get(detail_url(world.a, prescribe)).content.decode()
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        writeback.writeback_deliver(item_id=prescribe.pk)
+    assert (
+        'data-testid="waiting-for"' not in staff.get(detail_url(world.a, dispense)).content.decode()
+    )
 
 
 # --- retry ----------------------------------------------------------------------------------
