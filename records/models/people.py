@@ -105,7 +105,7 @@ class ClientQuerySet(models.QuerySet["Client"]):
             whole.extend(base.filter(_prefix(F("phone_normalized"), p)) for p in phones)
             return _union(whole)
         per_word = []
-        for word in query.lower().split():
+        for word in _name_words(query):
             per_word.append(
                 [
                     base.filter(_prefix(Lower("last_name"), word)),
@@ -162,6 +162,16 @@ class ClientQuerySet(models.QuerySet["Client"]):
 
     def with_deceased_pet(self) -> ClientQuerySet:
         return self.filter(pk__in=Patient.objects.filter(is_deceased=True).values("client_id"))
+
+
+# Apostrophes as phones and word processors type them, for the one names are stored with.
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
+
+
+def _name_words(query: str) -> list[str]:
+    """The words of a search, as names are compared: any case, a curly apostrophe as a
+    straight one ("O\u2019Brien"), a comma a separator ("Adams, Alex", as the list shows names)."""
+    return query.translate(_APOSTROPHES).replace(",", " ").lower().split()
 
 
 def _union(querysets: list[Any]) -> Any:

@@ -70,6 +70,14 @@ def searchable(world: World) -> dict[str, Client]:
         postcode="97030",
     )
     PatientFactory(clinic=world.a.clinic, client=store, name="Pickles")
+    ClientFactory(
+        clinic=world.a.clinic,
+        first_name="Kit",
+        last_name="O'Brien",
+        email="kit@example.net",
+        phone="",
+        postcode="10001",
+    )
     # Another clinic's client with the same details is never found.
     ingest(world.b.clinic, batch(owner("C-100", patients=[pet("P-100", name="Biscuit")])))
     return {
@@ -85,6 +93,9 @@ def searchable(world: World) -> dict[str, Client]:
         ("whit", ["Whitfield, Dana"]),  # last-name prefix, any case
         ("DANA", ["Whitfield, Dana"]),  # first name
         ("dana whitfield", ["Whitfield, Dana"]),  # both words must match
+        ("Whitfield, Dana", ["Whitfield, Dana"]),  # as the list shows the name
+        ("o\u2019brien", ["O&#x27;Brien, Kit"]),  # a curly apostrophe, as phones type it
+        ("o'b", ["O&#x27;Brien, Kit"]),
         ("sam@okafor", ["Okafor, Sam"]),  # email prefix
         ("dana.whitfield@example.org", ["Whitfield, Dana"]),  # full email
         ("(503) 555-0142", ["Whitfield, Dana"]),  # stored as +1 503 555 0142
