@@ -3,7 +3,8 @@ admin for the onboarding team). On ezyVet the PIMS user is picked from the site'
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib import messages
@@ -21,10 +22,13 @@ from clinics.prescribers import (
     ezyvet_vets,
     is_ezyvet,
     may_map_prescribers,
+    pims_user_name,
     vet_label,
     vet_pims_user_set,
 )
+from clinics.vet_names import names_differ
 from vetsync.lib.numbers import id_from
+from vetsync.pims import ezyvet
 
 
 @dataclass
@@ -32,35 +36,63 @@ class PrescriberRow:
     vet: Vet
     current: str  # how the current mapping reads ("" when none)
     known: bool  # ezyVet knows the vet's user (always True off ezyVet: nothing to check)
+    other_name: str = ""  # the PIMS user's name, when it is evidently not the vet's
+    shared_with: list[Vet] = field(default_factory=list)  # other vets on the same PIMS user
+
+
+def _rows(
+    vets: list[Vet], users: dict[str, ezyvet.EzyVetVet], *, check: bool
+) -> list[PrescriberRow]:
+    """One row per vet, with what to check: a PIMS user whose name is not the vet's (the page
+    already has the site's users: no call per row), and a PIMS user mapped to several vets."""
+    by_user: dict[str, list[Vet]] = defaultdict(list)
+    for vet in vets:
+        if vet.pims_user_id.strip():
+            by_user[vet.pims_user_id.strip()].append(vet)
+    rows = []
+    for vet in vets:
+        user = users.get(vet.pims_user_id)
+        differs = user is not None and names_differ(
+            first_name=vet.first_name,
+            last_name=vet.last_name,
+            other_first=user.first_name,
+            other_last=user.last_name,
+        )
+        rows.append(
+            PrescriberRow(
+                vet=vet,
+                current=vet_label(user) if user else vet.pims_user_id,
+                known=not check or user is not None,
+                other_name=pims_user_name(user) if user and differs else "",
+                shared_with=[v for v in by_user.get(vet.pims_user_id.strip(), []) if v != vet],
+            )
+        )
+    return rows
 
 
 def prescribers_context(clinic: Clinic) -> dict[str, Any]:
-    """The clinic's vets with their PIMS users, and ezyVet's vet users to pick from."""
+    """The clinic's vets with their PIMS users and what to check about them, and ezyVet's vet
+    users to pick from."""
     integration = Integration.objects.filter(clinic=clinic).first()
     on_ezyvet = is_ezyvet(integration)
-    choices: list[tuple[str, str]] = []
+    users: dict[str, ezyvet.EzyVetVet] = {}
     error = ""
     if on_ezyvet:
         assert integration is not None
         try:
-            choices = [(v.user_id, vet_label(v)) for v in ezyvet_vets(integration=integration)]
+            users = {v.user_id: v for v in ezyvet_vets(integration=integration)}
         except PimsListError as exc:
             error = exc.plain
-    labels = dict(choices)
-    rows = [
-        PrescriberRow(
-            vet=vet,
-            current=labels.get(vet.pims_user_id, vet.pims_user_id),
-            known=not on_ezyvet or error != "" or vet.pims_user_id in labels,
-        )
-        for vet in Vet.objects.filter(clinic=clinic, is_active=True)
-    ]
+    vets = list(Vet.objects.filter(clinic=clinic, is_active=True))
+    rows = _rows(vets, users, check=on_ezyvet and not error)
     return {
         "clinic": clinic,
         "on_ezyvet": on_ezyvet,
-        "pims_users": choices,
+        "pims_users": [(user_id, vet_label(v)) for user_id, v in users.items()],
         "list_error": error,
         "rows": rows,
+        "names_differ": sum(1 for row in rows if row.other_name),
+        "shared": sum(1 for row in rows if row.shared_with),
     }
 
 

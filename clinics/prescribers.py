@@ -119,9 +119,14 @@ def ezyvet_consults(*, integration: Integration, animal_id: str) -> list[ezyvet.
     ]
 
 
-def vet_label(vet: ezyvet.EzyVetVet) -> str:
+def pims_user_name(vet: ezyvet.EzyVetVet) -> str:
+    """What ezyVet calls the user ("Dr Helen Marsh"); "(no name)" when it has none."""
     name = " ".join(part for part in (vet.title, vet.first_name, vet.last_name) if part)
-    return f"{name or '(no name)'} · ezyVet user {vet.user_id}"
+    return name or "(no name)"
+
+
+def vet_label(vet: ezyvet.EzyVetVet) -> str:
+    return f"{pims_user_name(vet)} · ezyVet user {vet.user_id}"
 
 
 def may_map_prescribers(user: Any, clinic_id: int) -> bool:

@@ -11,9 +11,10 @@ import pytest
 from django.urls import reverse
 
 from clinics.models import AuditEvent, Membership, Role
+from clinics.vet_names import names_differ
 from prescriptions.models import Prescription, WritebackItem
 from tests.conftest import World, login
-from tests.factories import UserFactory
+from tests.factories import UserFactory, VetFactory
 from tests.prescriptions.conftest import rx
 from tests.prescriptions.writeback import calls, deliver_all, ezyvet_records
 from vetsync.pims.emulator import EzyVetEmulator
@@ -314,3 +315,113 @@ def test_a_vet_approving_an_owners_request_picks_a_consult_too(
 
     [record] = ezyvet_records(site, asked.prescription)
     assert record["consult_id"] == consult["id"]
+
+
+# --- a prescriber to check -------------------------------------------------------------------
+
+
+def _prescribers_page(user) -> str:
+    return login(user).get(reverse("clinics:prescribers", args=["alder"])).content.decode()
+
+
+@pytest.mark.parametrize(
+    ("title", "first", "last", "warned"),
+    [
+        ("Dr", "Helen", "Marsh", True),
+        ("Dr", "Wendy", "Heathcote", True),
+        ("Dr.", "william", "HEATH", False),  # case and title do not count
+        ("", "W.", "Heath, DVM", False),  # an initial and post-nominals are the same person
+    ],
+)
+def test_a_vet_mapped_to_a_user_ezyvet_names_otherwise_is_flagged(
+    world: World, site, ezyvet_clinic, clinic_admin, title, first, last, warned
+) -> None:
+    vet = world.a.vet
+    vet.first_name, vet.last_name = "William", "Heath"
+    vet.save()
+    site.update_record(
+        "user", vet.pims_user_id, {"title": title, "first_name": first, "last_name": last}
+    )
+    another_user = next(u for u in _vet_users(site) if u != vet.pims_user_id)
+    other = VetFactory(
+        clinic=world.a.clinic, first_name="Ada", last_name="Stone", pims_user_id=another_user
+    )
+    user_calls = len([e for e in site.request_log() if e["endpoint"] == "user"])
+
+    page = _prescribers_page(clinic_admin)
+
+    row = _row(page, vet)
+    pims_name = " ".join(part for part in (title, first, last) if part)
+    assert f"{pims_name} · ezyVet user {vet.pims_user_id}" in row
+    said = f"The practice system calls this user {pims_name}: check this is Dr William Heath."
+    assert (said in row) is warned
+    assert ('data-testid="prescriber-name-differs"' in row) is warned
+    assert ("Name differs" in row) is warned
+    summary = "1 vet is mapped to a practice-system user with another name"
+    # Ada Stone is none of the emulator's vets: her row is flagged whatever Heath's user is.
+    assert 'data-testid="prescriber-name-differs"' in _row(page, other)
+    assert summary.replace("1 vet is", "2 vets are") in page if warned else summary in page
+    # The names come with the one list of ezyVet's vet users, not a call per vet.
+    assert len([e for e in site.request_log() if e["endpoint"] == "user"]) == user_calls + 1
+
+
+def test_a_practice_system_user_mapped_to_two_vets_is_flagged_on_both(
+    world: World, clinic_admin
+) -> None:
+    # The database refuses one id twice in a clinic; the same id with a space around it (a
+    # path that does not trim, such as an import or a shell) is one user all the same: VetSync
+    # trims the id whenever it maps a vet.
+    world.a.vet.pims_user_id = "DR-7"
+    world.a.vet.save()
+    other = VetFactory(clinic=world.a.clinic, pims_user_id=" DR-7 ")
+    alone = VetFactory(clinic=world.a.clinic, pims_user_id="DR-8")
+
+    page = _prescribers_page(clinic_admin)
+
+    assert "2 vets share a practice-system user" in page
+    assert f"This practice-system user is also {other}: each vet needs" in _row(page, world.a.vet)
+    assert f"This practice-system user is also {world.a.vet}: each vet" in _row(page, other)
+    assert "Shared user" not in _row(page, alone)
+    assert 'data-testid="prescriber-name-differs"' not in page  # no names off ezyVet
+
+
+def test_a_vet_mapped_to_their_own_user_is_not_flagged(
+    world: World, site, ezyvet_clinic, clinic_admin
+) -> None:
+    user = site.record("user", world.a.vet.pims_user_id)
+    world.a.vet.first_name, world.a.vet.last_name = user["first_name"], user["last_name"]
+    world.a.vet.save()
+
+    page = _prescribers_page(clinic_admin)
+
+    assert 'data-testid="prescriber-warnings"' not in page
+    assert "Name differs" not in page and "Shared user" not in page
+
+
+@pytest.mark.parametrize(
+    ("vet", "pims_user", "differ"),
+    [
+        (("William", "Heath"), ("Dr. william", "HEATH"), False),
+        (("William", "Heath"), ("W", "Heath"), False),
+        (("William James", "Heath"), ("William", "Heath"), False),
+        (("Zoë", "O'Brien"), ("zoe", "OBrien"), False),
+        (("Anne", "Smith-Jones"), ("Anne", "Smith  Jones"), False),
+        (("William", "Heath"), ("", ""), False),  # nothing to compare
+        (("William", "Heath"), ("Helen", "Marsh"), True),
+        (("William", "Heath"), ("Helen", "Heath"), True),
+        (("William", "Heath"), ("William", "Heathcote"), True),
+    ],
+)
+def test_names_are_compared_as_people_write_them(vet, pims_user, differ) -> None:
+    assert (
+        names_differ(
+            first_name=vet[0], last_name=vet[1], other_first=pims_user[0], other_last=pims_user[1]
+        )
+        is differ
+    )
+
+
+def _row(page: str, vet) -> str:
+    match = re.search(rf'<tr data-testid="prescriber-{vet.pk}".*?</tr>', page, re.S)
+    assert match is not None, f"no row for {vet}"
+    return match.group(0)
