@@ -19,6 +19,11 @@ from clinics.services import integration_set_credentials
 DEMO_PASSWORD = "vetsync-demo-2026"  # noqa: S105 - printed for the demo; never in production
 
 
+# The ezyVet clinic's vet: a vet user of the demo's emulator (vetsync/pims/emulator/data.py,
+# VETS), so the prescriber ezyVet is sent is the vet who approved, by their own name.
+EZYVET_VET = ("Helen", "Marsh")
+
+
 @dataclass(frozen=True)
 class DemoClinic:
     slug: str
@@ -113,11 +118,16 @@ def user_seed(username: str, *, first: str, last: str, is_staff: bool = False) -
 def team_seed(
     clinic: Clinic, spec: DemoClinic, *, fake: Faker, rng: random.Random
 ) -> list[tuple[str, str]]:
-    """A staff member, a vet and a clinic admin of the clinic; their logins."""
+    """A staff member, a vet and a clinic admin of the clinic; their logins. An ezyVet clinic's
+    vet is one of the emulator's vet users, by name (``first_pull`` maps them to it)."""
     logins: list[tuple[str, str]] = []
     for role in (Role.STAFF, Role.VET, Role.ADMIN):
         username = f"{spec.slug}-{role.value}"
-        user = user_seed(username, first=fake.first_name(), last=fake.last_name())
+        # Drawn for everyone, so that the rest of the demo's made-up people stay the same.
+        first, last = fake.first_name(), fake.last_name()
+        if role == Role.VET and spec.connector == Connector.EZYVET:
+            first, last = EZYVET_VET
+        user = user_seed(username, first=first, last=last)
         Membership.objects.get_or_create(user=user, clinic=clinic, defaults={"role": role})
         if role == Role.VET:
             Vet.objects.get_or_create(

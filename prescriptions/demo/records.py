@@ -281,15 +281,26 @@ def first_pull(clinic: Clinic, *, say: Callable[[str], None]) -> None:
         Integration.objects.filter(pk=integration.pk).update(base_url=base_url)
         site.stop()
     _onboarding_done(clinic)
-    # The clinic's vet is one of ezyVet's vet users, so prescriptions name the real vet.
-    vet_user_id = str(site.records("consult")[0]["vet_id"])
-    Vet.objects.filter(clinic=clinic, user__username=f"{clinic.slug}-{Role.VET.value}").update(
-        pims_user_id=vet_user_id
-    )
+    vet = Vet.objects.get(clinic=clinic, user__username=f"{clinic.slug}-{Role.VET.value}")
+    Vet.objects.filter(pk=vet.pk).update(pims_user_id=_emulator_vet_user(site, vet))
     say(
         f"{clinic.name}: first ezyVet pull {run.get_status_display().lower()}, "
         f"then a delta {delta.get_status_display().lower()}"
     )
+
+
+def _emulator_vet_user(site: Any, vet: Vet) -> str:
+    """The site's vet user with the vet's own name: prescriptions name the vet who approved
+    them (another vet user's id would put someone else in the clinic's record)."""
+    vet_contacts = {str(c["id"]) for c in site.records("contact") if c.get("is_vet") == "1"}
+    name = (vet.first_name, vet.last_name)
+    for user in site.records("user"):
+        if (
+            str(user["contact_id"]) in vet_contacts
+            and (user["first_name"], user["last_name"]) == name
+        ):
+            return str(user["id"])
+    raise LookupError(f"The demo's ezyVet emulator has no vet user named {vet}.")
 
 
 def _pull(integration: Integration) -> SyncRun:

@@ -13,8 +13,9 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from clinics.models import AuditEvent, Clinic
+from clinics.models import AuditEvent, Clinic, Integration, Vet
 from prescriptions import writeback
+from prescriptions.demo.records import EMULATOR_CLIENTS, EMULATOR_SEED
 from prescriptions.models import (
     Order,
     Prescription,
@@ -29,6 +30,7 @@ from tests.conftest import World, login
 from tests.factories import ClientFactory, PatientFactory
 from tests.prescriptions.conftest import rx
 from tests.prescriptions.writeback import ship
+from vetsync.pims.emulator import EzyVetEmulator
 
 Status = WritebackItem.Status
 DEMO_MODELS = [Product, Prescription, Order, RxRequest, WritebackItem, Client]
@@ -390,6 +392,25 @@ def test_the_demo_seeds_once_and_its_monitors_show_every_state(db) -> None:
     for status in ("pending", "delivered", "failed", "retried"):
         assert count_on_page(page, status) >= 1, status
     assert 'data-testid="incident"' in page
+    _riverside_vet_is_their_own_ezyvet_user(riverside)
+
+
+def _riverside_vet_is_their_own_ezyvet_user(riverside: Clinic) -> None:
+    """The demo's ezyVet vet is mapped to the emulator's vet user with their own name: their
+    prescriptions name them, and the Prescribers page has nothing to warn about."""
+    vet = Vet.objects.get(clinic=riverside, user__username="riverside-vet")
+    with EzyVetEmulator(
+        clients=EMULATOR_CLIENTS, seed=EMULATOR_SEED, rate_per_minute=0, endpoint_rate_per_minute=0
+    ) as site:  # what the demo pulled from and `make run` serves
+        user = site.record("user", vet.pims_user_id)
+        assert (user["first_name"], user["last_name"]) == (vet.first_name, vet.last_name)
+        Integration.objects.filter(clinic=riverside).update(base_url=site.base_url)
+        admin = get_user_model().objects.get(username="riverside-admin")
+        page = login(admin).get(reverse("clinics:prescribers", args=["riverside"]))
+    text = page.content.decode()
+    assert f"{vet} · ezyVet user {vet.pims_user_id}" in text
+    assert 'data-testid="prescriber-warnings"' not in text
+    assert "Name differs" not in text
 
 
 def test_staff_dismiss_a_failed_row_with_a_reason(world: World, agent_rows) -> None:
