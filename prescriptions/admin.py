@@ -38,6 +38,7 @@ from prescriptions.models import (
     WritebackItem,
     WritebackQuerySet,
 )
+from vetsync.lib.numbers import page_number
 from vetsync.lib.subqueries import count_of
 
 Status = WritebackItem.Status
@@ -471,7 +472,7 @@ def writeback_health_page(number: str | None) -> tuple[Page, list[dict[str, Any]
         )
         .order_by("-failed", "-has_incident", "-pending", "name", "pk")
     )
-    page = Paginator(clinics, HEALTH_PAGE).get_page(number)
+    page = Paginator(clinics, HEALTH_PAGE).get_page(page_number(number))
     incidents = {
         row.clinic_id: row
         for row in WritebackIncident.objects.filter(

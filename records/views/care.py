@@ -21,6 +21,7 @@ from records import care
 from records.history import TIMELINE_LIMIT, record_events, record_outcomes, timeline
 from records.models import CARE_LOG_PERMISSION, Client
 from records.panels import client_panels
+from vetsync.lib.numbers import page_number
 
 
 def care_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -137,7 +138,8 @@ def care_log(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied("Pet Owner Care leads only.")
     form = care.CareLogFilterForm(request.GET or None)
     filters = form.filters() if request.GET else care.CareLogFilters()
-    page = Paginator(care.care_log(filters), CARE_LOG_PAGE_SIZE).get_page(request.GET.get("page"))
+    number = page_number(request.GET.get("page"))
+    page = Paginator(care.care_log(filters), CARE_LOG_PAGE_SIZE).get_page(number)
     return TemplateResponse(
         request,
         "records/care_log.html",

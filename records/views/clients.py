@@ -30,6 +30,7 @@ from records.merging import client_unmerge as client_unmerge_service
 from records.models import Client, ClientMerge, ClientQuerySet, ManualUpdate, Patient
 from records.panels import client_panels
 from records.suggestions import suggestions_rescore
+from vetsync.lib.numbers import page_number
 
 PAGE_SIZE = 50
 
@@ -84,12 +85,13 @@ def client_list(request: HttpRequest, clinic_slug: str) -> HttpResponse:
     order = [f"-{f}" if descending else f for f in LIST_SORTS[sort][1]]
     ids = clients.order_by(*order).values_list("pk", flat=True)
     truncated = False
+    number = page_number(request.GET.get("page"))
     if query:
         found = list(ids[: SEARCH_LIMIT + 1])
         truncated = len(found) > SEARCH_LIMIT
-        page = Paginator(found[:SEARCH_LIMIT], PAGE_SIZE).get_page(request.GET.get("page"))
+        page = Paginator(found[:SEARCH_LIMIT], PAGE_SIZE).get_page(number)
     else:
-        page = Paginator(ids, PAGE_SIZE).get_page(request.GET.get("page"))
+        page = Paginator(ids, PAGE_SIZE).get_page(number)
     page_ids = list(page.object_list)
     rows = Client.objects.filter(pk__in=page_ids).prefetch_related(
         Prefetch(

@@ -26,6 +26,7 @@ from records.services import (
     possible_match_reject,
 )
 from records.suggestions import suggestions_rescore
+from vetsync.lib.numbers import page_number
 
 PAGE_SIZE = 50
 
@@ -44,7 +45,7 @@ def _queue_context(request: HttpRequest, clinic: Any, kind: str) -> dict[str, An
         "kind": kind,
         "kinds": ManualUpdate.Kind.choices,
         "counts": manual_update_counts(clinic=clinic),
-        "page": Paginator(updates, PAGE_SIZE).get_page(request.GET.get("page")),
+        "page": Paginator(updates, PAGE_SIZE).get_page(page_number(request.GET.get("page"))),
     }
 
 

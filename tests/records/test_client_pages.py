@@ -252,6 +252,18 @@ def test_columns_sort_both_ways_and_pages_hold_fifty(world: World) -> None:
     assert 'aria-sort="ascending"' in html and "sort=-name" in html
 
 
+def test_a_page_number_below_one_shows_the_first_page(world: World) -> None:
+    for i in range(55):
+        ClientFactory(clinic=world.a.clinic, first_name="F", last_name=f"Name{i:02d}")
+    staff = login(world.a.staff)
+    for number in ("0", "-1", "-999"):
+        response = staff.get(list_url(world, page=number))
+        assert names_listed(response)[0] == "Name00, F"
+        assert "Page 1 of 2" in response.content.decode()
+    # Past the end is still the last page.
+    assert names_listed(staff.get(list_url(world, page="3")))[0] == "Name50, F"
+
+
 def test_an_empty_clinic_says_where_clients_come_from(world: World) -> None:
     html = login(world.a.staff).get(list_url(world)).content.decode()
     assert "No clients yet." in html

@@ -22,3 +22,11 @@ def id_from(text: str | None, *, max_digits: int = MAX_ID_DIGITS) -> int | None:
     if not is_ascii_digits(text) or len(text) > max_digits:
         return None
     return int(text)
+
+
+def page_number(text: str | None) -> int:
+    """The ``?page=`` asked for, and 1 for anything that is not a page number (0, -1, "x").
+
+    For Django's ``Paginator.get_page`` every out-of-range number is past the end, so 0 and
+    -1 would give the last page; past the end it still gives the last page."""
+    return id_from(text) or 1
