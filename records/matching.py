@@ -119,6 +119,14 @@ def format_weight(value: float) -> str:
     return f"{'+' if value >= 0 else MINUS}{abs(value):.1f}"
 
 
+def format_percent(probability: float) -> str:
+    """A probability as a percentage, with the digits that tell 99.9 % from 99.99 %."""
+    if probability >= 0.99999:
+        return "> 99.999 %"
+    digits = 0 if probability < 0.99 else 2 if probability < 0.9999 else 3
+    return f"{100 * probability:.{digits}f} %"
+
+
 def evidence_text(weights: Iterable[Sequence[Any]]) -> str:
     """ "phone same +9.1; surname smyth/smith +4.2; street number differs -2.0" """
     return "; ".join(f"{words} {format_weight(float(w))}" for _field, words, w in weights)

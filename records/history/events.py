@@ -12,6 +12,7 @@ from django.db.models import Q
 
 from clinics.display import event_actor
 from clinics.models import AuditEvent
+from records.matching import format_percent
 from records.merging import (
     PET_UNMERGE_ACTION,
     RULE_MERGE_ACTION,
@@ -83,6 +84,10 @@ _NOT_FIELDS = {
     "pims_modified_at",
     "phone_normalized",
     "merged_into_id",
+    # An automatic merge's evidence: said in its note, not as values the record changed.
+    "probability",
+    "model",
+    "thresholds",
 }
 UNMERGE_ACTIONS = {UNMERGE_ACTION, UNMERGE_COPY_ACTION, PET_UNMERGE_ACTION}
 
@@ -177,7 +182,7 @@ def event_title(event: AuditEvent) -> str:
         return f"Staff kept the pharmacy's {kind_label}"
     if action == "patient.renamed":
         source = " (the PIMS's new name)" if after.get("manual_update") else ""
-        why = f": {after['reason']}" if after.get("reason") else ""
+        why = f": {_show(after['reason'])}" if after.get("reason") else ""
         return f"Renamed by staff, same pet attested{source}{why}"
     if action == STAFF_MERGE_ACTION:
         return f"Staff confirmed the merge with PIMS record {after.get('pims_id', '')}"
@@ -196,13 +201,22 @@ def event_title(event: AuditEvent) -> str:
 
 
 def _show(value: Any) -> str:
+    """A value in words: never a Python dict or list as ``repr`` writes it."""
     if value is None or value == "":
         return "—"
     if value is True:
         return "yes"
     if value is False:
         return "no"
+    if isinstance(value, dict):
+        return "; ".join(f"{_label(str(k))}: {_show(v)}" for k, v in value.items()) or "—"
+    if isinstance(value, list | tuple):
+        return ", ".join(_show(v) for v in value) or "—"
     return str(value)
+
+
+def _label(key: str) -> str:
+    return ATTR_LABELS.get(key, key.replace("_", " ").capitalize())
 
 
 def event_changes(event: AuditEvent) -> list[tuple[str, str, str]]:
@@ -221,9 +235,7 @@ def event_changes(event: AuditEvent) -> list[tuple[str, str, str]]:
         old = before.get(key)
         if old == value:
             continue
-        rows.append(
-            (ATTR_LABELS.get(key, key.replace("_", " ").capitalize()), _show(old), _show(value))
-        )
+        rows.append((_label(key), _show(old), _show(value)))
     return rows
 
 
@@ -356,10 +368,35 @@ def _event_note(event: AuditEvent) -> str:
     after = event.after if isinstance(event.after, dict) else {}
     parts = []
     if after.get("reason"):
-        parts.append(f"Reason: {after['reason']}")
+        parts.append(f"Reason: {_show(after['reason'])}")
     if after.get("rule"):
-        parts.append(f"Evidence: {after['rule']}")
-    return " ".join(parts)
+        parts.append(f"Evidence: {_show(after['rule'])}")
+    if "probability" in after:
+        parts.append(_match_note(after))
+    if len(parts) < 2:
+        return "".join(parts)
+    return " ".join(part if part.endswith((".", "?", "!")) else f"{part}." for part in parts)
+
+
+def _match_note(after: dict[str, Any]) -> str:
+    """What the matcher said of an automatic merge, its percentages as the review queue
+    writes them: "Match probability 99.63 %, model fs-1; thresholds: merge at 99.90 %, …"."""
+    note = f"Match probability {_percent(after['probability'])}"
+    if after.get("model"):
+        note += f", model {_show(after['model'])}"
+    thresholds = after.get("thresholds")
+    if isinstance(thresholds, dict) and thresholds:
+        at = ", ".join(f"{_show(k).lower()} at {_percent(v)}" for k, v in thresholds.items())
+        note += f"; thresholds: {at}"
+    elif thresholds:
+        note += f"; thresholds: {_show(thresholds)}"
+    return f"{note}."
+
+
+def _percent(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return format_percent(value)
+    return _show(value)
 
 
 def name_history(

@@ -7,7 +7,7 @@ from typing import Any
 
 from django import template
 
-from records.matching import format_weight
+from records.matching import format_percent, format_weight
 
 register = template.Library()
 
@@ -22,12 +22,7 @@ def match_weight(value: Any) -> str:
 
 @register.filter
 def match_percent(value: Any) -> str:
-    """A probability as a percentage, with the digits that tell 99.9 % from 99.99 %."""
     try:
-        p = float(value)
+        return format_percent(float(value))
     except (TypeError, ValueError):
         return ""
-    if p >= 0.99999:
-        return "> 99.999 %"
-    digits = 0 if p < 0.99 else 2 if p < 0.9999 else 3
-    return f"{100 * p:.{digits}f} %"

@@ -11,6 +11,8 @@ from django.urls import reverse
 
 from clinics.audit import audit_log
 from clinics.display import person_name
+from clinics.models import AuditEvent
+from records.merging import RULE_MERGE_ACTION
 from records.models import (
     Client,
     ManualUpdate,
@@ -424,6 +426,49 @@ def test_timeline_lists_sync_staff_and_owner_requested_changes_in_order(world: W
     assert "dana@new.example" in html and "Danielle" in html and "+1 503 555 7777" in html
     # The owner's change is also the phone's provenance.
     assert "Pet Owner Care change at the owner" in section(page, "source-phone")
+
+
+def test_an_automatic_merge_shows_its_evidence_in_words_on_the_timeline(world: World) -> None:
+    clinic = world.a.clinic
+    customer = ClientFactory(
+        clinic=clinic,
+        customer_ref="HD-1",
+        first_name="Dana",
+        last_name="Whitfeld",
+        email="dana@example.org",
+        phone="",
+    )
+    ingest(clinic, batch(owner(patients=[])))
+    customer.refresh_from_db()
+    assert customer.pims_id == "C-1"  # merged automatically
+
+    model = AuditEvent.objects.get(action=RULE_MERGE_ACTION).after["model"]
+
+    html = section(login(world.a.staff).get(client_url(customer)), "timeline")
+    entry = html[html.index("Merged automatically with PIMS record C-1") :]
+    entry = entry[: entry.find('<li class="tl-')]
+    # The probability as the review queue writes it, the thresholds in words.
+    assert re.search(r"Match probability (&gt; )?\d+(\.\d+)? %", entry)
+    assert f"model {model}" in entry
+    assert "thresholds: merge at 99.90 %, suggest at 50 %" in entry
+    # Evidence, not values of the record that changed from nothing; no Python dict.
+    assert "Probability:" not in entry and "Thresholds:" not in entry and "Model:" not in entry
+    assert "{" not in entry and "&#x27;" not in entry
+
+
+def test_structured_values_on_the_timeline_are_written_out(world: World) -> None:
+    client = ClientFactory(clinic=world.a.clinic, customer_ref="HD-1")
+    audit_log(
+        action="customer.imported_update",
+        actor=None,
+        clinic=world.a.clinic,
+        obj=client,
+        before={},
+        after={"delivery": {"day": "Tuesday", "signed": True}, "tags": ["vip", "senior"]},
+    )
+    html = section(login(world.a.staff).get(client_url(client)), "timeline")
+    assert "Delivery: <del>—</del> → <ins>Day: Tuesday; Signed: yes</ins>" in html
+    assert "Tags: <del>—</del> → <ins>vip, senior</ins>" in html
 
 
 def test_a_pet_page_shows_weights_deceased_date_and_renames(world: World) -> None:
