@@ -90,7 +90,7 @@ def _event_source(event: AuditEvent) -> Source | None:
     if action.startswith(CARE_PREFIX):
         label = "Pet Owner Care change at the owner's request"
     elif kind == "pims":
-        label = "PIMS change, applied automatically"
+        label = "Changed in the PIMS, applied automatically"
     elif action.startswith("manual_update.accepted.") or (
         action == "patient.renamed"
         and isinstance(event.after, dict)
@@ -163,13 +163,15 @@ def _merge_changes(
                 if merge.method == ClientMerge.Method.RULE
                 else ("at a merge confirmed by staff")
             )
-            source = Source("pims", f"PIMS, filled in {how}", merge.created_at)
+            # The badge says "PIMS": the label does not start with it again.
+            source = Source("pims", f"Filled in from the PIMS {how}", merge.created_at)
             timed.append((merge.created_at, 0, filled, source))
     for outcome in outcomes:
         if outcome.outcome == Outcome.MERGED and isinstance(obj, Patient):
             linked = ["weight", "weight_unit", "is_deceased", "deceased_on"]
             at = outcome.run.created_at
-            timed.append((at, 0, linked, Source("pims", "PIMS, at the merge", at, "sync")))
+            source = Source("pims", "Taken from the PIMS at the merge", at, "sync")
+            timed.append((at, 0, linked, source))
     return timed
 
 

@@ -309,8 +309,37 @@ def test_an_email_changed_in_the_pims_shows_as_applied_by_sync(world: World) -> 
     ingest(world.a.clinic, batch(owner()))
     ingest(world.a.clinic, batch(owner(email="dana@new.example", modified_at=LATER)))
     page = login(world.a.staff).get(client_url(Client.objects.get()))
-    assert "PIMS change, applied automatically" in section(page, "source-email")
+    assert "Changed in the PIMS, applied automatically" in section(page, "source-email")
     assert "dana@new.example" in section(page, "field-email")
+
+
+def test_a_value_an_automatic_merge_filled_in_names_the_pims_once(world: World) -> None:
+    customer = ClientFactory(
+        clinic=world.a.clinic,
+        customer_ref="HD-1",
+        first_name="Dana",
+        last_name="Whitfeld",
+        email="dana@example.org",
+        phone="",
+    )
+    biscuit = PatientFactory(clinic=world.a.clinic, client=customer, name="biscuit", species="")
+    ingest(world.a.clinic, batch(owner()))
+    biscuit.refresh_from_db()
+    assert biscuit.pims_id == "P-1" and biscuit.species == "Canine"  # linked, filled in
+
+    page = login(world.a.staff).get(pet_url(biscuit))
+    species = _words(section(page, "source-species"))
+    assert species.startswith("PIMS Filled in from the PIMS at an automatic merge on ")
+    client_page = login(world.a.staff).get(client_url(customer))
+    assert _words(section(client_page, "source-phone")).startswith(
+        "PIMS Filled in from the PIMS at an automatic merge on "
+    )
+
+
+def _words(html: str) -> str:
+    """The text of a page's cell as a person reads it (badge included)."""
+    cell = html[html.index(">") + 1 : html.index("</td>")]
+    return " ".join(re.sub(r"<[^>]+>", " ", cell).split())
 
 
 def test_pims_differs_for_phone_shows_the_pims_value(world: World) -> None:
