@@ -317,7 +317,7 @@ class RxApproveForm(Form):
         label="Note to the owner",
         widget=forms.Textarea(attrs={"rows": 2}),
         required=False,
-        help_text="Optional; emailed to the owner with the decision.",
+        help_text="Optional; emailed to the owner with the decision, if they have an email.",
     )
 
     def __init__(
@@ -342,7 +342,10 @@ class RxDeclineForm(Form):
         label="Note to the owner",
         widget=forms.Textarea(attrs={"rows": 2}),
         required=False,
-        help_text="Emailed to the owner with the decision, e.g. “Please book a check-up first.”",
+        help_text=(
+            "Emailed to the owner with the decision, if they have an email, e.g. “Please book"
+            " a check-up first.”"
+        ),
     )
 
 

@@ -22,6 +22,7 @@ from prescriptions.models import (
 from prescriptions.services import LineSpec, order_hold, order_place
 from records.models import Patient
 from tests.conftest import World, login
+from tests.factories import ClientFactory, PatientFactory
 from tests.prescriptions.conftest import Catalogue, rx
 from tests.prescriptions.pages import (
     messages_of,
@@ -85,6 +86,30 @@ def test_staff_see_why_they_cannot_decide_and_cannot_by_posting(
     rx_request.refresh_from_db()
     assert rx_request.status == RxRequest.Status.PENDING
     assert not mail.outbox
+
+
+def test_the_vets_decision_box_says_where_the_owner_is_emailed(
+    world: World, pet: Patient, catalogue: Catalogue
+) -> None:
+    emailed = request_for(world, pet, catalogue)
+    address = url("rx-request-detail", world.a, request_id=emailed.pk)
+    page = text(login(world.a.vet_user).get(address))
+    assert "The owner is emailed your decision and your note at dana@example.org." in page
+    assert "not emailed" not in page
+
+
+def test_the_vets_decision_box_says_an_owner_without_email_is_not_emailed(
+    world: World, catalogue: Catalogue
+) -> None:
+    vet = login(world.a.vet_user)
+    no_email = PatientFactory(client=ClientFactory(clinic=world.a.clinic, email=""), name="Duke")
+    unreachable = request_for(world, no_email, catalogue)
+    page = text(vet.get(url("rx-request-detail", world.a, request_id=unreachable.pk)))
+    assert "The owner is emailed" not in page
+    assert (
+        "The owner has no email address, so they are not emailed your decision or your note:"
+        " tell them by phone." in page
+    )
 
 
 def test_a_vet_declines_with_a_reason_and_the_owner_is_emailed(
