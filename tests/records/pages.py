@@ -17,6 +17,20 @@ LATER = "2026-11-30T09:00:00Z"
 LATEST = "2026-12-05T09:00:00Z"
 
 
+def dana_in_store(clinic: Any, **fields: Any) -> Client:
+    """The store customer the batches' first PIMS client (``owner()``: Dana Whitfield, C-1)
+    merges into automatically: the same email, a surname one letter off."""
+    return ClientFactory(
+        clinic=clinic,
+        customer_ref=fields.pop("customer_ref", "HD-1"),
+        first_name="Dana",
+        last_name="Whitfeld",
+        email="dana@example.org",
+        phone="",
+        **fields,
+    )
+
+
 def possible_match_pair(clinic: Any) -> Client:
     """A store customer (returned) and a PIMS client with the same surname and address but
     another first name (a household?), no phone or pet to tell: a possible match."""

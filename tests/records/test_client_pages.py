@@ -27,6 +27,7 @@ from tests.records.pages import (
     LATER,
     LATEST,
     client_url,
+    dana_in_store,
     list_url,
     names_listed,
     pet_url,
@@ -160,16 +161,7 @@ def test_search_as_you_type_returns_only_the_results_fragment(
 def test_filters_pick_the_right_clients(world: World) -> None:
     clinic = world.a.clinic
     # merged: a store customer the PIMS client C-1 merges into (same email, close name)
-    ClientFactory(
-        clinic=clinic,
-        customer_ref="HD-1",
-        first_name="Dana",
-        last_name="Whitfeld",
-        email="dana@example.org",
-        phone="",
-        address_line1="12 Alder St",
-        postcode="97205",
-    )
+    dana_in_store(clinic, address_line1="12 Alder St", postcode="97205")
     ClientFactory(clinic=clinic, customer_ref="HD-2", first_name="Hugo", last_name="Store")
     ingest(
         clinic,
@@ -314,14 +306,7 @@ def test_an_email_changed_in_the_pims_shows_as_applied_by_sync(world: World) -> 
 
 
 def test_a_value_an_automatic_merge_filled_in_names_the_pims_once(world: World) -> None:
-    customer = ClientFactory(
-        clinic=world.a.clinic,
-        customer_ref="HD-1",
-        first_name="Dana",
-        last_name="Whitfeld",
-        email="dana@example.org",
-        phone="",
-    )
+    customer = dana_in_store(world.a.clinic)
     biscuit = PatientFactory(clinic=world.a.clinic, client=customer, name="biscuit", species="")
     ingest(world.a.clinic, batch(owner()))
     biscuit.refresh_from_db()
@@ -459,14 +444,7 @@ def test_timeline_lists_sync_staff_and_owner_requested_changes_in_order(world: W
 
 def test_an_automatic_merge_shows_its_evidence_in_words_on_the_timeline(world: World) -> None:
     clinic = world.a.clinic
-    customer = ClientFactory(
-        clinic=clinic,
-        customer_ref="HD-1",
-        first_name="Dana",
-        last_name="Whitfeld",
-        email="dana@example.org",
-        phone="",
-    )
+    customer = dana_in_store(clinic)
     ingest(clinic, batch(owner(patients=[])))
     customer.refresh_from_db()
     assert customer.pims_id == "C-1"  # merged automatically
@@ -620,15 +598,8 @@ def test_pages_run_a_bounded_number_of_queries(
 
 def _merged_customer(world: World) -> Client:
     """A home-delivery customer a PIMS client was merged into, with a pet of each side."""
-    customer = ClientFactory(
-        clinic=world.a.clinic,
-        customer_ref="HD-M",
-        first_name="Dana",
-        last_name="Whitfeld",
-        email="dana@example.org",
-        phone="",
-        address_line1="12 Alder Street",
-        postcode="97205",
+    customer = dana_in_store(
+        world.a.clinic, customer_ref="HD-M", address_line1="12 Alder Street", postcode="97205"
     )
     PatientFactory(clinic=world.a.clinic, client=customer, name="biscuit", weight=None)
     ingest(

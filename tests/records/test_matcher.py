@@ -34,6 +34,7 @@ from records.suggestions import suggestions_rescore
 from tests.conftest import World, login
 from tests.factories import ClientFactory, PatientFactory
 from tests.records.batches import batch, ingest, owner
+from tests.records.pages import dana_in_store
 
 
 def person(key: str = "x", **fields: str) -> Person:
@@ -337,16 +338,8 @@ def test_a_rejected_pair_is_never_compared() -> None:
 
 
 def test_a_merge_records_its_evidence_model_and_thresholds(world: World) -> None:
-    hd = ClientFactory(
-        clinic=world.a.clinic,
-        customer_ref="HD-1",
-        first_name="Dana",
-        last_name="Whitfeld",
-        email="dana@example.org",
-        phone="",
-        address_line1="12 Alder Street",
-        city="Portland",
-        postcode="97205",
+    hd = dana_in_store(
+        world.a.clinic, address_line1="12 Alder Street", city="Portland", postcode="97205"
     )
     run = ingest(world.a.clinic, batch(owner()))
 

@@ -22,6 +22,7 @@ from tests.records.pages import (
     LATER,
     LATEST,
     client_url,
+    dana_in_store,
     section,
 )
 
@@ -157,16 +158,7 @@ def test_unmerge_of_an_automatic_merge_makes_the_pims_record_a_client_again(
     from records.merging import client_snapshot, patient_snapshot
 
     clinic = world.a.clinic
-    customer = ClientFactory(
-        clinic=clinic,
-        customer_ref="HD-1",
-        first_name="Dana",
-        last_name="Whitfeld",
-        email="dana@example.org",
-        phone="",
-        address_line1="12 Alder Street",
-        postcode="97205",
-    )
+    customer = dana_in_store(clinic, address_line1="12 Alder Street", postcode="97205")
     biscuit = PatientFactory(
         clinic=clinic, client=customer, name="biscuit", species="", weight=None
     )
@@ -221,14 +213,7 @@ def test_unmerge_of_an_automatic_merge_makes_the_pims_record_a_client_again(
 
 def test_unmerge_needs_a_reason(world: World) -> None:
     clinic = world.a.clinic
-    customer = ClientFactory(
-        clinic=clinic,
-        customer_ref="HD-1",
-        first_name="Dana",
-        last_name="Whitfeld",
-        email="dana@example.org",
-        phone="",
-    )
+    customer = dana_in_store(clinic)
     ingest(clinic, batch(owner(patients=[])))
     merge = ClientMerge.objects.get()
     response = login(world.a.staff).post(
