@@ -10,7 +10,7 @@ from typing import Any, cast
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Page, Paginator
+from django.core.paginator import Page
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Exists, Model, OuterRef, Q, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
@@ -38,7 +38,7 @@ from prescriptions.models import (
     WritebackItem,
     WritebackQuerySet,
 )
-from vetsync.lib.numbers import page_number
+from vetsync.lib.paging import page_of
 from vetsync.lib.subqueries import count_of
 
 Status = WritebackItem.Status
@@ -472,7 +472,7 @@ def writeback_health_page(number: str | None) -> tuple[Page, list[dict[str, Any]
         )
         .order_by("-failed", "-has_incident", "-pending", "name", "pk")
     )
-    page = Paginator(clinics, HEALTH_PAGE).get_page(page_number(number))
+    page = page_of(clinics, HEALTH_PAGE, number)
     incidents = {
         row.clinic_id: row
         for row in WritebackIncident.objects.filter(

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.paginator import Page, Paginator
+from django.core.paginator import Page
 from django.db.models import (
     BooleanField,
     Case,
@@ -33,7 +33,7 @@ from django.utils import timezone
 from clinics.models import Connector, Integration
 from prescriptions.models import WritebackIncident, WritebackItem
 from records.models import FullExtract, SyncRun
-from vetsync.lib.numbers import page_number
+from vetsync.lib.paging import page_of
 from vetsync.lib.subqueries import count_of
 
 RECENT = dt.timedelta(days=7)
@@ -149,7 +149,7 @@ def integration_health(
     query = params.get("q", "").strip()[:100]
     every = integrations_with_health(now=now)
     shown = _filtered(every, connector=connector, state=state, query=query)
-    page = Paginator(shown, PAGE_SIZE).get_page(page_number(params.get("page")))
+    page = page_of(shown, PAGE_SIZE, params.get("page"))
     integrations = list(page.object_list)
     clinic_ids = [i.clinic_id for i in integrations]
     extracts: dict[int, FullExtract] = {}

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.paginator import Page, Paginator
+from django.core.paginator import Page
 from django.http import HttpRequest
 
-from vetsync.lib.numbers import page_number
+from vetsync.lib.paging import page_of
 
 PAGE_SIZE = 50
 
 
 def list_page(request: HttpRequest, rows: Any) -> Page[Any]:
     """The ``?page=`` asked for (the last one past the end; the first for anything else)."""
-    return Paginator(rows, PAGE_SIZE).get_page(page_number(request.GET.get("page")))
+    return page_of(rows, PAGE_SIZE, request.GET.get("page"))
 
 
 def list_template(request: HttpRequest, template: str, results_id: str) -> str:

@@ -9,7 +9,6 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -21,7 +20,7 @@ from records import care
 from records.history import TIMELINE_LIMIT, record_events, record_outcomes, timeline
 from records.models import CARE_LOG_PERMISSION, Client
 from records.panels import client_panels
-from vetsync.lib.numbers import page_number
+from vetsync.lib.paging import page_of
 
 
 def care_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -138,8 +137,7 @@ def care_log(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied("Pet Owner Care leads only.")
     form = care.CareLogFilterForm(request.GET or None)
     filters = form.filters() if request.GET else care.CareLogFilters()
-    number = page_number(request.GET.get("page"))
-    page = Paginator(care.care_log(filters), CARE_LOG_PAGE_SIZE).get_page(number)
+    page = page_of(care.care_log(filters), CARE_LOG_PAGE_SIZE, request.GET.get("page"))
     return TemplateResponse(
         request,
         "records/care_log.html",

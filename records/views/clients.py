@@ -7,7 +7,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.db.models import Prefetch, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -30,7 +29,7 @@ from records.merging import client_unmerge as client_unmerge_service
 from records.models import Client, ClientMerge, ClientQuerySet, ManualUpdate, Patient
 from records.panels import client_panels
 from records.suggestions import suggestions_rescore
-from vetsync.lib.numbers import page_number
+from vetsync.lib.paging import page_of
 
 PAGE_SIZE = 50
 
@@ -85,13 +84,12 @@ def client_list(request: HttpRequest, clinic_slug: str) -> HttpResponse:
     order = [f"-{f}" if descending else f for f in LIST_SORTS[sort][1]]
     ids = clients.order_by(*order).values_list("pk", flat=True)
     truncated = False
-    number = page_number(request.GET.get("page"))
     if query:
         found = list(ids[: SEARCH_LIMIT + 1])
         truncated = len(found) > SEARCH_LIMIT
-        page = Paginator(found[:SEARCH_LIMIT], PAGE_SIZE).get_page(number)
+        page = page_of(found[:SEARCH_LIMIT], PAGE_SIZE, request.GET.get("page"))
     else:
-        page = Paginator(ids, PAGE_SIZE).get_page(number)
+        page = page_of(ids, PAGE_SIZE, request.GET.get("page"))
     page_ids = list(page.object_list)
     rows = Client.objects.filter(pk__in=page_ids).prefetch_related(
         Prefetch(

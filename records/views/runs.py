@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import redirect
@@ -21,7 +20,8 @@ from records.reports import REPORT_COLUMNS, report_rows
 from records.sync import sync_lock_holder, sync_run_resume, sync_run_retry_quarantined
 from records.tasks import ezyvet_pull_enqueue, sync_run_apply_enqueue
 from vetsync.lib.csv_safe import formula_safe_writer
-from vetsync.lib.numbers import id_from, page_number
+from vetsync.lib.numbers import id_from
+from vetsync.lib.paging import page_of
 
 PAGE_SIZE = 50
 # The quarantine section lists this many; the outcomes below page through every one.
@@ -36,7 +36,7 @@ def run_list(request: HttpRequest, clinic_slug: str) -> HttpResponse:
     """What changed: every run of the clinic, newest first."""
     clinic = clinic_for_user(request, clinic_slug)
     runs = SyncRun.objects.for_clinic(clinic).order_by("-created_at", "-id")
-    page = Paginator(runs, PAGE_SIZE).get_page(page_number(request.GET.get("page")))
+    page = page_of(runs, PAGE_SIZE, request.GET.get("page"))
     return TemplateResponse(
         request,
         "records/sync_runs.html",
@@ -69,7 +69,7 @@ def run_detail(request: HttpRequest, clinic_slug: str, run_id: int) -> HttpRespo
         "outcome_choices": Outcome.choices,
         "shown": shown,
         "query": query,
-        "page": Paginator(outcomes, PAGE_SIZE).get_page(page_number(request.GET.get("page"))),
+        "page": page_of(outcomes, PAGE_SIZE, request.GET.get("page")),
         "quarantined": quarantined[:QUARANTINE_SHOWN],
         "quarantine_shown": QUARANTINE_SHOWN,
         "quarantined_label": Outcome.QUARANTINED.label,

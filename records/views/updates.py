@@ -6,7 +6,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -26,7 +25,7 @@ from records.services import (
     possible_match_reject,
 )
 from records.suggestions import suggestions_rescore
-from vetsync.lib.numbers import page_number
+from vetsync.lib.paging import page_of
 
 PAGE_SIZE = 50
 
@@ -45,7 +44,7 @@ def _queue_context(request: HttpRequest, clinic: Any, kind: str) -> dict[str, An
         "kind": kind,
         "kinds": ManualUpdate.Kind.choices,
         "counts": manual_update_counts(clinic=clinic),
-        "page": Paginator(updates, PAGE_SIZE).get_page(page_number(request.GET.get("page"))),
+        "page": page_of(updates, PAGE_SIZE, request.GET.get("page")),
     }
 
 
